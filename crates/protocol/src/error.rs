@@ -1,0 +1,101 @@
+//! Kafka error codes, as numbered by the protocol guide.
+
+/// A Kafka protocol error code. Only the codes Strom produces are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i16)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    UnknownServerError = -1,
+    None = 0,
+    OffsetOutOfRange = 1,
+    CorruptMessage = 2,
+    UnknownTopicOrPartition = 3,
+    InvalidFetchSize = 4,
+    LeaderNotAvailable = 5,
+    NotLeaderOrFollower = 6,
+    RequestTimedOut = 7,
+    MessageTooLarge = 10,
+    InvalidTopicException = 17,
+    RecordListTooLarge = 18,
+    NotEnoughReplicas = 19,
+    InvalidRequiredAcks = 21,
+    InvalidTimestamp = 32,
+    UnsupportedForMessageFormat = 43,
+    UnsupportedVersion = 35,
+    TopicAlreadyExists = 36,
+    InvalidPartitions = 37,
+    InvalidReplicationFactor = 38,
+    InvalidReplicaAssignment = 39,
+    InvalidConfig = 40,
+    InvalidRequest = 42,
+    PolicyViolation = 44,
+    KafkaStorageError = 56,
+    UnknownTopicId = 100,
+    FetchSessionIdNotFound = 70,
+    InvalidFetchSessionEpoch = 71,
+    FetchSessionTopicIdError = 106,
+    InconsistentTopicId = 103,
+    UnknownLeaderEpoch = 75,
+    FencedLeaderEpoch = 74,
+    TopicDeletionDisabled = 73,
+    GroupAuthorizationFailed = 30,
+    CoordinatorNotAvailable = 15,
+    InvalidRecord = 87,
+}
+
+impl ErrorCode {
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+
+    /// Whether a client should retry the request that got this code.
+    pub fn is_retriable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::CorruptMessage
+                | ErrorCode::UnknownTopicOrPartition
+                | ErrorCode::LeaderNotAvailable
+                | ErrorCode::NotLeaderOrFollower
+                | ErrorCode::RequestTimedOut
+                | ErrorCode::NotEnoughReplicas
+                | ErrorCode::KafkaStorageError
+                | ErrorCode::CoordinatorNotAvailable
+                | ErrorCode::UnknownTopicId
+        )
+    }
+}
+
+/// A readable name for an error code a peer returned.
+pub fn error_name(code: i16) -> &'static str {
+    match code {
+        -1 => "UNKNOWN_SERVER_ERROR",
+        0 => "NONE",
+        1 => "OFFSET_OUT_OF_RANGE",
+        2 => "CORRUPT_MESSAGE",
+        3 => "UNKNOWN_TOPIC_OR_PARTITION",
+        4 => "INVALID_FETCH_SIZE",
+        5 => "LEADER_NOT_AVAILABLE",
+        6 => "NOT_LEADER_OR_FOLLOWER",
+        7 => "REQUEST_TIMED_OUT",
+        10 => "MESSAGE_TOO_LARGE",
+        17 => "INVALID_TOPIC_EXCEPTION",
+        18 => "RECORD_LIST_TOO_LARGE",
+        19 => "NOT_ENOUGH_REPLICAS",
+        21 => "INVALID_REQUIRED_ACKS",
+        32 => "INVALID_TIMESTAMP",
+        35 => "UNSUPPORTED_VERSION",
+        36 => "TOPIC_ALREADY_EXISTS",
+        37 => "INVALID_PARTITIONS",
+        38 => "INVALID_REPLICATION_FACTOR",
+        39 => "INVALID_REPLICA_ASSIGNMENT",
+        40 => "INVALID_CONFIG",
+        42 => "INVALID_REQUEST",
+        43 => "UNSUPPORTED_FOR_MESSAGE_FORMAT",
+        44 => "POLICY_VIOLATION",
+        56 => "KAFKA_STORAGE_ERROR",
+        70 => "FETCH_SESSION_ID_NOT_FOUND",
+        71 => "INVALID_FETCH_SESSION_EPOCH",
+        100 => "UNKNOWN_TOPIC_ID",
+        _ => "UNKNOWN_ERROR_CODE",
+    }
+}

@@ -1,0 +1,65 @@
+//! The APIs and versions Strom answers, as advertised in ApiVersions.
+//!
+//! Every range here lies within what the `kafka-protocol` codec can decode, with one
+//! deliberate exception: Produce is advertised from v0 because librdkafka before 2.x
+//! turns compression off when a broker does not list Produce v0-v2. Such requests
+//! are refused when they actually arrive (see [`is_accepted`]).
+
+use kafka_protocol::messages::ApiKey;
+
+/// (api, advertised min, advertised max).
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 9),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The lowest Produce version whose requests are actually served.
+pub const PRODUCE_MIN_ACCEPTED: i16 = 3;
+
+/// The advertised range for an API, if Strom serves it at all.
+pub fn advertised(api: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == api)
+        .map(|&(_, lo, hi)| (lo, hi))
+}
+
+/// Whether a request of this API and version is served (rather than refused).
+pub fn is_accepted(api: ApiKey, version: i16) -> bool {
+    match advertised(api) {
+        Some((lo, hi)) => {
+            let lo = if api == ApiKey::Produce { lo.max(PRODUCE_MIN_ACCEPTED) } else { lo };
+            version >= lo && version <= hi
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_ranges_are_decodable_by_the_codec() {
+        for &(api, lo, hi) in SUPPORTED {
+            let valid = api.valid_versions();
+            let lo = if api == ApiKey::Produce { PRODUCE_MIN_ACCEPTED } else { lo };
+            assert!(lo >= valid.min && hi <= valid.max, "{api:?} {lo}..{hi} outside codec {valid:?}");
+        }
+    }
+
+    #[test]
+    fn produce_v2_is_advertised_but_refused() {
+        assert_eq!(advertised(ApiKey::Produce), Some((0, 11)));
+        assert!(!is_accepted(ApiKey::Produce, 2));
+        assert!(is_accepted(ApiKey::Produce, 3));
+    }
+}
