@@ -1,0 +1,465 @@
+//! A partition log: an ordered set of segments, the log end offset, the log start
+//! offset and the recovery point (everything below it is fsynced).
+//!
+//! Concurrency: one `std::sync::Mutex` per partition guards the segment list and
+//! offsets. It is held only to validate order, patch offsets and `pwrite`; reads
+//! take a snapshot of the segment under the lock and `pread` outside it. fsync runs
+//! on the blocking pool without the lock, and many waiters share one fsync (group
+//! commit, see [`Log::flush_to`]).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use strom_protocol::batch::{self, BatchError, BatchView, LOG_OVERHEAD};
+use tokio::sync::watch;
+
+use crate::segment::Segment;
+use crate::{now_ms, StorageError};
+
+/// The per-topic settings the log needs, under Kafka's names in comments.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `segment.bytes`
+    pub segment_bytes: u64,
+    /// `segment.ms`
+    pub segment_ms: i64,
+    /// `max.message.bytes`
+    pub max_message_bytes: usize,
+    /// `index.interval.bytes`
+    pub index_interval_bytes: usize,
+    /// `flush.messages`
+    pub flush_messages: i64,
+    /// `flush.ms`
+    pub flush_ms: i64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            max_message_bytes: 1_048_588,
+            index_interval_bytes: 4096,
+            flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+    /// Whether `flush.messages` now asks for a flush.
+    pub flush_due: bool,
+}
+
+/// What a read returned.
+#[derive(Debug, Clone)]
+pub struct ReadInfo {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+struct Inner {
+    segments: BTreeMap<i64, Segment>,
+    next_offset: i64,
+    log_start_offset: i64,
+    unflushed_messages: i64,
+    last_flush_ms: i64,
+    /// Files of rolled segments (and the directory) that still need an fsync.
+    pending_sync: Vec<File>,
+    config: LogConfig,
+    leader_epoch: i32,
+}
+
+pub struct Log {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    flushing: AtomicBool,
+    /// Offset below which everything is fsynced (the recovery point).
+    flushed: watch::Sender<i64>,
+    /// The log end offset, for fetches waiting on new data.
+    end: watch::Sender<i64>,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`. With `clean`, segments are loaded
+    /// from their indexes; otherwise every segment from the recovery point on is
+    /// scanned with CRC checks and truncated at the first torn or invalid batch.
+    pub fn open(dir: &Path, config: LogConfig, clean: bool, recovery_point: i64, log_start: i64) -> Result<Log, StorageError> {
+        std::fs::create_dir_all(dir)?;
+        let now = now_ms();
+        let mut bases: Vec<i64> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".log")?.parse::<i64>().ok()
+            })
+            .collect();
+        bases.sort_unstable();
+        let mut segments = BTreeMap::new();
+        let scan_from = bases.iter().rev().find(|&&b| b <= recovery_point).copied().unwrap_or(i64::MIN);
+        let mut cut = false;
+        for &base in &bases {
+            if cut {
+                tracing::warn!(dir = %dir.display(), base, "removing segment after a truncated one");
+                remove_segment_files(dir, base);
+                continue;
+            }
+            let seg = if clean || base < scan_from {
+                Segment::open_trusted(dir, base, now)?
+            } else {
+                let (seg, truncated) = Segment::open_recover(dir, base, now)?;
+                cut = truncated;
+                seg
+            };
+            segments.insert(base, seg);
+        }
+        // Drop empty trailing segments other than the first (they carry no offsets).
+        let next_offset = segments.values().next_back().map(|s| s.next_offset).unwrap_or(0);
+        if segments.is_empty() {
+            segments.insert(0, Segment::create(dir, 0, now)?);
+        }
+        let first_base = segments.keys().next().copied().unwrap_or(0);
+        let log_start_offset = log_start.max(first_base).min(next_offset);
+        let recovered = recovery_point.min(next_offset).max(0);
+        let (flushed, _) = watch::channel(if clean { next_offset } else { recovered });
+        let (end, _) = watch::channel(next_offset);
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            inner: Mutex::new(Inner {
+                segments,
+                next_offset,
+                log_start_offset,
+                unflushed_messages: 0,
+                last_flush_ms: now,
+                pending_sync: Vec::new(),
+                config,
+                leader_epoch: 0,
+            }),
+            flushing: AtomicBool::new(false),
+            flushed,
+            end,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock poisons it; the data it guards is still
+        // consistent at every await-free step, so keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn set_config(&self, config: LogConfig) {
+        self.lock().config = config;
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.lock().config.clone()
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        *self.end.borrow()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.lock().log_start_offset
+    }
+
+    pub fn recovery_point(&self) -> i64 {
+        *self.flushed.borrow()
+    }
+
+    /// A receiver that changes whenever the log end offset moves.
+    pub fn subscribe_end(&self) -> watch::Receiver<i64> {
+        self.end.subscribe()
+    }
+
+    /// Validates and appends a producer's record set, assigning offsets in place.
+    pub fn append(&self, mut data: Vec<u8>) -> Result<AppendInfo, StorageError> {
+        let max = self.lock().config.max_message_bytes;
+        // CRC work happens before taking the lock.
+        batch::validate(&data, max).map_err(map_batch_error)?;
+        let mut inner = self.lock();
+        let now = now_ms();
+        let epoch = inner.leader_epoch;
+        let base_offset = inner.next_offset;
+        let mut next = base_offset;
+        let mut placed = Vec::new();
+        let mut at = 0usize;
+        while at < data.len() {
+            let (len, delta, max_ts) = {
+                let v = BatchView::parse(&data[at..]).map_err(map_batch_error)?;
+                (v.total_len(), v.last_offset_delta(), v.max_timestamp())
+            };
+            batch::patch_offsets(&mut data[at..at + len], next, epoch);
+            placed.push((at, next, max_ts, len));
+            next += delta as i64 + 1;
+            at += len;
+        }
+        self.maybe_roll(&mut inner, data.len() as u64, now)?;
+        let interval = inner.config.index_interval_bytes;
+        let active = inner.segments.values_mut().next_back().ok_or(StorageError::Offline)?;
+        active.append(&data, &placed, next, interval)?;
+        inner.next_offset = next;
+        inner.unflushed_messages += next - base_offset;
+        let flush_due = inner.unflushed_messages >= inner.config.flush_messages;
+        let log_start_offset = inner.log_start_offset;
+        drop(inner);
+        self.end.send_replace(next);
+        Ok(AppendInfo { base_offset, last_offset: next - 1, log_start_offset, flush_due })
+    }
+
+    fn maybe_roll(&self, inner: &mut Inner, incoming: u64, now: i64) -> Result<(), StorageError> {
+        let next_offset = inner.next_offset;
+        let (segment_bytes, segment_ms) = (inner.config.segment_bytes, inner.config.segment_ms);
+        let Some(active) = inner.segments.values().next_back() else { return Ok(()) };
+        let full = active.size > 0 && active.size + incoming > segment_bytes;
+        let old = active.size > 0 && now - active.created_ms >= segment_ms;
+        let index_full = active.index.len() >= (1 << 20) || next_offset - active.base_offset >= u32::MAX as i64;
+        if !(full || old || index_full) {
+            return Ok(());
+        }
+        let log = active.log.try_clone()?;
+        let (idx, tidx) = active.index_files()?;
+        inner.pending_sync.extend([log, idx, tidx]);
+        let seg = Segment::create(&self.dir, next_offset, now)?;
+        inner.segments.insert(next_offset, seg);
+        inner.pending_sync.push(File::open(&self.dir)?);
+        tracing::debug!(dir = %self.dir.display(), base = next_offset, "rolled segment");
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one holding `offset`, up to
+    /// `max_bytes` (at least one batch, whatever its size).
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadInfo, StorageError> {
+        let (file, start, end, hw, log_start) = {
+            let inner = self.lock();
+            let hw = inner.next_offset;
+            if offset < inner.log_start_offset || offset > hw {
+                return Err(StorageError::OffsetOutOfRange { offset, start: inner.log_start_offset, end: hw });
+            }
+            if offset == hw {
+                return Ok(ReadInfo { records: Bytes::new(), high_watermark: hw, log_start_offset: inner.log_start_offset });
+            }
+            // The segment holding `offset`, or the next non-empty one if it fell in a gap.
+            let seg = inner
+                .segments
+                .range(..=offset)
+                .next_back()
+                .filter(|(_, s)| s.next_offset > offset)
+                .or_else(|| inner.segments.range(offset + 1..).find(|(_, s)| s.size > 0))
+                .map(|(_, s)| s);
+            let Some(seg) = seg else {
+                return Ok(ReadInfo { records: Bytes::new(), high_watermark: hw, log_start_offset: inner.log_start_offset });
+            };
+            (seg.log.clone(), seg.lookup(offset), seg.size, hw, inner.log_start_offset)
+        };
+        let records = read_batches(&file, start, end, offset, max_bytes)?;
+        Ok(ReadInfo { records, high_watermark: hw, log_start_offset: log_start })
+    }
+
+    /// The first offset whose batch has a max timestamp >= `ts`, with that
+    /// batch's bytes so the caller can find the exact record. `None` if no batch.
+    pub fn find_by_timestamp(&self, ts: i64) -> Result<Option<Bytes>, StorageError> {
+        let candidates: Vec<(Arc<File>, u64, u64)> = {
+            let inner = self.lock();
+            inner
+                .segments
+                .values()
+                .filter(|s| s.max_timestamp >= ts && s.size > 0)
+                .map(|s| (s.log.clone(), s.lookup_time(ts), s.size))
+                .collect()
+        };
+        for (file, start, end) in candidates {
+            let mut pos = start;
+            while pos < end {
+                let batch = read_one_batch(&file, pos, end)?;
+                let Some(batch) = batch else { break };
+                let v = BatchView::parse(&batch).map_err(map_batch_error)?;
+                if v.max_timestamp() >= ts {
+                    return Ok(Some(batch));
+                }
+                pos += v.total_len() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The batch holding the largest timestamp in the log (first one on ties).
+    pub fn max_timestamp_batch(&self) -> Result<Option<Bytes>, StorageError> {
+        let best = {
+            let inner = self.lock();
+            let max = inner.segments.values().map(|s| s.max_timestamp).max().unwrap_or(-1);
+            if max < 0 {
+                return Ok(None);
+            }
+            max
+        };
+        self.find_by_timestamp(best)
+    }
+
+    /// Makes everything below `offset` durable. Concurrent callers share fsyncs:
+    /// one caller runs an fsync covering everything appended so far while the rest
+    /// wait for its result, then re-check (group commit).
+    pub async fn flush_to(&self, offset: i64) -> Result<(), StorageError> {
+        loop {
+            let mut rx = self.flushed.subscribe();
+            if *rx.borrow_and_update() >= offset {
+                return Ok(());
+            }
+            if self.flushing.swap(true, Ordering::AcqRel) {
+                // Someone else is syncing; it always publishes when done.
+                if rx.changed().await.is_err() {
+                    return Err(StorageError::Offline);
+                }
+                continue;
+            }
+            let result = self.flush_once().await;
+            self.flushing.store(false, Ordering::Release);
+            match result {
+                Ok(target) => {
+                    self.flushed.send_modify(|v| *v = (*v).max(target));
+                }
+                Err(e) => {
+                    self.flushed.send_modify(|_| {});
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn flush_once(&self) -> Result<i64, StorageError> {
+        let (mut files, target) = {
+            let mut inner = self.lock();
+            let mut files = std::mem::take(&mut inner.pending_sync);
+            if let Some(active) = inner.segments.values().next_back() {
+                files.push(active.log.try_clone()?);
+            }
+            inner.unflushed_messages = 0;
+            inner.last_flush_ms = now_ms();
+            (files, inner.next_offset)
+        };
+        let res = tokio::task::spawn_blocking(move || -> io::Result<()> {
+            for f in files.drain(..) {
+                f.sync_data()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|_| StorageError::Offline)?;
+        res?;
+        Ok(target)
+    }
+
+    /// Whether `flush.ms` has elapsed with unflushed data.
+    pub fn flush_time_due(&self, now: i64) -> bool {
+        let inner = self.lock();
+        inner.unflushed_messages > 0 && now - inner.last_flush_ms >= inner.config.flush_ms
+    }
+
+    /// Flushes everything appended so far (used at shutdown and by `flush.ms`).
+    pub async fn flush_all(&self) -> Result<(), StorageError> {
+        let end = self.log_end_offset();
+        self.flush_to(end).await
+    }
+
+    /// Syncs everything synchronously (shutdown path, outside the runtime).
+    pub fn flush_blocking(&self) -> Result<(), StorageError> {
+        let mut inner = self.lock();
+        for f in inner.pending_sync.drain(..) {
+            f.sync_data()?;
+        }
+        for s in inner.segments.values() {
+            s.log.sync_data()?;
+            let (i, t) = s.index_files()?;
+            i.sync_data()?;
+            t.sync_data()?;
+        }
+        let end = inner.next_offset;
+        drop(inner);
+        self.flushed.send_modify(|v| *v = (*v).max(end));
+        Ok(())
+    }
+}
+
+fn remove_segment_files(dir: &Path, base: i64) {
+    for ext in ["log", "index", "timeindex"] {
+        let _ = std::fs::remove_file(dir.join(crate::segment::file_name(base, ext)));
+    }
+}
+
+fn map_batch_error(e: BatchError) -> StorageError {
+    match e {
+        BatchError::TooLarge { size, max } => StorageError::MessageTooLarge { size, max },
+        other => StorageError::Corrupt(other.to_string()),
+    }
+}
+
+/// Reads the batch at `pos` whole, or `None` if it is not complete before `end`.
+fn read_one_batch(file: &File, pos: u64, end: u64) -> Result<Option<Bytes>, StorageError> {
+    if pos + LOG_OVERHEAD as u64 > end {
+        return Ok(None);
+    }
+    let mut head = [0u8; LOG_OVERHEAD];
+    file.read_exact_at(&mut head, pos)?;
+    let len = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+    if len < 49 || pos + LOG_OVERHEAD as u64 + len as u64 > end {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; LOG_OVERHEAD + len as usize];
+    file.read_exact_at(&mut buf, pos)?;
+    Ok(Some(Bytes::from(buf)))
+}
+
+/// Reads from `start` (an index point at or before the wanted batch), skips
+/// batches that end before `offset`, and returns whole batches up to `max_bytes`.
+fn read_batches(file: &File, mut start: u64, end: u64, offset: i64, max_bytes: usize) -> Result<Bytes, StorageError> {
+    // Skip forward over batch headers until the one containing `offset`.
+    let mut head = [0u8; batch::HEADER_LEN];
+    while start + batch::HEADER_LEN as u64 <= end {
+        file.read_exact_at(&mut head, start)?;
+        let len = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+        if len < 49 {
+            return Err(StorageError::Corrupt(format!("bad batch length {len} at {start}")));
+        }
+        let base = i64::from_be_bytes([head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7]]);
+        let delta = i32::from_be_bytes([head[23], head[24], head[25], head[26]]);
+        if base + delta as i64 >= offset {
+            break;
+        }
+        start += LOG_OVERHEAD as u64 + len as u64;
+    }
+    if start >= end {
+        return Ok(Bytes::new());
+    }
+    let want = ((end - start) as usize).min(max_bytes.max(batch::HEADER_LEN));
+    let mut buf = vec![0u8; want];
+    file.read_exact_at(&mut buf, start)?;
+    // Trim to whole batches; if not even one fits, read the first one whole.
+    let mut keep = 0usize;
+    for b in batch::BatchIter::new(&buf) {
+        match b {
+            Ok(v) => keep += v.total_len(),
+            Err(_) => break,
+        }
+    }
+    if keep == 0 {
+        return Ok(read_one_batch(file, start, end)?.unwrap_or_default());
+    }
+    buf.truncate(keep);
+    Ok(Bytes::from(buf))
+}

@@ -1,0 +1,315 @@
+//! One segment of a partition log: `<base>.log`, `<base>.index`, `<base>.timeindex`.
+//!
+//! - `.log` holds v2 record batches exactly as stored (offsets patched in place).
+//! - `.index` is sparse: 8-byte entries `(relative offset: u32, position: u32)`,
+//!   one per `index.interval.bytes` of log, each pointing at a batch start. The
+//!   relative offset is the batch's base offset minus the segment's base offset.
+//! - `.timeindex` is sparse too: 12-byte entries `(max timestamp so far: i64,
+//!   relative offset: u32)`, written when the segment's max timestamp grows at an
+//!   index point. Every batch before the entry's batch has a smaller-or-equal max
+//!   timestamp, so a search can start at the last entry below its target.
+//!
+//! The indexes are kept in memory and mirrored to their files as entries are added.
+//! They are a cache of the `.log`: recovery rebuilds them from it.
+//!
+//! Thread safety: a `Segment` is owned by its `Log`'s mutex; the `.log` file handle
+//! is shared (`Arc<File>`) so reads (`pread`) happen outside that mutex.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strom_protocol::batch::{BatchView, LOG_OVERHEAD};
+
+pub const INDEX_ENTRY: usize = 8;
+pub const TIME_ENTRY: usize = 12;
+
+pub fn file_name(base: i64, ext: &str) -> String {
+    format!("{base:020}.{ext}")
+}
+
+#[derive(Debug)]
+pub struct Segment {
+    pub base_offset: i64,
+    pub log: Arc<File>,
+    pub log_path: PathBuf,
+    index_file: File,
+    time_file: File,
+    pub size: u64,
+    /// (relative offset, position)
+    pub index: Vec<(u32, u32)>,
+    /// (max timestamp so far, relative offset)
+    pub time_index: Vec<(i64, u32)>,
+    bytes_since_index: usize,
+    pub max_timestamp: i64,
+    /// Offset after the last batch in this segment.
+    pub next_offset: i64,
+    /// Wall-clock ms when the segment was created or loaded (for `segment.ms`).
+    pub created_ms: i64,
+}
+
+impl Segment {
+    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let log = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&log_path)?;
+        let index_file = open_rw(&dir.join(file_name(base_offset, "index")), true)?;
+        let time_file = open_rw(&dir.join(file_name(base_offset, "timeindex")), true)?;
+        Ok(Segment {
+            base_offset,
+            log: Arc::new(log),
+            log_path,
+            index_file,
+            time_file,
+            size: 0,
+            index: Vec::new(),
+            time_index: Vec::new(),
+            bytes_since_index: 0,
+            max_timestamp: -1,
+            next_offset: base_offset,
+            created_ms: now_ms,
+        })
+    }
+
+    /// Opens an existing segment and loads its indexes from their files without
+    /// reading the log, except for the tail after the last index entry (to learn
+    /// the next offset). Falls back to a full rebuild if the indexes look wrong.
+    pub fn open_trusted(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
+        let mut seg = Self::open_files(dir, base_offset, now_ms)?;
+        let index_ok = seg.load_indexes()?;
+        if !index_ok {
+            tracing::warn!(segment = %seg.log_path.display(), "index inconsistent, rebuilding");
+            seg.rebuild(false)?;
+            return Ok(seg);
+        }
+        // Walk batch headers from the last index point to find the end.
+        let start = seg.index.last().map(|&(_, p)| p as u64).unwrap_or(0);
+        let (end, next, max_ts, _) = seg.scan(start, false, |_, _| {})?;
+        if end != seg.size {
+            // A torn tail despite a clean marker: treat like recovery.
+            seg.truncate_to(end)?;
+        }
+        seg.next_offset = next.max(seg.base_offset);
+        seg.max_timestamp = seg.max_timestamp.max(max_ts);
+        Ok(seg)
+    }
+
+    /// Opens an existing segment and rebuilds everything by scanning the log,
+    /// checking each batch's CRC and truncating at the first bad or torn batch.
+    /// Returns the segment and whether it was truncated.
+    pub fn open_recover(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<(Segment, bool)> {
+        let mut seg = Self::open_files(dir, base_offset, now_ms)?;
+        let truncated = seg.rebuild(true)?;
+        Ok((seg, truncated))
+    }
+
+    fn open_files(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
+        let size = log.metadata()?.len();
+        let index_file = open_rw(&dir.join(file_name(base_offset, "index")), false)?;
+        let time_file = open_rw(&dir.join(file_name(base_offset, "timeindex")), false)?;
+        Ok(Segment {
+            base_offset,
+            log: Arc::new(log),
+            log_path,
+            index_file,
+            time_file,
+            size,
+            index: Vec::new(),
+            time_index: Vec::new(),
+            bytes_since_index: 0,
+            max_timestamp: -1,
+            next_offset: base_offset,
+            created_ms: now_ms,
+        })
+    }
+
+    fn load_indexes(&mut self) -> io::Result<bool> {
+        let raw = read_all(&self.index_file)?;
+        let mut last: Option<(u32, u32)> = None;
+        for e in raw.chunks_exact(INDEX_ENTRY) {
+            let rel = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+            let pos = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
+            if pos as u64 >= self.size || last.is_some_and(|(r, p)| rel <= r || pos <= p) {
+                return Ok(false);
+            }
+            last = Some((rel, pos));
+            self.index.push((rel, pos));
+        }
+        let raw = read_all(&self.time_file)?;
+        for e in raw.chunks_exact(TIME_ENTRY) {
+            let mut ts = [0u8; 8];
+            ts.copy_from_slice(&e[..8]);
+            let ts = i64::from_be_bytes(ts);
+            let rel = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
+            self.time_index.push((ts, rel));
+            self.max_timestamp = self.max_timestamp.max(ts);
+        }
+        Ok(true)
+    }
+
+    /// Scans batches from `start`. Returns (end position of the last good batch,
+    /// next offset, max timestamp, whether a bad batch stopped the scan).
+    /// `on_batch(position, view)` sees each good batch.
+    fn scan(
+        &self,
+        start: u64,
+        check_crc: bool,
+        mut on_batch: impl FnMut(u64, &BatchView<'_>),
+    ) -> io::Result<(u64, i64, i64, bool)> {
+        const CHUNK: usize = 1 << 20;
+        let mut pos = start;
+        let mut next = self.base_offset;
+        let mut max_ts = -1;
+        let mut buf = Vec::new();
+        let mut last_offset = self.base_offset - 1;
+        while pos < self.size {
+            let want = ((self.size - pos) as usize).min(CHUNK);
+            buf.resize(want, 0);
+            self.log.read_exact_at(&mut buf, pos)?;
+            let mut at = 0usize;
+            loop {
+                let rest = &buf[at..];
+                if rest.len() < LOG_OVERHEAD {
+                    break;
+                }
+                let len = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
+                if len < 49 {
+                    return Ok((pos + at as u64, next, max_ts, true));
+                }
+                let total = LOG_OVERHEAD + len as usize;
+                if total > rest.len() {
+                    if at == 0 {
+                        // A single batch larger than the chunk: read it whole.
+                        if pos + total as u64 > self.size {
+                            return Ok((pos, next, max_ts, true));
+                        }
+                        buf.resize(total, 0);
+                        self.log.read_exact_at(&mut buf, pos)?;
+                        continue;
+                    }
+                    break;
+                }
+                let view = match BatchView::parse(rest) {
+                    Ok(v) => v,
+                    Err(_) => return Ok((pos + at as u64, next, max_ts, true)),
+                };
+                let bad_crc = check_crc && view.crc() != view.computed_crc();
+                if bad_crc || view.magic() != 2 || view.base_offset() <= last_offset {
+                    return Ok((pos + at as u64, next, max_ts, true));
+                }
+                on_batch(pos + at as u64, &view);
+                last_offset = view.last_offset();
+                next = view.last_offset() + 1;
+                max_ts = max_ts.max(view.max_timestamp());
+                at += total;
+            }
+            if at == 0 {
+                break;
+            }
+            pos += at as u64;
+        }
+        Ok((pos, next, max_ts, pos < self.size))
+    }
+
+    /// Rebuilds the indexes from the log. With `check_crc`, truncates at the first
+    /// invalid batch. Returns whether anything was truncated.
+    fn rebuild(&mut self, check_crc: bool) -> io::Result<bool> {
+        let mut entries = Vec::new();
+        let (end, next, _, _) = self.scan(0, check_crc, |pos, v| entries.push((pos, v.base_offset(), v.max_timestamp(), v.total_len())))?;
+        let truncated = end != self.size;
+        if truncated {
+            self.truncate_to(end)?;
+        }
+        self.index.clear();
+        self.time_index.clear();
+        self.index_file.set_len(0)?;
+        self.time_file.set_len(0)?;
+        self.bytes_since_index = usize::MAX;
+        self.max_timestamp = -1;
+        for (pos, base, max_ts, len) in entries {
+            self.note_batch(pos, base, max_ts, len, 4096)?;
+        }
+        self.next_offset = next.max(self.base_offset);
+        Ok(truncated)
+    }
+
+    fn truncate_to(&mut self, end: u64) -> io::Result<()> {
+        tracing::warn!(segment = %self.log_path.display(), from = self.size, to = end, "truncating torn or invalid tail");
+        self.log.set_len(end)?;
+        self.size = end;
+        Ok(())
+    }
+
+    /// Records a batch written at `pos` in the sparse indexes.
+    pub fn note_batch(&mut self, pos: u64, base: i64, max_ts: i64, len: usize, interval: usize) -> io::Result<()> {
+        let rel = (base - self.base_offset) as u32;
+        if self.bytes_since_index >= interval || self.index.is_empty() {
+            let n = self.index.len();
+            let mut e = [0u8; INDEX_ENTRY];
+            e[..4].copy_from_slice(&rel.to_be_bytes());
+            e[4..].copy_from_slice(&(pos as u32).to_be_bytes());
+            self.index_file.write_all_at(&e, (n * INDEX_ENTRY) as u64)?;
+            self.index.push((rel, pos as u32));
+            self.bytes_since_index = 0;
+            if max_ts > self.max_timestamp {
+                let n = self.time_index.len();
+                let mut t = [0u8; TIME_ENTRY];
+                t[..8].copy_from_slice(&max_ts.to_be_bytes());
+                t[8..].copy_from_slice(&rel.to_be_bytes());
+                self.time_file.write_all_at(&t, (n * TIME_ENTRY) as u64)?;
+                self.time_index.push((max_ts, rel));
+            }
+        }
+        self.bytes_since_index = self.bytes_since_index.saturating_add(len);
+        self.max_timestamp = self.max_timestamp.max(max_ts);
+        Ok(())
+    }
+
+    /// Appends already-validated, offset-patched batches. `batches` lists
+    /// (position within `data`, base offset, max timestamp, length).
+    pub fn append(&mut self, data: &[u8], batches: &[(usize, i64, i64, usize)], next_offset: i64, interval: usize) -> io::Result<()> {
+        let start = self.size;
+        self.log.write_all_at(data, start)?;
+        self.size += data.len() as u64;
+        for &(at, base, ts, len) in batches {
+            self.note_batch(start + at as u64, base, ts, len, interval)?;
+        }
+        self.next_offset = next_offset;
+        Ok(())
+    }
+
+    /// The position of the last indexed batch at or before `offset`.
+    pub fn lookup(&self, offset: i64) -> u64 {
+        let rel = (offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
+        match self.index.partition_point(|&(r, _)| r <= rel) {
+            0 => 0,
+            i => self.index[i - 1].1 as u64,
+        }
+    }
+
+    /// The position to start searching for the first batch with a timestamp >= ts.
+    pub fn lookup_time(&self, ts: i64) -> u64 {
+        match self.time_index.partition_point(|&(t, _)| t < ts) {
+            0 => 0,
+            i => self.lookup(self.base_offset + self.time_index[i - 1].1 as i64),
+        }
+    }
+
+    pub fn index_files(&self) -> io::Result<(File, File)> {
+        Ok((self.index_file.try_clone()?, self.time_file.try_clone()?))
+    }
+}
+
+fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
+    OpenOptions::new().create(true).truncate(truncate).read(true).write(true).open(path)
+}
+
+fn read_all(f: &File) -> io::Result<Vec<u8>> {
+    let len = f.metadata()?.len() as usize;
+    let mut buf = vec![0u8; len];
+    f.read_exact_at(&mut buf, 0)?;
+    Ok(buf)
+}
