@@ -1,1 +1,456 @@
+//! Strom's own Kafka client: admin calls, a producer and a partition reader,
+//! used by the `strom` CLI and by tests. It speaks only the Kafka protocol and
+//! depends on no broker crate.
+//!
+//! One connection, one request in flight at a time. Versions are negotiated with
+//! ApiVersions: each call uses the highest version both sides know.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use strom_protocol::batch::BatchIter;
+use strom_protocol::compression::Codec;
+use strom_protocol::error::error_name;
+use strom_protocol::frame;
+use strom_protocol::records::{decode_batch, BatchBuilder, Record};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub use strom_protocol::records::Record as ClientRecord;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect { addr: String, source: std::io::Error },
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("broker error {name} ({code}){}", .message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Broker { code: i16, name: &'static str, message: Option<String> },
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+impl ClientError {
+    pub fn broker(code: i16, message: Option<String>) -> Self {
+        ClientError::Broker { code, name: error_name(code), message }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// Largest response frame the client accepts.
+const MAX_RESPONSE: usize = 256 << 20;
+
+pub struct Client {
+    stream: TcpStream,
+    correlation: i32,
+    versions: HashMap<i16, (i16, i16)>,
+    client_id: String,
+    timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TopicInfo {
+    pub name: String,
+    pub id: uuid::Uuid,
+    pub error: i16,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PartitionInfo {
+    pub partition: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: Vec<(String, String)>,
+    pub assignments: Vec<Vec<i32>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchResult {
+    pub records: Vec<Record>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// The offset to fetch next.
+    pub next_offset: i64,
+}
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+impl Client {
+    pub async fn connect(addr: &str) -> Result<Client> {
+        let stream = TcpStream::connect(addr).await.map_err(|source| ClientError::Connect { addr: addr.to_string(), source })?;
+        stream.set_nodelay(true)?;
+        let mut c = Client { stream, correlation: 0, versions: HashMap::new(), client_id: "strom-cli".into(), timeout: Duration::from_secs(30) };
+        let resp: ApiVersionsResponse = c.call_at(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::broker(resp.error_code, None));
+        }
+        c.versions = resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+        Ok(c)
+    }
+
+    fn version(&self, api: ApiKey, ours: i16) -> Result<i16> {
+        let (lo, hi) = self
+            .versions
+            .get(&(api as i16))
+            .copied()
+            .ok_or_else(|| ClientError::Protocol(format!("broker does not support {api:?}")))?;
+        let v = ours.min(hi);
+        if v < lo {
+            return Err(ClientError::Protocol(format!("no common version of {api:?}")));
+        }
+        Ok(v)
+    }
+
+    async fn call<Req: Encodable, Resp: Decodable>(&mut self, api: ApiKey, ours: i16, req: &Req) -> Result<Resp> {
+        let v = self.version(api, ours)?;
+        self.call_at(api, v, req).await
+    }
+
+    async fn send<Req: Encodable>(&mut self, api: ApiKey, version: i16, req: &Req) -> Result<i32> {
+        self.correlation = self.correlation.wrapping_add(1);
+        let mut header = RequestHeader::default();
+        header.request_api_key = api as i16;
+        header.request_api_version = version;
+        header.correlation_id = self.correlation;
+        header.client_id = Some(sb(&self.client_id));
+        let bytes = frame::encode_request(&header, req).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.stream.write_all(&bytes).await?;
+        Ok(self.correlation)
+    }
+
+    async fn call_at<Req: Encodable, Resp: Decodable>(&mut self, api: ApiKey, version: i16, req: &Req) -> Result<Resp> {
+        let cid = self.send(api, version, req).await?;
+        let timeout = self.timeout;
+        let payload = tokio::time::timeout(timeout, self.read_frame()).await.map_err(|_| ClientError::Timeout(timeout))??;
+        let (got, resp) = frame::decode_response(api, version, payload).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if got != cid {
+            return Err(ClientError::Protocol(format!("correlation id {got}, expected {cid}")));
+        }
+        Ok(resp)
+    }
+
+    async fn read_frame(&mut self) -> Result<Bytes> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).await?;
+        let n = i32::from_be_bytes(len);
+        if n < 0 || n as usize > MAX_RESPONSE {
+            return Err(ClientError::Protocol(format!("response frame of {n} bytes")));
+        }
+        let mut buf = BytesMut::zeroed(n as usize);
+        self.stream.read_exact(&mut buf).await?;
+        Ok(buf.freeze())
+    }
+
+    /// Metadata for the named topics, or all topics when `topics` is `None`.
+    pub async fn metadata(&mut self, topics: Option<&[&str]>, auto_create: bool) -> Result<(Vec<(i32, String, i32)>, String, Vec<TopicInfo>)> {
+        let mut req = MetadataRequest::default();
+        req.topics = topics.map(|ts| {
+            ts.iter()
+                .map(|t| {
+                    let mut m = MetadataRequestTopic::default();
+                    m.name = Some(TopicName(sb(t)));
+                    m
+                })
+                .collect()
+        });
+        req.allow_auto_topic_creation = auto_create;
+        let resp: MetadataResponse = self.call(ApiKey::Metadata, 12, &req).await?;
+        let brokers = resp.brokers.iter().map(|b| (b.node_id.0, b.host.to_string(), b.port)).collect();
+        let topics = resp
+            .topics
+            .iter()
+            .map(|t| TopicInfo {
+                name: t.name.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+                id: t.topic_id,
+                error: t.error_code,
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| PartitionInfo {
+                        partition: p.partition_index,
+                        leader: p.leader_id.0,
+                        leader_epoch: p.leader_epoch,
+                        replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                        isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok((brokers, resp.cluster_id.map(|c| c.to_string()).unwrap_or_default(), topics))
+    }
+
+    pub async fn topic(&mut self, name: &str, auto_create: bool) -> Result<TopicInfo> {
+        let (_, _, topics) = self.metadata(Some(&[name]), auto_create).await?;
+        let t = topics.into_iter().next().ok_or_else(|| ClientError::Protocol("empty metadata".into()))?;
+        if t.error != 0 {
+            return Err(ClientError::broker(t.error, Some(format!("topic '{name}'"))));
+        }
+        Ok(t)
+    }
+
+    pub async fn create_topic(&mut self, t: &NewTopic, validate_only: bool) -> Result<uuid::Uuid> {
+        let mut ct = CreatableTopic::default();
+        ct.name = TopicName(sb(&t.name));
+        ct.num_partitions = t.partitions;
+        ct.replication_factor = t.replication_factor;
+        ct.assignments = t
+            .assignments
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut a = CreatableReplicaAssignment::default();
+                a.partition_index = i as i32;
+                a.broker_ids = r.iter().map(|&b| BrokerId(b)).collect();
+                a
+            })
+            .collect();
+        ct.configs = t
+            .configs
+            .iter()
+            .map(|(k, v)| {
+                let mut c = CreatableTopicConfig::default();
+                c.name = sb(k);
+                c.value = Some(sb(v));
+                c
+            })
+            .collect();
+        let mut req = CreateTopicsRequest::default();
+        req.topics = vec![ct];
+        req.timeout_ms = 30_000;
+        req.validate_only = validate_only;
+        let resp: CreateTopicsResponse = self.call(ApiKey::CreateTopics, 7, &req).await?;
+        let r = resp.topics.into_iter().next().ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        if r.error_code != 0 {
+            return Err(ClientError::broker(r.error_code, r.error_message.map(|m| m.to_string())));
+        }
+        Ok(r.topic_id)
+    }
+
+    pub async fn delete_topic(&mut self, name: &str) -> Result<()> {
+        let mut req = DeleteTopicsRequest::default();
+        let mut st = DeleteTopicState::default();
+        st.name = Some(TopicName(sb(name)));
+        req.topics = vec![st];
+        req.topic_names = vec![TopicName(sb(name))];
+        req.timeout_ms = 30_000;
+        let resp: DeleteTopicsResponse = self.call(ApiKey::DeleteTopics, 6, &req).await?;
+        let r = resp.responses.into_iter().next().ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        if r.error_code != 0 {
+            return Err(ClientError::broker(r.error_code, r.error_message.map(|m| m.to_string())));
+        }
+        Ok(())
+    }
+
+    /// Sends one batch to a partition; returns its base offset (or -1 with acks=0).
+    pub async fn produce(&mut self, topic: &str, partition: i32, records: Vec<Record>, acks: i16, codec: Codec) -> Result<i64> {
+        let now = now_ms();
+        let mut b = BatchBuilder::new(now);
+        for r in records {
+            b.push(r);
+        }
+        let batch = b.build(codec).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut pd = PartitionProduceData::default();
+        pd.index = partition;
+        pd.records = Some(batch);
+        let mut td = TopicProduceData::default();
+        td.name = TopicName(sb(topic));
+        td.partition_data = vec![pd];
+        let mut req = ProduceRequest::default();
+        req.acks = acks;
+        req.timeout_ms = 30_000;
+        req.topic_data = vec![td];
+        let v = self.version(ApiKey::Produce, 9)?;
+        if acks == 0 {
+            self.send(ApiKey::Produce, v, &req).await?;
+            return Ok(-1);
+        }
+        let resp: ProduceResponse = self.call_at(ApiKey::Produce, v, &req).await?;
+        let p = resp
+            .responses
+            .first()
+            .and_then(|t| t.partition_responses.first())
+            .ok_or_else(|| ClientError::Protocol("empty produce response".into()))?;
+        if p.error_code != 0 {
+            return Err(ClientError::broker(p.error_code, p.error_message.as_ref().map(|m| m.to_string())));
+        }
+        Ok(p.base_offset)
+    }
+
+    /// ListOffsets for one partition: -2 earliest, -1 latest, or a timestamp.
+    pub async fn list_offset(&mut self, topic: &str, partition: i32, timestamp: i64) -> Result<i64> {
+        let mut p = ListOffsetsPartition::default();
+        p.partition_index = partition;
+        p.timestamp = timestamp;
+        p.current_leader_epoch = -1;
+        let mut t = ListOffsetsTopic::default();
+        t.name = TopicName(sb(topic));
+        t.partitions = vec![p];
+        let mut req = ListOffsetsRequest::default();
+        req.replica_id = BrokerId(-1);
+        req.topics = vec![t];
+        let resp: ListOffsetsResponse = self.call(ApiKey::ListOffsets, 7, &req).await?;
+        let p = resp
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| ClientError::Protocol("empty list offsets response".into()))?;
+        if p.error_code != 0 {
+            return Err(ClientError::broker(p.error_code, None));
+        }
+        Ok(p.offset)
+    }
+
+    /// Fetches from one partition starting at `offset`, waiting up to `max_wait`.
+    pub async fn fetch(&mut self, topic: &str, partition: i32, offset: i64, max_wait: Duration, max_bytes: i32) -> Result<FetchResult> {
+        let mut fp = FetchPartition::default();
+        fp.partition = partition;
+        fp.fetch_offset = offset;
+        fp.partition_max_bytes = max_bytes;
+        fp.current_leader_epoch = -1;
+        fp.log_start_offset = -1;
+        fp.last_fetched_epoch = -1;
+        let mut ft = FetchTopic::default();
+        ft.topic = TopicName(sb(topic));
+        ft.partitions = vec![fp];
+        let mut req = FetchRequest::default();
+        req.replica_id = BrokerId(-1);
+        req.max_wait_ms = max_wait.as_millis() as i32;
+        req.min_bytes = 1;
+        req.max_bytes = max_bytes;
+        req.session_epoch = -1;
+        req.topics = vec![ft];
+        let resp: FetchResponse = self.call(ApiKey::Fetch, 12, &req).await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::broker(resp.error_code, None));
+        }
+        let p = resp
+            .responses
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| ClientError::Protocol("empty fetch response".into()))?;
+        if p.error_code != 0 {
+            return Err(ClientError::broker(p.error_code, None));
+        }
+        let mut records = Vec::new();
+        let mut next = offset;
+        if let Some(bytes) = &p.records {
+            for b in BatchIter::new(bytes) {
+                let b = b.map_err(|e| ClientError::Protocol(e.to_string()))?;
+                next = next.max(b.last_offset() + 1);
+                if b.is_control() {
+                    continue;
+                }
+                let recs = decode_batch(&b, 256 << 20).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                records.extend(recs.into_iter().filter(|r| r.offset >= offset));
+            }
+        }
+        Ok(FetchResult { records, high_watermark: p.high_watermark, log_start_offset: p.log_start_offset, next_offset: next })
+    }
+
+    /// DescribeConfigs for a topic (resource type 2) or broker (4): (name, value, source).
+    pub async fn describe_configs(&mut self, resource_type: i8, name: &str) -> Result<Vec<(String, Option<String>, i8)>> {
+        let mut r = kafka_protocol::messages::describe_configs_request::DescribeConfigsResource::default();
+        r.resource_type = resource_type;
+        r.resource_name = sb(name);
+        r.configuration_keys = None;
+        let mut req = DescribeConfigsRequest::default();
+        req.resources = vec![r];
+        let resp: DescribeConfigsResponse = self.call(ApiKey::DescribeConfigs, 4, &req).await?;
+        let res = resp.results.into_iter().next().ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        if res.error_code != 0 {
+            return Err(ClientError::broker(res.error_code, res.error_message.map(|m| m.to_string())));
+        }
+        Ok(res.configs.into_iter().map(|c| (c.name.to_string(), c.value.map(|v| v.to_string()), c.config_source)).collect())
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Kafka's murmur2 hash, as the Java client's default partitioner uses it.
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let len = data.len();
+    let mut h: u32 = SEED ^ (len as u32);
+    let chunks = data.chunks_exact(4);
+    let tail = chunks.remainder();
+    for c in chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    match tail.len() {
+        3 => {
+            h ^= (tail[2] as u32) << 16;
+            h ^= (tail[1] as u32) << 8;
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        2 => {
+            h ^= (tail[1] as u32) << 8;
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        1 => {
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        _ => {}
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// The partition Kafka's default partitioner picks for a key.
+pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
+    ((murmur2(key) & 0x7fff_ffff) % partitions.max(1)) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_kafka_known_values() {
+        // Values from Kafka's own partitioner tests.
+        assert_eq!(murmur2(b"21"), -973932308);
+        assert_eq!(murmur2(b"foobar"), -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
+        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971);
+        assert_eq!(murmur2(b"abc"), 479470107);
+    }
+}

@@ -1,0 +1,100 @@
+//! Decodes a request frame and matches its API key to a handler. Nothing else.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use strom_protocol::frame::{self, FrameError};
+use strom_protocol::versions;
+
+use crate::handlers;
+use crate::server::Broker;
+
+pub type Later = Pin<Box<dyn Future<Output = Option<Bytes>> + Send + 'static>>;
+
+/// A handler's answer: the response now, or a future that produces it.
+/// `None` means no response is sent (acks=0).
+pub enum Outcome {
+    Ready(Option<Bytes>),
+    Later(Later),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("{api:?} v{version} is not supported; closing as Kafka does")]
+    Unsupported { api: ApiKey, version: i16 },
+}
+
+/// Where a response goes: the request's API, version and correlation id.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub api: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+    pub peer: SocketAddr,
+}
+
+impl Reply {
+    /// Encodes a response. If that fails, returns an empty frame, which tells the
+    /// connection to close: a client waiting for an answer that never comes would hang.
+    pub fn encode<R: Encodable>(&self, body: &R) -> Option<Bytes> {
+        match frame::encode_response(self.api, self.version, self.correlation_id, body) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::error!(api = ?self.api, version = self.version, error = %e, "response encoding failed");
+                Some(Bytes::new())
+            }
+        }
+    }
+
+    pub fn ready<R: Encodable>(&self, body: &R) -> Outcome {
+        Outcome::Ready(self.encode(body))
+    }
+}
+
+fn decode<R: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<R, FrameError> {
+    R::decode(body, version).map_err(|e| FrameError::Malformed { api, version, reason: e.to_string() })
+}
+
+pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> Result<Outcome, DispatchError> {
+    let prefix = frame::peek_prefix(&frame)?;
+    let api = ApiKey::try_from(prefix.api_key).map_err(|_| FrameError::UnknownApiKey(prefix.api_key))?;
+    if api == ApiKey::ApiVersions && !versions::is_accepted(api, prefix.api_version) {
+        return Ok(handlers::api_versions::unsupported(prefix.correlation_id));
+    }
+    if !versions::is_accepted(api, prefix.api_version) {
+        return Err(DispatchError::Unsupported { api, version: prefix.api_version });
+    }
+    let v = prefix.api_version;
+    let mut body = frame;
+    let header: RequestHeader = frame::decode_header(api, v, &mut body)?;
+    let reply = Reply {
+        api,
+        version: v,
+        correlation_id: header.correlation_id,
+        client_id: header.client_id.as_ref().map(|s| s.to_string()),
+        peer,
+    };
+    let b = broker;
+    Ok(match api {
+        ApiKey::ApiVersions => handlers::api_versions::handle(&reply, decode(api, v, &mut body)?),
+        ApiKey::Metadata => handlers::metadata::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::CreateTopics => handlers::create_topics::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::DeleteTopics => handlers::delete_topics::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::Produce => handlers::produce::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::Fetch => handlers::fetch::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::ListOffsets => handlers::list_offsets::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::DescribeCluster => handlers::describe_cluster::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::DescribeConfigs => handlers::describe_configs::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::InitProducerId => handlers::init_producer_id::handle(b, &reply, decode(api, v, &mut body)?),
+        _ => return Err(DispatchError::Unsupported { api, version: v }),
+    })
+}

@@ -1,0 +1,88 @@
+//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), earliest
+//! local (-4) and by timestamp (>= 0, through the time index).
+//!
+//! For a timestamp the answer is the first record whose timestamp is at or after
+//! it. The time index finds the batch; that one batch is decoded to find the
+//! record, so lookups are exact even inside compressed batches.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use strom_protocol::batch::BatchView;
+use strom_protocol::records::decode_batch;
+use strom_protocol::ErrorCode;
+use strom_storage::Log;
+
+use crate::dispatch::{Outcome, Reply};
+use crate::server::Broker;
+
+const EARLIEST: i64 = -2;
+const LATEST: i64 = -1;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ListOffsetsRequest) -> Outcome {
+    let image = b.metadata.image();
+    let mut resp = ListOffsetsResponse::default();
+    for t in req.topics {
+        let mut tr = ListOffsetsTopicResponse::default();
+        tr.name = t.name.clone();
+        let topic = image.topic(&t.name);
+        for p in t.partitions {
+            let mut pr = ListOffsetsPartitionResponse::default();
+            pr.partition_index = p.partition_index;
+            pr.timestamp = -1;
+            pr.offset = -1;
+            pr.leader_epoch = -1;
+            let log = topic.filter(|t| t.partitions.contains_key(&p.partition_index)).and_then(|_| b.partition_log(&t.name, p.partition_index));
+            match log {
+                None => pr.error_code = ErrorCode::UnknownTopicOrPartition.code(),
+                Some(log) => match lookup(&log, p.timestamp) {
+                    Ok(Some((offset, ts))) => {
+                        pr.offset = offset;
+                        pr.timestamp = ts;
+                        // The field exists from v4; the codec refuses it earlier.
+                        if reply.version >= 4 {
+                            pr.leader_epoch = 0;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(code) => pr.error_code = code.code(),
+                },
+            }
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    reply.ready(&resp)
+}
+
+fn lookup(log: &Log, ts: i64) -> Result<Option<(i64, i64)>, ErrorCode> {
+    match ts {
+        EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
+        LATEST | LATEST_TIERED => Ok(Some((log.log_end_offset(), -1))),
+        MAX_TIMESTAMP => {
+            let batch = log.max_timestamp_batch().map_err(|_| ErrorCode::KafkaStorageError)?;
+            Ok(batch.and_then(|b| first_record_at_or_after(&b, None)))
+        }
+        t if t >= 0 => {
+            let batch = log.find_by_timestamp(t).map_err(|_| ErrorCode::KafkaStorageError)?;
+            Ok(batch.and_then(|b| first_record_at_or_after(&b, Some(t))))
+        }
+        _ => Err(ErrorCode::InvalidRequest),
+    }
+}
+
+/// With `Some(t)`: the first record with timestamp >= t. With `None`: the first
+/// record carrying the batch's max timestamp.
+fn first_record_at_or_after(batch: &[u8], t: Option<i64>) -> Option<(i64, i64)> {
+    let view = BatchView::parse(batch).ok()?;
+    let target = t.unwrap_or(view.max_timestamp());
+    match decode_batch(&view, 64 << 20) {
+        Ok(records) => records.iter().find(|r| r.timestamp >= target).map(|r| (r.offset, r.timestamp)),
+        // Undecodable batch: fall back to batch granularity.
+        Err(_) => Some((view.base_offset(), view.max_timestamp())),
+    }
+}

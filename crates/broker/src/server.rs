@@ -1,0 +1,152 @@
+//! The broker's shared state and its accept loop.
+//!
+//! `run(listener, broker, shutdown)` owns the listening socket; tests bind
+//! `127.0.0.1:0` and pass their own shutdown future. On shutdown the accept loop
+//! stops, connections are told to close, and storage writes its clean-shutdown
+//! checkpoints.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use strom_metadata::MetadataStore;
+use strom_storage::LogManager;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::fetch_session::FetchSessions;
+
+/// Everything a handler can reach.
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub node_id: i32,
+    pub metadata: MetadataStore,
+    pub logs: LogManager,
+    pub sessions: FetchSessions,
+    /// (host, port) given to clients in Metadata.
+    pub advertised: (String, u16),
+    /// Serialises topic creation and deletion.
+    pub(crate) topic_lock: Mutex<()>,
+    /// Next producer id handed out by InitProducerId.
+    pub(crate) producer_ids: Mutex<i64>,
+    /// Bumped after every append; fetches waiting for data watch it.
+    pub(crate) appended: watch::Sender<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error(transparent)]
+    Metadata(#[from] strom_metadata::MetadataError),
+    #[error(transparent)]
+    Storage(#[from] strom_storage::StorageError),
+    #[error("cannot use data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+}
+
+impl Broker {
+    /// Opens the data directory, replays metadata and opens (recovering if the
+    /// last stop was unclean) every partition log. `bound_port` is the port the
+    /// listener actually got, used when the advertised port is 0.
+    pub fn open(config: BrokerConfig, bound_port: u16) -> Result<Broker, StartError> {
+        let dir = std::path::PathBuf::from(config.data_dir());
+        std::fs::create_dir_all(&dir).map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
+        let node_id = config.node_id();
+        let metadata = MetadataStore::open(&dir, node_id)?;
+        let logs = LogManager::open(&dir)?;
+        let (host, port) = config.advertised();
+        let port = if port == 0 { bound_port } else { port };
+        let host = if host == "0.0.0.0" { "127.0.0.1".to_string() } else { host };
+        let next_pid = metadata.image().next_producer_id.max(1000);
+        let broker = Broker {
+            config,
+            node_id,
+            metadata,
+            logs,
+            sessions: FetchSessions::new(1000),
+            advertised: (host, port),
+            topic_lock: Mutex::new(()),
+            producer_ids: Mutex::new(next_pid),
+            appended: watch::channel(0).0,
+        };
+        let clean = broker.logs.was_clean();
+        let started = std::time::Instant::now();
+        broker.sync_logs()?;
+        tracing::info!(clean, logs = broker.logs.all().len(), ms = started.elapsed().as_millis() as u64, "logs loaded");
+        Ok(broker)
+    }
+
+    /// Flushes logs, writes checkpoints and the clean-shutdown marker.
+    pub fn close(&self) {
+        match self.logs.shutdown() {
+            Ok(()) => tracing::info!("clean shutdown complete"),
+            Err(e) => tracing::error!(error = %e, "shutdown could not flush; next start will recover"),
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` resolves, then closes the broker cleanly.
+pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let background = tokio::spawn(background_tasks(broker.clone(), stop_rx.clone()));
+    tokio::pin!(shutdown);
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    conns.spawn(crate::connection::serve(stream, peer, broker.clone(), stop_rx.clone()));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let drain = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+        conns.abort_all();
+    }
+    background.abort();
+    let b = broker.clone();
+    let _ = tokio::task::spawn_blocking(move || b.close()).await;
+}
+
+/// `flush.ms` and periodic recovery-point checkpoints.
+async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut last_checkpoint = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = strom_storage::now_ms();
+        for (_, log) in broker.logs.all() {
+            if log.flush_time_due(now) {
+                if let Err(e) = log.flush_all().await {
+                    tracing::error!(dir = %log.dir().display(), error = %e, "flush failed");
+                }
+            }
+        }
+        broker.sessions.expire(Duration::from_secs(120));
+        if last_checkpoint.elapsed() >= Duration::from_secs(60) {
+            last_checkpoint = std::time::Instant::now();
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = b.logs.write_checkpoints() {
+                    tracing::warn!(error = %e, "checkpoint write failed");
+                }
+            })
+            .await;
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! Command-line arguments and the thin glue from them to the broker and client.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use strom_broker::{BrokerConfig, Broker};
+use strom_client::{partition_for_key, Client, NewTopic};
+use strom_protocol::compression::Codec;
+use strom_protocol::records::Record;
+
+#[derive(Parser)]
+#[command(name = "strom", version, about = "Strom: a Kafka-compatible event-streaming broker")]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a broker (single node with embedded defaults when given no options).
+    Server {
+        /// TOML file of Kafka config names, e.g. `"num.partitions" = 3`.
+        #[arg(long, short)]
+        config: Option<String>,
+        /// Override one setting, e.g. `--set log.dirs=/data`. Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Create, list, describe and delete topics.
+    Topic {
+        #[command(subcommand)]
+        cmd: TopicCmd,
+        #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
+        bootstrap_server: String,
+    },
+    /// Produce lines from stdin, one message per line.
+    Produce {
+        topic: String,
+        #[arg(long, short = 'b', default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
+        bootstrap_server: String,
+        /// Send every message to this partition (default: by key hash, else round robin).
+        #[arg(long, short)]
+        partition: Option<i32>,
+        /// Split each line at the first SEP into key and value.
+        #[arg(long, short = 'K')]
+        key_separator: Option<String>,
+        /// A header `name=value` added to every message. Repeatable.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        #[arg(long, default_value = "all", value_parser = ["0", "1", "all", "-1"])]
+        acks: String,
+        #[arg(long, default_value = "none", value_parser = ["none", "gzip", "snappy", "lz4", "zstd"])]
+        compression: String,
+        /// Messages per request.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+    /// Read messages from one partition.
+    Consume {
+        topic: String,
+        #[arg(long, short = 'b', default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
+        bootstrap_server: String,
+        #[arg(long, short, default_value_t = 0)]
+        partition: i32,
+        /// `beginning`, `end`, or an offset.
+        #[arg(long, short, default_value = "beginning")]
+        offset: String,
+        /// Stop after this many messages.
+        #[arg(long, short = 'n')]
+        count: Option<u64>,
+        #[arg(long, short, value_enum, default_value_t = Format::Value)]
+        format: Format,
+        /// Stop when no message arrives for this long (default: wait forever).
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// The value only.
+    Value,
+    /// `key<TAB>value`.
+    KeyValue,
+    /// One JSON object per message with offset, timestamp, key, value, headers.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum TopicCmd {
+    Create {
+        name: String,
+        #[arg(long, short, default_value_t = -1)]
+        partitions: i32,
+        #[arg(long, short, default_value_t = -1)]
+        replication_factor: i16,
+        /// A topic config `name=value`. Repeatable.
+        #[arg(long = "config", short = 'c')]
+        configs: Vec<String>,
+        #[arg(long)]
+        validate_only: bool,
+    },
+    List,
+    Describe {
+        name: Option<String>,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+fn kv(s: &str) -> anyhow::Result<(String, String)> {
+    let (k, v) = s.split_once('=').with_context(|| format!("expected KEY=VALUE, got '{s}'"))?;
+    Ok((k.trim().to_string(), v.to_string()))
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.cmd {
+        Cmd::Server { config, set } => server(config, set).await,
+        Cmd::Topic { cmd, bootstrap_server } => topic(cmd, &bootstrap_server).await,
+        Cmd::Produce { topic, bootstrap_server, partition, key_separator, headers, acks, compression, batch } => {
+            let acks: i16 = if acks == "all" { -1 } else { acks.parse()? };
+            let codec = Codec::parse(&compression).context("unknown compression")?;
+            let headers = headers.iter().map(|h| kv(h)).collect::<anyhow::Result<Vec<_>>>()?;
+            produce(&bootstrap_server, &topic, partition, key_separator, headers, acks, codec, batch.max(1)).await
+        }
+        Cmd::Consume { topic, bootstrap_server, partition, offset, count, format, timeout_ms } => {
+            consume(&bootstrap_server, &topic, partition, &offset, count, format, timeout_ms).await
+        }
+    }
+}
+
+async fn server(config: Option<String>, set: Vec<String>) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let mut pairs = Vec::new();
+    if let Some(path) = &config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {path}"))?;
+        pairs.extend(BrokerConfig::toml_pairs(&text, path)?);
+    }
+    for s in &set {
+        pairs.push(kv(s)?);
+    }
+    let cfg = BrokerConfig::from_pairs(pairs)?;
+    let (host, port) = cfg.listener();
+    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let bound = listener.local_addr()?.port();
+    let broker = tokio::task::spawn_blocking(move || Broker::open(cfg, bound)).await??;
+    let broker = Arc::new(broker);
+    tracing::info!(listener = %format!("{host}:{bound}"), data = %broker.config.data_dir(), node = broker.node_id, cluster = %broker.metadata.cluster_id, "strom broker started");
+    let shutdown = async {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    strom_broker::run(listener, broker, shutdown).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn topic(cmd: TopicCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
+    let mut c = Client::connect(bootstrap).await?;
+    match cmd {
+        TopicCmd::Create { name, partitions, replication_factor, configs, validate_only } => {
+            let configs = configs.iter().map(|s| kv(s)).collect::<anyhow::Result<Vec<_>>>()?;
+            let t = NewTopic { name: name.clone(), partitions, replication_factor, configs, assignments: Vec::new() };
+            let id = c.create_topic(&t, validate_only).await?;
+            if validate_only {
+                println!("Topic {name} is valid (not created).");
+            } else {
+                println!("Created topic {name} (id {id}).");
+            }
+        }
+        TopicCmd::List => {
+            let (_, _, topics) = c.metadata(None, false).await?;
+            let mut names: Vec<_> = topics.into_iter().map(|t| t.name).collect();
+            names.sort();
+            for n in names {
+                println!("{n}");
+            }
+        }
+        TopicCmd::Describe { name } => {
+            let (_, _, mut topics) = match &name {
+                Some(n) => c.metadata(Some(&[n.as_str()]), false).await?,
+                None => c.metadata(None, false).await?,
+            };
+            topics.sort_by(|a, b| a.name.cmp(&b.name));
+            for t in topics {
+                if t.error != 0 {
+                    bail!(strom_client::ClientError::broker(t.error, Some(format!("topic '{}'", t.name))));
+                }
+                let configs = c.describe_configs(2, &t.name).await?;
+                let overrides: Vec<String> = configs
+                    .iter()
+                    .filter(|(_, _, src)| *src == 1)
+                    .map(|(k, v, _)| format!("{k}={}", v.clone().unwrap_or_default()))
+                    .collect();
+                println!(
+                    "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
+                    t.name,
+                    t.id,
+                    t.partitions.len(),
+                    t.partitions.first().map(|p| p.replicas.len()).unwrap_or(0),
+                    overrides.join(",")
+                );
+                for p in &t.partitions {
+                    let end = c.list_offset(&t.name, p.partition, -1).await.unwrap_or(-1);
+                    let start = c.list_offset(&t.name, p.partition, -2).await.unwrap_or(-1);
+                    println!(
+                        "\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {:?}\tIsr: {:?}\tStartOffset: {start}\tEndOffset: {end}",
+                        p.partition, p.leader, p.leader_epoch, p.replicas, p.isr
+                    );
+                }
+            }
+        }
+        TopicCmd::Delete { name } => {
+            c.delete_topic(&name).await?;
+            println!("Deleted topic {name}.");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn produce(
+    bootstrap: &str,
+    topic: &str,
+    partition: Option<i32>,
+    sep: Option<String>,
+    headers: Vec<(String, String)>,
+    acks: i16,
+    codec: Codec,
+    batch: usize,
+) -> anyhow::Result<ExitCode> {
+    let mut c = Client::connect(bootstrap).await?;
+    let partitions = c.topic(topic, true).await?.partitions.len() as i32;
+    let mut pending: std::collections::BTreeMap<i32, Vec<Record>> = Default::default();
+    let mut round_robin = 0i32;
+    let mut sent = 0u64;
+    let stdin = std::io::stdin();
+    let headers: Vec<(String, Option<Bytes>)> = headers.into_iter().map(|(k, v)| (k, Some(Bytes::from(v)))).collect();
+    for line in stdin.lock().lines() {
+        let line = line?;
+        let (key, value) = match &sep {
+            Some(s) => match line.split_once(s.as_str()) {
+                Some((k, v)) => (Some(Bytes::from(k.to_string())), v.to_string()),
+                None => (None, line.clone()),
+            },
+            None => (None, line.clone()),
+        };
+        let p = match (partition, &key) {
+            (Some(p), _) => p,
+            (None, Some(k)) => partition_for_key(k, partitions),
+            (None, None) => {
+                round_robin = (round_robin + 1) % partitions.max(1);
+                round_robin
+            }
+        };
+        let rec = Record { key, value: Some(Bytes::from(value)), headers: headers.clone(), ..Default::default() };
+        let q = pending.entry(p).or_default();
+        q.push(rec);
+        if q.len() >= batch {
+            let recs = std::mem::take(q);
+            sent += recs.len() as u64;
+            c.produce(topic, p, recs, acks, codec).await?;
+        }
+    }
+    for (p, recs) in pending {
+        if !recs.is_empty() {
+            sent += recs.len() as u64;
+            c.produce(topic, p, recs, acks, codec).await?;
+        }
+    }
+    eprintln!("produced {sent} messages to {topic}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn consume(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    offset: &str,
+    count: Option<u64>,
+    format: Format,
+    timeout_ms: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let mut c = Client::connect(bootstrap).await?;
+    c.topic(topic, false).await?;
+    let mut next = match offset {
+        "beginning" | "earliest" => c.list_offset(topic, partition, -2).await?,
+        "end" | "latest" => c.list_offset(topic, partition, -1).await?,
+        n => n.parse::<i64>().with_context(|| format!("--offset takes beginning, end or a number, got '{n}'"))?,
+    };
+    let mut seen = 0u64;
+    let mut idle_since = std::time::Instant::now();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    loop {
+        if count.is_some_and(|n| seen >= n) {
+            break;
+        }
+        if timeout_ms.is_some_and(|t| idle_since.elapsed() >= Duration::from_millis(t)) {
+            break;
+        }
+        let wait = timeout_ms.map(|t| t.min(500)).unwrap_or(500);
+        let r = c.fetch(topic, partition, next, Duration::from_millis(wait), 4 << 20).await?;
+        if !r.records.is_empty() {
+            idle_since = std::time::Instant::now();
+        }
+        for rec in r.records {
+            if count.is_some_and(|n| seen >= n) {
+                break;
+            }
+            print_record(&mut out, &rec, partition, format)?;
+            seen += 1;
+        }
+        out.flush()?;
+        next = r.next_offset;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn text(b: &Option<Bytes>) -> String {
+    b.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
+}
+
+fn print_record(out: &mut impl Write, r: &Record, partition: i32, format: Format) -> std::io::Result<()> {
+    match format {
+        Format::Value => writeln!(out, "{}", text(&r.value)),
+        Format::KeyValue => writeln!(out, "{}\t{}", text(&r.key), text(&r.value)),
+        Format::Json => {
+            let opt = |b: &Option<Bytes>| match b {
+                None => serde_json::Value::Null,
+                Some(v) => serde_json::Value::String(String::from_utf8_lossy(v).into_owned()),
+            };
+            let headers: serde_json::Map<String, serde_json::Value> = r.headers.iter().map(|(k, v)| (k.clone(), opt(v))).collect();
+            let v = serde_json::json!({
+                "partition": partition,
+                "offset": r.offset,
+                "timestamp": r.timestamp,
+                "key": opt(&r.key),
+                "value": opt(&r.value),
+                "headers": headers,
+            });
+            writeln!(out, "{v}")
+        }
+    }
+}
