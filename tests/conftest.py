@@ -27,8 +27,9 @@ def free_port():
 class Broker:
     """A strom server process that can be stopped, killed and restarted on the same data."""
 
-    def __init__(self, data_dir, settings=None):
+    def __init__(self, data_dir, settings=None, config_file=None):
         self.data_dir = data_dir
+        self.config_file = config_file
         self.port = free_port()
         self.settings = dict(settings or {})
         self.proc = None
@@ -40,6 +41,8 @@ class Broker:
 
     def start(self, extra=None):
         args = [STROM, "server", "--set", f"listeners=PLAINTEXT://127.0.0.1:{self.port}", "--set", f"log.dirs={self.data_dir}"]
+        if self.config_file:
+            args += ["--config", str(self.config_file)]
         for k, v in {**self.settings, **(extra or {})}.items():
             args += ["--set", f"{k}={v}"]
         self.log = open(self.log_path, "ab")
@@ -93,8 +96,8 @@ def broker(tmp_path):
 def make_broker(tmp_path):
     made = []
 
-    def make(settings=None):
-        b = Broker(str(tmp_path / f"data{len(made)}"), settings)
+    def make(settings=None, config_file=None):
+        b = Broker(str(tmp_path / f"data{len(made)}"), settings, config_file)
         made.append(b)
         return b
 

@@ -139,6 +139,7 @@ async fn server(config: Option<String>, set: Vec<String>) -> anyhow::Result<Exit
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut pairs = Vec::new();
     if let Some(path) = &config {
