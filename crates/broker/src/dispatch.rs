@@ -61,17 +61,29 @@ impl Reply {
 }
 
 fn decode<R: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<R, FrameError> {
-    R::decode(body, version).map_err(|e| FrameError::Malformed { api, version, reason: e.to_string() })
+    R::decode(body, version).map_err(|e| FrameError::Malformed {
+        api,
+        version,
+        reason: e.to_string(),
+    })
 }
 
-pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> Result<Outcome, DispatchError> {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Outcome, DispatchError> {
     let prefix = frame::peek_prefix(&frame)?;
-    let api = ApiKey::try_from(prefix.api_key).map_err(|_| FrameError::UnknownApiKey(prefix.api_key))?;
+    let api =
+        ApiKey::try_from(prefix.api_key).map_err(|_| FrameError::UnknownApiKey(prefix.api_key))?;
     if api == ApiKey::ApiVersions && !versions::is_accepted(api, prefix.api_version) {
         return Ok(handlers::api_versions::unsupported(prefix.correlation_id));
     }
     if !versions::is_accepted(api, prefix.api_version) {
-        return Err(DispatchError::Unsupported { api, version: prefix.api_version });
+        return Err(DispatchError::Unsupported {
+            api,
+            version: prefix.api_version,
+        });
     }
     let v = prefix.api_version;
     let mut body = frame;
@@ -87,14 +99,26 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> R
     Ok(match api {
         ApiKey::ApiVersions => handlers::api_versions::handle(&reply, decode(api, v, &mut body)?),
         ApiKey::Metadata => handlers::metadata::handle(b, &reply, decode(api, v, &mut body)?),
-        ApiKey::CreateTopics => handlers::create_topics::handle(b, &reply, decode(api, v, &mut body)?),
-        ApiKey::DeleteTopics => handlers::delete_topics::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::CreateTopics => {
+            handlers::create_topics::handle(b, &reply, decode(api, v, &mut body)?)
+        }
+        ApiKey::DeleteTopics => {
+            handlers::delete_topics::handle(b, &reply, decode(api, v, &mut body)?)
+        }
         ApiKey::Produce => handlers::produce::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::Fetch => handlers::fetch::handle(b, &reply, decode(api, v, &mut body)?),
-        ApiKey::ListOffsets => handlers::list_offsets::handle(b, &reply, decode(api, v, &mut body)?),
-        ApiKey::DescribeCluster => handlers::describe_cluster::handle(b, &reply, decode(api, v, &mut body)?),
-        ApiKey::DescribeConfigs => handlers::describe_configs::handle(b, &reply, decode(api, v, &mut body)?),
-        ApiKey::InitProducerId => handlers::init_producer_id::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::ListOffsets => {
+            handlers::list_offsets::handle(b, &reply, decode(api, v, &mut body)?)
+        }
+        ApiKey::DescribeCluster => {
+            handlers::describe_cluster::handle(b, &reply, decode(api, v, &mut body)?)
+        }
+        ApiKey::DescribeConfigs => {
+            handlers::describe_configs::handle(b, &reply, decode(api, v, &mut body)?)
+        }
+        ApiKey::InitProducerId => {
+            handlers::init_producer_id::handle(b, &reply, decode(api, v, &mut body)?)
+        }
         _ => return Err(DispatchError::Unsupported { api, version: v }),
     })
 }

@@ -25,7 +25,10 @@ pub struct TopicError {
 
 impl TopicError {
     fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        TopicError { code, message: message.into() }
+        TopicError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -46,9 +49,15 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
         return Err(format!("topic name cannot be '{name}'"));
     }
     if name.len() > 249 {
-        return Err(format!("topic name is {} characters, the limit is 249", name.len()));
+        return Err(format!(
+            "topic name is {} characters, the limit is 249",
+            name.len()
+        ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return Err(format!("topic name '{name}' contains '{c}'; allowed are ASCII letters, digits, '.', '_' and '-'"));
     }
     Ok(())
@@ -56,7 +65,12 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
 
 impl Broker {
     pub fn log_config(&self, topic: &TopicImage) -> LogConfig {
-        let get = |k: &str| self.config.topic_value(&topic.configs, k).map(|(v, _)| v).unwrap_or_default();
+        let get = |k: &str| {
+            self.config
+                .topic_value(&topic.configs, k)
+                .map(|(v, _)| v)
+                .unwrap_or_default()
+        };
         let long = |k: &str, dflt: i64| get(k).parse::<i64>().unwrap_or(dflt);
         LogConfig {
             segment_bytes: long("segment.bytes", 1 << 30).max(1) as u64,
@@ -90,9 +104,13 @@ impl Broker {
                 if !e.path().is_dir() || name.starts_with("__cluster_metadata") {
                     continue;
                 }
-                let Some((topic, p)) = name.rsplit_once('-') else { continue };
+                let Some((topic, p)) = name.rsplit_once('-') else {
+                    continue;
+                };
                 let Ok(p) = p.parse::<i32>() else { continue };
-                let live = image.topic(topic).is_some_and(|t| t.partitions.contains_key(&p));
+                let live = image
+                    .topic(topic)
+                    .is_some_and(|t| t.partitions.contains_key(&p));
                 if !live {
                     tracing::info!(dir = %name, "removing log of a deleted topic");
                     let _ = self.logs.delete_log(topic, p);
@@ -104,9 +122,13 @@ impl Broker {
 
     /// Checks a creation request without changing anything.
     pub fn check_new_topic(&self, image: &MetadataImage, t: &NewTopic) -> Result<(), TopicError> {
-        validate_topic_name(&t.name).map_err(|m| TopicError::new(ErrorCode::InvalidTopicException, m))?;
+        validate_topic_name(&t.name)
+            .map_err(|m| TopicError::new(ErrorCode::InvalidTopicException, m))?;
         if image.topic(&t.name).is_some() {
-            return Err(TopicError::new(ErrorCode::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
+            return Err(TopicError::new(
+                ErrorCode::TopicAlreadyExists,
+                format!("Topic '{}' already exists.", t.name),
+            ));
         }
         let norm = t.name.replace('.', "_");
         if let Some(other) = image.topics.keys().find(|n| n.replace('.', "_") == norm) {
@@ -125,7 +147,10 @@ impl Broker {
             }
             for (i, (p, replicas)) in t.assignments.iter().enumerate() {
                 if *p != i as i32 {
-                    return Err(TopicError::new(ErrorCode::InvalidReplicaAssignment, "partitions must be numbered 0..n-1"));
+                    return Err(TopicError::new(
+                        ErrorCode::InvalidReplicaAssignment,
+                        "partitions must be numbered 0..n-1",
+                    ));
                 }
                 if replicas.is_empty() || replicas.iter().any(|&b| b != self.node_id) {
                     return Err(TopicError::new(
@@ -134,17 +159,30 @@ impl Broker {
                     ));
                 }
                 if replicas.len() > brokers {
-                    return Err(TopicError::new(ErrorCode::InvalidReplicationFactor, "replicas repeat a broker"));
+                    return Err(TopicError::new(
+                        ErrorCode::InvalidReplicationFactor,
+                        "replicas repeat a broker",
+                    ));
                 }
             }
         } else {
             if t.partitions == 0 || t.partitions < -1 {
-                return Err(TopicError::new(ErrorCode::InvalidPartitions, "Number of partitions must be larger than 0."));
+                return Err(TopicError::new(
+                    ErrorCode::InvalidPartitions,
+                    "Number of partitions must be larger than 0.",
+                ));
             }
             if t.replication_factor == 0 || t.replication_factor < -1 {
-                return Err(TopicError::new(ErrorCode::InvalidReplicationFactor, "Replication factor must be larger than 0."));
+                return Err(TopicError::new(
+                    ErrorCode::InvalidReplicationFactor,
+                    "Replication factor must be larger than 0.",
+                ));
             }
-            let rf = if t.replication_factor == -1 { self.config.int("default.replication.factor") } else { t.replication_factor as i64 };
+            let rf = if t.replication_factor == -1 {
+                self.config.int("default.replication.factor")
+            } else {
+                t.replication_factor as i64
+            };
             if rf > brokers as i64 {
                 return Err(TopicError::new(
                     ErrorCode::InvalidReplicationFactor,
@@ -154,7 +192,10 @@ impl Broker {
         }
         for (k, v) in &t.configs {
             check_topic_config(k, v).map_err(|e| match e {
-                ConfigError::Unknown(_) => TopicError::new(ErrorCode::InvalidConfig, format!("Unknown topic config name: {k}")),
+                ConfigError::Unknown(_) => TopicError::new(
+                    ErrorCode::InvalidConfig,
+                    format!("Unknown topic config name: {k}"),
+                ),
                 other => TopicError::new(ErrorCode::InvalidConfig, other.to_string()),
             })?;
         }
@@ -176,18 +217,34 @@ impl Broker {
         } else {
             t.assignments.len() as i32
         };
-        let mut records = vec![MetadataRecord::Topic { name: t.name.clone(), id }];
+        let mut records = vec![MetadataRecord::Topic {
+            name: t.name.clone(),
+            id,
+        }];
         for (k, v) in &t.configs {
-            records.push(MetadataRecord::TopicConfig { topic_id: id, key: k.clone(), value: Some(v.clone()) });
+            records.push(MetadataRecord::TopicConfig {
+                topic_id: id,
+                key: k.clone(),
+                value: Some(v.clone()),
+            });
         }
         for p in 0..count {
-            records.push(MetadataRecord::Partition { topic_id: id, partition: p, replicas: vec![self.node_id], leader: self.node_id, leader_epoch: 0 });
+            records.push(MetadataRecord::Partition {
+                topic_id: id,
+                partition: p,
+                replicas: vec![self.node_id],
+                leader: self.node_id,
+                leader_epoch: 0,
+            });
         }
         let image = self
             .metadata
             .commit(records)
             .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
-        let topic = image.topic(&t.name).cloned().ok_or_else(|| TopicError::new(ErrorCode::UnknownServerError, "topic vanished"))?;
+        let topic = image
+            .topic(&t.name)
+            .cloned()
+            .ok_or_else(|| TopicError::new(ErrorCode::UnknownServerError, "topic vanished"))?;
         let cfg = self.log_config(&topic);
         for p in topic.partitions.keys() {
             self.logs
@@ -200,7 +257,13 @@ impl Broker {
 
     /// Creates a topic with broker defaults because a client asked for it.
     pub fn auto_create(&self, name: &str) -> Result<Arc<TopicImage>, TopicError> {
-        let t = NewTopic { name: name.to_string(), partitions: -1, replication_factor: -1, assignments: BTreeMap::new(), configs: BTreeMap::new() };
+        let t = NewTopic {
+            name: name.to_string(),
+            partitions: -1,
+            replication_factor: -1,
+            assignments: BTreeMap::new(),
+            configs: BTreeMap::new(),
+        };
         match self.create_topic(&t) {
             Err(e) if e.code == ErrorCode::TopicAlreadyExists => {
                 self.metadata.image().topic(name).cloned().ok_or(e)
@@ -213,7 +276,10 @@ impl Broker {
     pub fn delete_topic(&self, id: Uuid) -> Result<(), TopicError> {
         let _guard = self.topic_lock.lock().unwrap_or_else(|p| p.into_inner());
         let image = self.metadata.image();
-        let topic = image.topic_by_id(&id).cloned().ok_or_else(|| TopicError::new(ErrorCode::UnknownTopicId, "unknown topic id"))?;
+        let topic = image
+            .topic_by_id(&id)
+            .cloned()
+            .ok_or_else(|| TopicError::new(ErrorCode::UnknownTopicId, "unknown topic id"))?;
         self.metadata
             .commit(vec![MetadataRecord::RemoveTopic { id }])
             .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;

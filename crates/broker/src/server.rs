@@ -51,13 +51,18 @@ impl Broker {
     /// listener actually got, used when the advertised port is 0.
     pub fn open(config: BrokerConfig, bound_port: u16) -> Result<Broker, StartError> {
         let dir = std::path::PathBuf::from(config.data_dir());
-        std::fs::create_dir_all(&dir).map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
         let node_id = config.node_id();
         let metadata = MetadataStore::open(&dir, node_id)?;
         let logs = LogManager::open(&dir)?;
         let (host, port) = config.advertised();
         let port = if port == 0 { bound_port } else { port };
-        let host = if host == "0.0.0.0" { "127.0.0.1".to_string() } else { host };
+        let host = if host == "0.0.0.0" {
+            "127.0.0.1".to_string()
+        } else {
+            host
+        };
         let next_pid = metadata.image().next_producer_id.max(1000);
         let broker = Broker {
             config,
@@ -73,7 +78,12 @@ impl Broker {
         let clean = broker.logs.was_clean();
         let started = std::time::Instant::now();
         broker.sync_logs()?;
-        tracing::info!(clean, logs = broker.logs.all().len(), ms = started.elapsed().as_millis() as u64, "logs loaded");
+        tracing::info!(
+            clean,
+            logs = broker.logs.all().len(),
+            ms = started.elapsed().as_millis() as u64,
+            "logs loaded"
+        );
         Ok(broker)
     }
 
@@ -81,7 +91,9 @@ impl Broker {
     pub fn close(&self) {
         match self.logs.shutdown() {
             Ok(()) => tracing::info!("clean shutdown complete"),
-            Err(e) => tracing::error!(error = %e, "shutdown could not flush; next start will recover"),
+            Err(e) => {
+                tracing::error!(error = %e, "shutdown could not flush; next start will recover")
+            }
         }
     }
 }
@@ -112,7 +124,10 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
         conns.abort_all();
     }
     background.abort();

@@ -121,7 +121,8 @@ impl<'a> Cursor<'a> {
 
 /// Decodes every record of a batch. `limit` caps the decompressed size.
 pub fn decode_batch(batch: &BatchView<'_>, limit: usize) -> Result<Vec<Record>, RecordError> {
-    let codec = Codec::from_attributes(batch.attributes()).ok_or(RecordError::Decompress("unknown codec".into()))?;
+    let codec = Codec::from_attributes(batch.attributes())
+        .ok_or(RecordError::Decompress("unknown codec".into()))?;
     let raw = compression::decompress(codec, batch.records_bytes(), limit)?;
     let owner = Bytes::from(raw);
     let count = batch.record_count();
@@ -129,7 +130,11 @@ pub fn decode_batch(batch: &BatchView<'_>, limit: usize) -> Result<Vec<Record>, 
         return Err(RecordError::CountMismatch(count));
     }
     let log_append = batch.attributes() & crate::batch::ATTR_TIMESTAMP_TYPE != 0;
-    let mut cur = Cursor { buf: &owner[..], owner: &owner, base: 0 };
+    let mut cur = Cursor {
+        buf: &owner[..],
+        owner: &owner,
+        base: 0,
+    };
     // The count comes from the wire: never let it size an allocation.
     let mut out = Vec::with_capacity((count as usize).min(owner.len() / 7 + 1));
     for _ in 0..count {
@@ -166,8 +171,18 @@ pub fn decode_batch(batch: &BatchView<'_>, limit: usize) -> Result<Vec<Record>, 
         if cur.base != end {
             return Err(RecordError::Truncated);
         }
-        let timestamp = if log_append { batch.max_timestamp() } else { batch.base_timestamp() + ts_delta };
-        out.push(Record { offset: batch.base_offset() + off_delta as i64, timestamp, key, value, headers });
+        let timestamp = if log_append {
+            batch.max_timestamp()
+        } else {
+            batch.base_timestamp() + ts_delta
+        };
+        out.push(Record {
+            offset: batch.base_offset() + off_delta as i64,
+            timestamp,
+            key,
+            value,
+            headers,
+        });
     }
     if !cur.buf.is_empty() {
         return Err(RecordError::CountMismatch(count));
@@ -185,7 +200,12 @@ pub struct BatchBuilder {
 
 impl BatchBuilder {
     pub fn new(base_timestamp: i64) -> Self {
-        BatchBuilder { base_timestamp, records: Vec::new(), count: 0, max_timestamp: base_timestamp }
+        BatchBuilder {
+            base_timestamp,
+            records: Vec::new(),
+            count: 0,
+            max_timestamp: base_timestamp,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -203,7 +223,11 @@ impl BatchBuilder {
     /// Appends a record; its timestamp is taken from `r.timestamp` when non-zero,
     /// otherwise the batch base timestamp.
     pub fn push(&mut self, r: Record) {
-        let ts = if r.timestamp != 0 { r.timestamp } else { self.base_timestamp + self.count as i64 };
+        let ts = if r.timestamp != 0 {
+            r.timestamp
+        } else {
+            self.base_timestamp + self.count as i64
+        };
         self.max_timestamp = self.max_timestamp.max(ts);
         let mut body = Vec::with_capacity(32);
         body.push(0u8);
@@ -260,7 +284,19 @@ mod tests {
 
     #[test]
     fn varints_round_trip() {
-        for v in [0i64, 1, -1, 63, -64, 64, 300, i32::MAX as i64, i32::MIN as i64, i64::MAX, i64::MIN] {
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            300,
+            i32::MAX as i64,
+            i32::MIN as i64,
+            i64::MAX,
+            i64::MIN,
+        ] {
             let mut out = Vec::new();
             put_varlong(&mut out, v);
             assert_eq!(read_varlong(&out).unwrap(), (v, out.len()));
@@ -270,14 +306,27 @@ mod tests {
 
     #[test]
     fn builds_and_decodes_in_every_codec() {
-        for codec in [Codec::None, Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
+        for codec in [
+            Codec::None,
+            Codec::Gzip,
+            Codec::Snappy,
+            Codec::Lz4,
+            Codec::Zstd,
+        ] {
             let mut b = BatchBuilder::new(5_000);
-            b.push(Record { key: None, value: None, ..Default::default() });
+            b.push(Record {
+                key: None,
+                value: None,
+                ..Default::default()
+            });
             b.push(Record {
                 key: Some(Bytes::from_static(b"k")),
                 value: Some(Bytes::from_static(b"v")),
                 timestamp: 6_000,
-                headers: vec![("h".into(), Some(Bytes::from_static(b"x"))), ("n".into(), None)],
+                headers: vec![
+                    ("h".into(), Some(Bytes::from_static(b"x"))),
+                    ("n".into(), None),
+                ],
                 ..Default::default()
             });
             let bytes = b.build(codec).unwrap();

@@ -36,7 +36,11 @@ pub fn advertised(api: ApiKey) -> Option<(i16, i16)> {
 pub fn is_accepted(api: ApiKey, version: i16) -> bool {
     match advertised(api) {
         Some((lo, hi)) => {
-            let lo = if api == ApiKey::Produce { lo.max(PRODUCE_MIN_ACCEPTED) } else { lo };
+            let lo = if api == ApiKey::Produce {
+                lo.max(PRODUCE_MIN_ACCEPTED)
+            } else {
+                lo
+            };
             version >= lo && version <= hi
         }
         None => false,
@@ -51,8 +55,15 @@ mod tests {
     fn advertised_ranges_are_decodable_by_the_codec() {
         for &(api, lo, hi) in SUPPORTED {
             let valid = api.valid_versions();
-            let lo = if api == ApiKey::Produce { PRODUCE_MIN_ACCEPTED } else { lo };
-            assert!(lo >= valid.min && hi <= valid.max, "{api:?} {lo}..{hi} outside codec {valid:?}");
+            let lo = if api == ApiKey::Produce {
+                PRODUCE_MIN_ACCEPTED
+            } else {
+                lo
+            };
+            assert!(
+                lo >= valid.min && hi <= valid.max,
+                "{api:?} {lo}..{hi} outside codec {valid:?}"
+            );
         }
     }
 

@@ -101,7 +101,12 @@ impl LogManager {
     }
 
     /// Opens the log of a partition, creating it if needed.
-    pub fn open_log(&self, topic: &str, partition: i32, config: LogConfig) -> Result<Arc<Log>, StorageError> {
+    pub fn open_log(
+        &self,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+    ) -> Result<Arc<Log>, StorageError> {
         let key = (topic.to_string(), partition);
         if let Some(l) = self.get(topic, partition) {
             return Ok(l);
@@ -128,7 +133,9 @@ impl LogManager {
         let dir = self.partition_dir(topic, partition);
         if dir.exists() {
             // Rename first so a crash mid-delete never leaves a half log under the live name.
-            let doomed = self.dir.join(format!("{topic}-{partition}.{}-delete", now_ms()));
+            let doomed = self
+                .dir
+                .join(format!("{topic}-{partition}.{}-delete", now_ms()));
             std::fs::rename(&dir, &doomed)?;
             sync_dir(&self.dir)?;
             std::fs::remove_dir_all(&doomed)?;
@@ -155,8 +162,14 @@ impl LogManager {
     /// Writes both checkpoint files atomically (temp file, fsync, rename).
     pub fn write_checkpoints(&self) -> Result<(), StorageError> {
         let all = self.all();
-        let rps: Vec<_> = all.iter().map(|(k, l)| (k.clone(), l.recovery_point())).collect();
-        let starts: Vec<_> = all.iter().map(|(k, l)| (k.clone(), l.log_start_offset())).collect();
+        let rps: Vec<_> = all
+            .iter()
+            .map(|(k, l)| (k.clone(), l.recovery_point()))
+            .collect();
+        let starts: Vec<_> = all
+            .iter()
+            .map(|(k, l)| (k.clone(), l.log_start_offset()))
+            .collect();
         write_checkpoint(&self.dir, RECOVERY_CHECKPOINT, &rps)?;
         write_checkpoint(&self.dir, START_CHECKPOINT, &starts)?;
         Ok(())
@@ -182,10 +195,14 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 fn read_checkpoint(path: &Path) -> HashMap<TopicPartition, i64> {
     let mut out = HashMap::new();
-    let Ok(text) = std::fs::read_to_string(path) else { return out };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return out;
+    };
     for line in text.lines().skip(2) {
         let mut parts = line.rsplitn(3, ' ');
-        let (Some(off), Some(p), Some(t)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let (Some(off), Some(p), Some(t)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
         if let (Ok(off), Ok(p)) = (off.parse(), p.parse()) {
             out.insert((t.to_string(), p), off);
         }
@@ -193,7 +210,11 @@ fn read_checkpoint(path: &Path) -> HashMap<TopicPartition, i64> {
     out
 }
 
-fn write_checkpoint(dir: &Path, name: &str, entries: &[(TopicPartition, i64)]) -> std::io::Result<()> {
+fn write_checkpoint(
+    dir: &Path,
+    name: &str,
+    entries: &[(TopicPartition, i64)],
+) -> std::io::Result<()> {
     let mut text = format!("0\n{}\n", entries.len());
     for ((t, p), off) in entries {
         text.push_str(&format!("{t} {p} {off}\n"));

@@ -96,7 +96,13 @@ impl Log {
     /// Opens (or creates) the log in `dir`. With `clean`, segments are loaded
     /// from their indexes; otherwise every segment from the recovery point on is
     /// scanned with CRC checks and truncated at the first torn or invalid batch.
-    pub fn open(dir: &Path, config: LogConfig, clean: bool, recovery_point: i64, log_start: i64) -> Result<Log, StorageError> {
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        clean: bool,
+        recovery_point: i64,
+        log_start: i64,
+    ) -> Result<Log, StorageError> {
         std::fs::create_dir_all(dir)?;
         let now = now_ms();
         let mut bases: Vec<i64> = std::fs::read_dir(dir)?
@@ -108,7 +114,12 @@ impl Log {
             .collect();
         bases.sort_unstable();
         let mut segments = BTreeMap::new();
-        let scan_from = bases.iter().rev().find(|&&b| b <= recovery_point).copied().unwrap_or(i64::MIN);
+        let scan_from = bases
+            .iter()
+            .rev()
+            .find(|&&b| b <= recovery_point)
+            .copied()
+            .unwrap_or(i64::MIN);
         let mut cut = false;
         for &base in &bases {
             if cut {
@@ -126,7 +137,11 @@ impl Log {
             segments.insert(base, seg);
         }
         // Drop empty trailing segments other than the first (they carry no offsets).
-        let next_offset = segments.values().next_back().map(|s| s.next_offset).unwrap_or(0);
+        let next_offset = segments
+            .values()
+            .next_back()
+            .map(|s| s.next_offset)
+            .unwrap_or(0);
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, now)?);
         }
@@ -212,7 +227,11 @@ impl Log {
         }
         self.maybe_roll(&mut inner, data.len() as u64, now)?;
         let interval = inner.config.index_interval_bytes;
-        let active = inner.segments.values_mut().next_back().ok_or(StorageError::Offline)?;
+        let active = inner
+            .segments
+            .values_mut()
+            .next_back()
+            .ok_or(StorageError::Offline)?;
         active.append(&data, &placed, next, interval)?;
         inner.next_offset = next;
         inner.unflushed_messages += next - base_offset;
@@ -220,16 +239,24 @@ impl Log {
         let log_start_offset = inner.log_start_offset;
         drop(inner);
         self.end.send_replace(next);
-        Ok(AppendInfo { base_offset, last_offset: next - 1, log_start_offset, flush_due })
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_start_offset,
+            flush_due,
+        })
     }
 
     fn maybe_roll(&self, inner: &mut Inner, incoming: u64, now: i64) -> Result<(), StorageError> {
         let next_offset = inner.next_offset;
         let (segment_bytes, segment_ms) = (inner.config.segment_bytes, inner.config.segment_ms);
-        let Some(active) = inner.segments.values().next_back() else { return Ok(()) };
+        let Some(active) = inner.segments.values().next_back() else {
+            return Ok(());
+        };
         let full = active.size > 0 && active.size + incoming > segment_bytes;
         let old = active.size > 0 && now - active.created_ms >= segment_ms;
-        let index_full = active.index.len() >= (1 << 20) || next_offset - active.base_offset >= u32::MAX as i64;
+        let index_full =
+            active.index.len() >= (1 << 20) || next_offset - active.base_offset >= u32::MAX as i64;
         if !(full || old || index_full) {
             return Ok(());
         }
@@ -250,10 +277,18 @@ impl Log {
             let inner = self.lock();
             let hw = inner.next_offset;
             if offset < inner.log_start_offset || offset > hw {
-                return Err(StorageError::OffsetOutOfRange { offset, start: inner.log_start_offset, end: hw });
+                return Err(StorageError::OffsetOutOfRange {
+                    offset,
+                    start: inner.log_start_offset,
+                    end: hw,
+                });
             }
             if offset == hw {
-                return Ok(ReadInfo { records: Bytes::new(), high_watermark: hw, log_start_offset: inner.log_start_offset });
+                return Ok(ReadInfo {
+                    records: Bytes::new(),
+                    high_watermark: hw,
+                    log_start_offset: inner.log_start_offset,
+                });
             }
             // The segment holding `offset`, or the next non-empty one if it fell in a gap.
             let seg = inner
@@ -264,12 +299,26 @@ impl Log {
                 .or_else(|| inner.segments.range(offset + 1..).find(|(_, s)| s.size > 0))
                 .map(|(_, s)| s);
             let Some(seg) = seg else {
-                return Ok(ReadInfo { records: Bytes::new(), high_watermark: hw, log_start_offset: inner.log_start_offset });
+                return Ok(ReadInfo {
+                    records: Bytes::new(),
+                    high_watermark: hw,
+                    log_start_offset: inner.log_start_offset,
+                });
             };
-            (seg.log.clone(), seg.lookup(offset), seg.size, hw, inner.log_start_offset)
+            (
+                seg.log.clone(),
+                seg.lookup(offset),
+                seg.size,
+                hw,
+                inner.log_start_offset,
+            )
         };
         let records = read_batches(&file, start, end, offset, max_bytes)?;
-        Ok(ReadInfo { records, high_watermark: hw, log_start_offset: log_start })
+        Ok(ReadInfo {
+            records,
+            high_watermark: hw,
+            log_start_offset: log_start,
+        })
     }
 
     /// The first offset whose batch has a max timestamp >= `ts`, with that
@@ -303,7 +352,12 @@ impl Log {
     pub fn max_timestamp_batch(&self) -> Result<Option<Bytes>, StorageError> {
         let best = {
             let inner = self.lock();
-            let max = inner.segments.values().map(|s| s.max_timestamp).max().unwrap_or(-1);
+            let max = inner
+                .segments
+                .values()
+                .map(|s| s.max_timestamp)
+                .max()
+                .unwrap_or(-1);
             if max < 0 {
                 return Ok(None);
             }
@@ -427,16 +481,26 @@ fn read_one_batch(file: &File, pos: u64, end: u64) -> Result<Option<Bytes>, Stor
 
 /// Reads from `start` (an index point at or before the wanted batch), skips
 /// batches that end before `offset`, and returns whole batches up to `max_bytes`.
-fn read_batches(file: &File, mut start: u64, end: u64, offset: i64, max_bytes: usize) -> Result<Bytes, StorageError> {
+fn read_batches(
+    file: &File,
+    mut start: u64,
+    end: u64,
+    offset: i64,
+    max_bytes: usize,
+) -> Result<Bytes, StorageError> {
     // Skip forward over batch headers until the one containing `offset`.
     let mut head = [0u8; batch::HEADER_LEN];
     while start + batch::HEADER_LEN as u64 <= end {
         file.read_exact_at(&mut head, start)?;
         let len = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
         if len < 49 {
-            return Err(StorageError::Corrupt(format!("bad batch length {len} at {start}")));
+            return Err(StorageError::Corrupt(format!(
+                "bad batch length {len} at {start}"
+            )));
         }
-        let base = i64::from_be_bytes([head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7]]);
+        let base = i64::from_be_bytes([
+            head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
+        ]);
         let delta = i32::from_be_bytes([head[23], head[24], head[25], head[26]]);
         if base + delta as i64 >= offset {
             break;

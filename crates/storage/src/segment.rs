@@ -53,7 +53,12 @@ pub struct Segment {
 impl Segment {
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
         let log_path = dir.join(file_name(base_offset, "log"));
-        let log = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&log_path)?;
+        let log = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&log_path)?;
         let index_file = open_rw(&dir.join(file_name(base_offset, "index")), true)?;
         let time_file = open_rw(&dir.join(file_name(base_offset, "timeindex")), true)?;
         Ok(Segment {
@@ -218,7 +223,9 @@ impl Segment {
     /// invalid batch. Returns whether anything was truncated.
     fn rebuild(&mut self, check_crc: bool) -> io::Result<bool> {
         let mut entries = Vec::new();
-        let (end, next, _, _) = self.scan(0, check_crc, |pos, v| entries.push((pos, v.base_offset(), v.max_timestamp(), v.total_len())))?;
+        let (end, next, _, _) = self.scan(0, check_crc, |pos, v| {
+            entries.push((pos, v.base_offset(), v.max_timestamp(), v.total_len()))
+        })?;
         let truncated = end != self.size;
         if truncated {
             self.truncate_to(end)?;
@@ -243,9 +250,19 @@ impl Segment {
         Ok(())
     }
 
-    /// Records a batch written at `pos` in the sparse indexes.
-    pub fn note_batch(&mut self, pos: u64, base: i64, max_ts: i64, len: usize, interval: usize) -> io::Result<()> {
+    /// Records a batch written at `pos` in the sparse indexes. A time entry holds
+    /// the max timestamp over every batch up to and including this one, so a
+    /// search for `t` may start at the last entry below `t`.
+    pub fn note_batch(
+        &mut self,
+        pos: u64,
+        base: i64,
+        max_ts: i64,
+        len: usize,
+        interval: usize,
+    ) -> io::Result<()> {
         let rel = (base - self.base_offset) as u32;
+        let running_max = self.max_timestamp.max(max_ts);
         if self.bytes_since_index >= interval || self.index.is_empty() {
             let n = self.index.len();
             let mut e = [0u8; INDEX_ENTRY];
@@ -254,23 +271,29 @@ impl Segment {
             self.index_file.write_all_at(&e, (n * INDEX_ENTRY) as u64)?;
             self.index.push((rel, pos as u32));
             self.bytes_since_index = 0;
-            if max_ts > self.max_timestamp {
+            if self.time_index.last().is_none_or(|&(t, _)| running_max > t) {
                 let n = self.time_index.len();
                 let mut t = [0u8; TIME_ENTRY];
-                t[..8].copy_from_slice(&max_ts.to_be_bytes());
+                t[..8].copy_from_slice(&running_max.to_be_bytes());
                 t[8..].copy_from_slice(&rel.to_be_bytes());
                 self.time_file.write_all_at(&t, (n * TIME_ENTRY) as u64)?;
-                self.time_index.push((max_ts, rel));
+                self.time_index.push((running_max, rel));
             }
         }
         self.bytes_since_index = self.bytes_since_index.saturating_add(len);
-        self.max_timestamp = self.max_timestamp.max(max_ts);
+        self.max_timestamp = running_max;
         Ok(())
     }
 
     /// Appends already-validated, offset-patched batches. `batches` lists
     /// (position within `data`, base offset, max timestamp, length).
-    pub fn append(&mut self, data: &[u8], batches: &[(usize, i64, i64, usize)], next_offset: i64, interval: usize) -> io::Result<()> {
+    pub fn append(
+        &mut self,
+        data: &[u8],
+        batches: &[(usize, i64, i64, usize)],
+        next_offset: i64,
+        interval: usize,
+    ) -> io::Result<()> {
         let start = self.size;
         self.log.write_all_at(data, start)?;
         self.size += data.len() as u64;
@@ -304,7 +327,12 @@ impl Segment {
 }
 
 fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
-    OpenOptions::new().create(true).truncate(truncate).read(true).write(true).open(path)
+    OpenOptions::new()
+        .create(true)
+        .truncate(truncate)
+        .read(true)
+        .write(true)
+        .open(path)
 }
 
 fn read_all(f: &File) -> io::Result<Vec<u8>> {

@@ -10,13 +10,20 @@ use strom_storage::{Log, LogConfig, LogManager, StorageError};
 fn batch(n: usize, tag: &str) -> Vec<u8> {
     let mut b = BatchBuilder::new(1_700_000_000_000);
     for i in 0..n {
-        b.push(Record { key: Some(format!("{tag}-{i}").into_bytes().into()), value: Some(vec![b'x'; 100].into()), ..Default::default() });
+        b.push(Record {
+            key: Some(format!("{tag}-{i}").into_bytes().into()),
+            value: Some(vec![b'x'; 100].into()),
+            ..Default::default()
+        });
     }
     b.build(Codec::None).unwrap().to_vec()
 }
 
 fn offsets(bytes: &[u8]) -> Vec<(i64, i64)> {
-    BatchIter::new(bytes).map(|b| b.unwrap()).map(|b| (b.base_offset(), b.last_offset())).collect()
+    BatchIter::new(bytes)
+        .map(|b| b.unwrap())
+        .map(|b| (b.base_offset(), b.last_offset()))
+        .collect()
 }
 
 #[test]
@@ -32,7 +39,10 @@ fn append_assigns_offsets_and_reads_back() {
     let r = log.read(4, 1 << 20).unwrap();
     assert_eq!(offsets(&r.records), vec![(3, 4)]);
     assert!(log.read(5, 100).unwrap().records.is_empty());
-    assert!(matches!(log.read(6, 100), Err(StorageError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(6, 100),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
 }
 
 #[test]
@@ -48,12 +58,19 @@ fn read_returns_at_least_one_whole_batch() {
 #[test]
 fn segments_roll_and_reads_cross_them() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = LogConfig { segment_bytes: 2_000, index_interval_bytes: 100, ..Default::default() };
+    let cfg = LogConfig {
+        segment_bytes: 2_000,
+        index_interval_bytes: 100,
+        ..Default::default()
+    };
     let log = Log::open(d.path(), cfg.clone(), true, 0, 0).unwrap();
     for i in 0..50 {
         log.append(batch(3, &i.to_string())).unwrap();
     }
-    let logs = std::fs::read_dir(d.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().unwrap() == "log").count();
+    let logs = std::fs::read_dir(d.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().unwrap() == "log")
+        .count();
     assert!(logs > 5, "expected several segments, got {logs}");
     let mut next = 0;
     while next < 150 {
@@ -84,7 +101,10 @@ fn recovery_truncates_a_torn_tail() {
     let log = Log::open(d.path(), LogConfig::default(), false, 0, 0).unwrap();
     assert_eq!(log.log_end_offset(), 6);
     assert_eq!(log.append(batch(1, "d")).unwrap().base_offset, 6);
-    assert_eq!(offsets(&log.read(0, 1 << 20).unwrap().records), vec![(0, 2), (3, 5), (6, 6)]);
+    assert_eq!(
+        offsets(&log.read(0, 1 << 20).unwrap().records),
+        vec![(0, 2), (3, 5), (6, 6)]
+    );
 }
 
 #[test]
@@ -112,9 +132,15 @@ fn corrupt_input_is_refused() {
     let n = b.len();
     b[n - 1] ^= 1;
     assert!(matches!(log.append(b), Err(StorageError::Corrupt(_))));
-    let cfg = LogConfig { max_message_bytes: 100, ..Default::default() };
+    let cfg = LogConfig {
+        max_message_bytes: 100,
+        ..Default::default()
+    };
     log.set_config(cfg);
-    assert!(matches!(log.append(batch(5, "a")), Err(StorageError::MessageTooLarge { .. })));
+    assert!(matches!(
+        log.append(batch(5, "a")),
+        Err(StorageError::MessageTooLarge { .. })
+    ));
     assert_eq!(log.log_end_offset(), 0);
 }
 
@@ -126,7 +152,9 @@ async fn group_commit_flush_advances_recovery_point() {
     for i in 0..20 {
         let info = log.append(batch(1, &i.to_string())).unwrap();
         let l = log.clone();
-        waits.push(tokio::spawn(async move { l.flush_to(info.last_offset + 1).await }));
+        waits.push(tokio::spawn(async move {
+            l.flush_to(info.last_offset + 1).await
+        }));
     }
     for w in waits {
         w.await.unwrap().unwrap();
@@ -156,14 +184,65 @@ fn manager_checkpoints_and_clean_marker() {
 #[test]
 fn find_by_timestamp_uses_batch_max_timestamps() {
     let d = tempfile::tempdir().unwrap();
-    let log = Log::open(d.path(), LogConfig { index_interval_bytes: 1, ..Default::default() }, true, 0, 0).unwrap();
+    let log = Log::open(
+        d.path(),
+        LogConfig {
+            index_interval_bytes: 1,
+            ..Default::default()
+        },
+        true,
+        0,
+        0,
+    )
+    .unwrap();
     for t in [100i64, 200, 300] {
         let mut b = BatchBuilder::new(t);
-        b.push(Record { value: Some(vec![1].into()), timestamp: t, ..Default::default() });
+        b.push(Record {
+            value: Some(vec![1].into()),
+            timestamp: t,
+            ..Default::default()
+        });
         log.append(b.build(Codec::None).unwrap().to_vec()).unwrap();
     }
     let hit = log.find_by_timestamp(150).unwrap().unwrap();
     assert_eq!(offsets(&hit), vec![(1, 1)]);
     assert!(log.find_by_timestamp(301).unwrap().is_none());
-    assert_eq!(offsets(&log.max_timestamp_batch().unwrap().unwrap()), vec![(2, 2)]);
+    assert_eq!(
+        offsets(&log.max_timestamp_batch().unwrap().unwrap()),
+        vec![(2, 2)]
+    );
+}
+
+#[test]
+fn timestamp_lookup_sees_maxima_between_index_points() {
+    let d = tempfile::tempdir().unwrap();
+    // Index every ~2 batches; the high timestamp sits on a batch between index points.
+    let cfg = LogConfig {
+        index_interval_bytes: 250,
+        ..Default::default()
+    };
+    let log = Log::open(d.path(), cfg.clone(), true, 0, 0).unwrap();
+    for t in [100i64, 900, 200, 300, 400, 500] {
+        let mut b = BatchBuilder::new(t);
+        b.push(Record {
+            value: Some(vec![1; 100].into()),
+            timestamp: t,
+            ..Default::default()
+        });
+        log.append(b.build(Codec::None).unwrap().to_vec()).unwrap();
+    }
+    drop(log);
+    let log = Log::open(d.path(), cfg, true, 0, 0).unwrap();
+    assert_eq!(
+        offsets(&log.find_by_timestamp(850).unwrap().unwrap()),
+        vec![(1, 1)]
+    );
+    assert_eq!(
+        offsets(&log.find_by_timestamp(350).unwrap().unwrap()),
+        vec![(1, 1)]
+    );
+    assert_eq!(
+        offsets(&log.max_timestamp_batch().unwrap().unwrap()),
+        vec![(1, 1)]
+    );
 }

@@ -38,7 +38,9 @@ fn allocate(b: &Broker) -> Result<i64, ErrorCode> {
     let reserved = b.metadata.image().next_producer_id;
     if *next >= reserved {
         b.metadata
-            .commit(vec![MetadataRecord::ProducerIds { next: *next + BLOCK }])
+            .commit(vec![MetadataRecord::ProducerIds {
+                next: *next + BLOCK,
+            }])
             .map_err(|_| ErrorCode::KafkaStorageError)?;
     }
     let id = *next;
