@@ -224,3 +224,23 @@ def test_survives_restart(broker, topic_name):
     desc = broker.cli("topic", "describe", topic_name)
     assert desc.returncode == 0, desc.stderr
     assert "PartitionCount: 2" in desc.stdout
+
+
+def test_describe_cluster_and_list_offsets_specs(broker, topic_name):
+    from confluent_kafka.admin import OffsetSpec
+
+    create_topic(broker.bootstrap, topic_name, 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 50})
+    for i, ts in enumerate([5_000, 9_000, 7_000, 8_000]):
+        p.produce(topic_name, value=str(i).encode(), timestamp=ts)
+    p.flush(30)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    cluster = admin.describe_cluster(request_timeout=10).result(10)
+    assert cluster.controller.id == 1 and [n.id for n in cluster.nodes] == [1]
+    assert cluster.cluster_id
+    tp = TopicPartition(topic_name, 0)
+    specs = {"earliest": (OffsetSpec.earliest(), 0), "latest": (OffsetSpec.latest(), 4),
+             "max": (OffsetSpec.max_timestamp(), 1), "time": (OffsetSpec.for_timestamp(7_500), 1)}
+    for name, (spec, want) in specs.items():
+        res = admin.list_offsets({tp: spec}, request_timeout=10)[tp].result(10)
+        assert res.offset == want, name

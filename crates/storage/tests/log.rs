@@ -246,3 +246,24 @@ fn timestamp_lookup_sees_maxima_between_index_points() {
         vec![(1, 1)]
     );
 }
+
+#[tokio::test]
+async fn flush_messages_and_flush_ms_ask_for_flushes() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        flush_messages: 5,
+        flush_ms: 50,
+        ..Default::default()
+    };
+    let log = Log::open(d.path(), cfg, true, 0, 0).unwrap();
+    assert!(!log.append(batch(2, "a")).unwrap().flush_due);
+    assert!(!log.append(batch(2, "b")).unwrap().flush_due);
+    assert!(log.append(batch(1, "c")).unwrap().flush_due);
+    assert_eq!(log.recovery_point(), 0);
+    let now = strom_storage::now_ms();
+    assert!(!log.flush_time_due(now));
+    assert!(log.flush_time_due(now + 60));
+    log.flush_all().await.unwrap();
+    assert_eq!(log.recovery_point(), 5);
+    assert!(!log.flush_time_due(now + 60));
+}
