@@ -110,6 +110,16 @@ pub const BROKER_DEFS: &[Def] = &[
     d("offsets.topic.num.partitions", Kind::Int, Some("50")),
     d("offsets.topic.replication.factor", Kind::Int, Some("1")),
     d("group.initial.rebalance.delay.ms", Kind::Int, Some("3000")),
+    d("group.min.session.timeout.ms", Kind::Int, Some("6000")),
+    d("group.max.session.timeout.ms", Kind::Int, Some("1800000")),
+    d("group.max.size", Kind::Int, Some("2147483647")),
+    d("offsets.retention.minutes", Kind::Int, Some("10080")),
+    d(
+        "offsets.retention.check.interval.ms",
+        Kind::Long,
+        Some("600000"),
+    ),
+    d("offset.metadata.max.bytes", Kind::Int, Some("4096")),
 ];
 
 /// (topic config, broker synonym, kind)

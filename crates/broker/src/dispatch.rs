@@ -119,6 +119,29 @@ pub async fn dispatch(
         ApiKey::InitProducerId => {
             handlers::init_producer_id::handle(b, &reply, decode(api, v, &mut body)?)
         }
+        ApiKey::FindCoordinator => {
+            handlers::find_coordinator::handle(b, &reply, decode(api, v, &mut body)?)
+        }
+        ApiKey::JoinGroup => handlers::join_group::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::SyncGroup => handlers::sync_group::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::Heartbeat => handlers::heartbeat::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::LeaveGroup => handlers::leave_group::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::OffsetCommit => {
+            handlers::offset_commit::handle(b, &reply, decode(api, v, &mut body)?)
+        }
+        ApiKey::OffsetFetch => {
+            handlers::offset_fetch::handle(b, &reply, decode(api, v, &mut body)?)
+        }
+        ApiKey::DescribeGroups => {
+            handlers::describe_groups::handle(b, &reply, decode(api, v, &mut body)?)
+        }
+        ApiKey::ListGroups => handlers::list_groups::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::DeleteGroups => {
+            handlers::delete_groups::handle(b, &reply, decode(api, v, &mut body)?)
+        }
+        ApiKey::OffsetDelete => {
+            handlers::offset_delete::handle(b, &reply, decode(api, v, &mut body)?)
+        }
         _ => return Err(DispatchError::Unsupported { api, version: v }),
     })
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod connection;
 pub mod dispatch;
 pub mod fetch_session;
+pub mod groups;
 pub mod handlers;
 pub mod replica;
 pub mod server;

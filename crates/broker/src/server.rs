@@ -32,6 +32,8 @@ pub struct Broker {
     pub(crate) producer_ids: Mutex<i64>,
     /// Bumped after every append; fetches waiting for data watch it.
     pub(crate) appended: watch::Sender<u64>,
+    /// Consumer groups and committed offsets.
+    pub groups: crate::groups::GroupManager,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,7 @@ impl Broker {
             host
         };
         let next_pid = metadata.image().next_producer_id.max(1000);
+        let config_for_groups = config.clone();
         let broker = Broker {
             config,
             node_id,
@@ -74,6 +77,9 @@ impl Broker {
             topic_lock: Mutex::new(()),
             producer_ids: Mutex::new(next_pid),
             appended: watch::channel(0).0,
+            groups: crate::groups::GroupManager::new(crate::groups::group_config(
+                &config_for_groups,
+            )),
         };
         let clean = broker.logs.was_clean();
         let started = std::time::Instant::now();
@@ -84,6 +90,7 @@ impl Broker {
             ms = started.elapsed().as_millis() as u64,
             "logs loaded"
         );
+        broker.groups.load(&broker);
         Ok(broker)
     }
 
@@ -137,7 +144,7 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
 
 /// `flush.ms` and periodic recovery-point checkpoints.
 async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut last_checkpoint = std::time::Instant::now();
     loop {
         tokio::select! {
@@ -153,6 +160,7 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
             }
         }
         broker.sessions.expire(Duration::from_secs(120));
+        broker.groups.tick(&broker).await;
         if last_checkpoint.elapsed() >= Duration::from_secs(60) {
             last_checkpoint = std::time::Instant::now();
             let b = broker.clone();

@@ -1,0 +1,46 @@
+//! DescribeGroups (key 15): state, protocol and members. Unknown groups are
+//! reported as `Dead` with no error, as Kafka does.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+
+use super::s;
+use crate::dispatch::{Outcome, Reply};
+use crate::server::Broker;
+
+pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeGroupsRequest) -> Outcome {
+    let coord = b.groups.lock();
+    let mut resp = DescribeGroupsResponse::default();
+    for g in req.groups {
+        let mut dg = DescribedGroup::default();
+        dg.group_id = g.clone();
+        match coord.describe(&g) {
+            None => dg.group_state = s("Dead"),
+            Some(d) => {
+                dg.group_state = s(d.state.name());
+                dg.protocol_type = s(d.protocol_type);
+                dg.protocol_data = s(d.protocol);
+                dg.members = d
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        let mut dm = DescribedGroupMember::default();
+                        dm.member_id = s(m.member_id);
+                        if reply.version >= 4 {
+                            dm.group_instance_id = m.group_instance_id.map(s);
+                        }
+                        dm.client_id = s(m.client_id);
+                        dm.client_host = s(m.client_host);
+                        dm.member_metadata = m.metadata;
+                        dm.member_assignment = m.assignment;
+                        dm
+                    })
+                    .collect();
+            }
+        }
+        resp.groups.push(dg);
+    }
+    reply.ready(&resp)
+}

@@ -1,0 +1,79 @@
+//! Group coordination as a state machine that does no I/O.
+//!
+//! - [`group`]: the classic group protocol (JoinGroup/SyncGroup/Heartbeat/
+//!   LeaveGroup), committed offsets and group administration. Every call takes the
+//!   request and the current time and returns an [`Output`]: records to append to
+//!   `__consumer_offsets` and responses to deliver once they are durable. Timers
+//!   (session expiry, rebalance timeouts, the initial rebalance delay, offset
+//!   retention) advance only through [`group::GroupCoordinator::tick`].
+//! - [`records`]: the key/value encoding of group metadata and offset commits in
+//!   `__consumer_offsets`, and replay of those records into coordinator state.
+//!
+//! The broker owns tokens: a request that must wait (JoinGroup, SyncGroup) is
+//! identified by a [`Token`], and the coordinator answers it in a later `Output`.
+#![deny(unsafe_code)]
+
+pub mod group;
+pub mod records;
+
+pub use group::{GroupConfig, GroupCoordinator};
+
+/// Identifies a waiting request; chosen by the caller.
+pub type Token = u64;
+
+/// Kafka error codes the coordinator returns.
+pub mod errors {
+    pub const NONE: i16 = 0;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+}
+
+/// Java's `String.hashCode`, which Kafka uses to map a group to a partition of
+/// `__consumer_offsets`.
+pub fn java_string_hash(s: &str) -> i32 {
+    let mut h: i32 = 0;
+    for unit in s.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    h
+}
+
+/// The `__consumer_offsets` partition that stores a group (Kafka's rule).
+pub fn partition_for(group: &str, partitions: i32) -> i32 {
+    let h = java_string_hash(group);
+    // Kafka's Utils.abs maps MIN_VALUE to 0.
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % partitions.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_hash_matches_known_values() {
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(java_string_hash("a"), 97);
+        assert_eq!(java_string_hash("hello"), 99162322);
+        assert_eq!(
+            java_string_hash("console-consumer-12345"),
+            "console-consumer-12345"
+                .chars()
+                .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+        );
+        assert_eq!(partition_for("hello", 50), 99162322 % 50);
+    }
+}
