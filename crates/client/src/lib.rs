@@ -523,6 +523,206 @@ impl Client {
     }
 }
 
+/// A consumer group as `DescribeGroups` reports it.
+#[derive(Debug, Clone)]
+pub struct GroupInfo {
+    pub group_id: String,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<GroupMemberInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupMemberInfo {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// (topic, partitions) from the consumer-protocol assignment.
+    pub assignment: Vec<(String, Vec<i32>)>,
+}
+
+impl Client {
+    /// (group id, protocol type, state) of every group.
+    pub async fn list_groups(&mut self) -> Result<Vec<(String, String, String)>> {
+        let resp: ListGroupsResponse = self
+            .call(ApiKey::ListGroups, 4, &ListGroupsRequest::default())
+            .await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::broker(resp.error_code, None));
+        }
+        Ok(resp
+            .groups
+            .into_iter()
+            .map(|g| {
+                (
+                    g.group_id.to_string(),
+                    g.protocol_type.to_string(),
+                    g.group_state.to_string(),
+                )
+            })
+            .collect())
+    }
+
+    pub async fn describe_group(&mut self, group: &str) -> Result<GroupInfo> {
+        let mut req = DescribeGroupsRequest::default();
+        req.groups = vec![GroupId(sb(group))];
+        let resp: DescribeGroupsResponse = self.call(ApiKey::DescribeGroups, 5, &req).await?;
+        let g = resp
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        if g.error_code != 0 {
+            return Err(ClientError::broker(g.error_code, None));
+        }
+        Ok(GroupInfo {
+            group_id: g.group_id.to_string(),
+            state: g.group_state.to_string(),
+            protocol_type: g.protocol_type.to_string(),
+            protocol: g.protocol_data.to_string(),
+            members: g
+                .members
+                .into_iter()
+                .map(|m| GroupMemberInfo {
+                    member_id: m.member_id.to_string(),
+                    group_instance_id: m.group_instance_id.map(|i| i.to_string()),
+                    client_id: m.client_id.to_string(),
+                    client_host: m.client_host.to_string(),
+                    assignment: consumer_assignment(&m.member_assignment),
+                })
+                .collect(),
+        })
+    }
+
+    /// Committed offsets of a group: (topic, partition, offset, metadata).
+    pub async fn fetch_offsets(&mut self, group: &str) -> Result<Vec<(String, i32, i64, String)>> {
+        let mut req = OffsetFetchRequest::default();
+        req.group_id = GroupId(sb(group));
+        req.topics = None;
+        let resp: OffsetFetchResponse = self.call(ApiKey::OffsetFetch, 7, &req).await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::broker(resp.error_code, None));
+        }
+        let mut out = Vec::new();
+        for t in resp.topics {
+            for p in t.partitions {
+                if p.error_code != 0 {
+                    return Err(ClientError::broker(p.error_code, None));
+                }
+                out.push((
+                    t.name.to_string(),
+                    p.partition_index,
+                    p.committed_offset,
+                    p.metadata.map(|m| m.to_string()).unwrap_or_default(),
+                ));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Commits offsets outside any generation (the group must have no members).
+    pub async fn commit_offsets(
+        &mut self,
+        group: &str,
+        offsets: &[(String, i32, i64)],
+    ) -> Result<()> {
+        use kafka_protocol::messages::offset_commit_request::{
+            OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+        };
+        let mut req = OffsetCommitRequest::default();
+        req.group_id = GroupId(sb(group));
+        req.generation_id_or_member_epoch = -1;
+        req.retention_time_ms = -1;
+        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+        for (t, p, o) in offsets {
+            let mut cp = OffsetCommitRequestPartition::default();
+            cp.partition_index = *p;
+            cp.committed_offset = *o;
+            cp.committed_leader_epoch = -1;
+            cp.committed_metadata = Some(sb(""));
+            match topics.iter_mut().find(|x| x.name.as_str() == t) {
+                Some(x) => x.partitions.push(cp),
+                None => {
+                    let mut ct = OffsetCommitRequestTopic::default();
+                    ct.name = TopicName(sb(t));
+                    ct.partitions = vec![cp];
+                    topics.push(ct);
+                }
+            }
+        }
+        req.topics = topics;
+        let resp: OffsetCommitResponse = self.call(ApiKey::OffsetCommit, 7, &req).await?;
+        for t in resp.topics {
+            for p in t.partitions {
+                if p.error_code != 0 {
+                    return Err(ClientError::broker(
+                        p.error_code,
+                        Some(format!("{} [{}]", t.name.as_str(), p.partition_index)),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn delete_group(&mut self, group: &str) -> Result<()> {
+        let mut req = DeleteGroupsRequest::default();
+        req.groups_names = vec![GroupId(sb(group))];
+        let resp: DeleteGroupsResponse = self.call(ApiKey::DeleteGroups, 2, &req).await?;
+        let r = resp
+            .results
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        if r.error_code != 0 {
+            return Err(ClientError::broker(
+                r.error_code,
+                Some(format!("group '{group}'")),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a consumer-protocol assignment: version, then (topic, partitions)
+/// pairs. Returns what it could read; malformed bytes give an empty list.
+pub fn consumer_assignment(b: &[u8]) -> Vec<(String, Vec<i32>)> {
+    fn i16_at(b: &[u8], at: usize) -> Option<i16> {
+        b.get(at..at + 2).map(|x| i16::from_be_bytes([x[0], x[1]]))
+    }
+    fn i32_at(b: &[u8], at: usize) -> Option<i32> {
+        b.get(at..at + 4)
+            .map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]]))
+    }
+    let mut out = Vec::new();
+    let Some(n) = i32_at(b, 2) else { return out };
+    let mut at = 6usize;
+    for _ in 0..n.max(0) {
+        let Some(len) = i16_at(b, at).filter(|l| *l >= 0) else {
+            return out;
+        };
+        let Some(name) = b.get(at + 2..at + 2 + len as usize) else {
+            return out;
+        };
+        at += 2 + len as usize;
+        let Some(count) = i32_at(b, at) else {
+            return out;
+        };
+        at += 4;
+        let mut parts = Vec::new();
+        for _ in 0..count.max(0) {
+            let Some(p) = i32_at(b, at) else { return out };
+            parts.push(p);
+            at += 4;
+        }
+        out.push((String::from_utf8_lossy(name).into_owned(), parts));
+    }
+    out
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -75,6 +75,19 @@ enum Cmd {
         #[arg(long, default_value_t = 500)]
         batch: usize,
     },
+    /// Inspect and manage consumer groups.
+    Group {
+        #[command(subcommand)]
+        cmd: GroupCmd,
+        #[arg(
+            long,
+            short = 'b',
+            global = true,
+            default_value = "127.0.0.1:9092",
+            env = "STROM_BOOTSTRAP"
+        )]
+        bootstrap_server: String,
+    },
     /// Read messages from one partition.
     Consume {
         topic: String,
@@ -109,6 +122,37 @@ enum Format {
     KeyValue,
     /// One JSON object per message with offset, timestamp, key, value, headers.
     Json,
+}
+
+#[derive(Subcommand)]
+enum GroupCmd {
+    List,
+    /// Members, assignments, and per partition the committed offset, log end offset and lag.
+    Describe {
+        group: String,
+    },
+    /// Move a group's committed offsets (dry run unless --execute; the group must be inactive).
+    ResetOffsets {
+        group: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long, group = "target")]
+        to_earliest: bool,
+        #[arg(long, group = "target")]
+        to_latest: bool,
+        #[arg(long, group = "target")]
+        to_offset: Option<i64>,
+        /// `YYYY-MM-DDTHH:MM:SS[.fff][Z|+HH:MM]` (UTC without a zone) or epoch ms.
+        #[arg(long, group = "target")]
+        to_datetime: Option<String>,
+        #[arg(long, group = "target", allow_hyphen_values = true)]
+        shift_by: Option<i64>,
+        #[arg(long)]
+        execute: bool,
+    },
+    Delete {
+        group: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,6 +192,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             cmd,
             bootstrap_server,
         } => topic(cmd, &bootstrap_server).await,
+        Cmd::Group {
+            cmd,
+            bootstrap_server,
+        } => group(cmd, &bootstrap_server).await,
         Cmd::Produce {
             topic,
             bootstrap_server,
@@ -238,6 +286,37 @@ async fn server(config: Option<String>, set: Vec<String>) -> anyhow::Result<Exit
         }
     };
     strom_broker::run(listener, broker, shutdown).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn group(cmd: GroupCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
+    use crate::group_cmd::{self as g, Target};
+    let mut c = Client::connect(bootstrap).await?;
+    match cmd {
+        GroupCmd::List => g::list(&mut c).await?,
+        GroupCmd::Describe { group } => g::describe(&mut c, &group).await?,
+        GroupCmd::Delete { group } => g::delete(&mut c, &group).await?,
+        GroupCmd::ResetOffsets {
+            group,
+            topic,
+            to_earliest,
+            to_latest,
+            to_offset,
+            to_datetime,
+            shift_by,
+            execute,
+        } => {
+            let target = match (to_earliest, to_latest, to_offset, to_datetime, shift_by) {
+                (true, ..) => Target::Earliest,
+                (_, true, ..) => Target::Latest,
+                (_, _, Some(o), ..) => Target::Offset(o),
+                (_, _, _, Some(d), _) => Target::Datetime(g::parse_datetime(&d)?),
+                (_, _, _, _, Some(n)) => Target::ShiftBy(n),
+                _ => bail!("give one of --to-earliest, --to-latest, --to-offset, --to-datetime, --shift-by"),
+            };
+            g::reset(&mut c, &group, &topic, target, execute).await?
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,6 +2,7 @@
 //! subcommands are the admin and data CLI built on `strom-client`.
 
 mod cli;
+mod group_cmd;
 
 use clap::Parser;
 
