@@ -9,17 +9,21 @@ use crate::dispatch::{Outcome, Reply};
 use crate::server::Broker;
 
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DeleteGroupsRequest) -> Outcome {
+    let mut resp = DeleteGroupsResponse::default();
+    let mut steps = Vec::new();
+    for g in req.groups_names {
+        let (code, pending) = b.groups.step(b, |c| c.delete_group(&g));
+        steps.push(pending);
+        let mut r = DeletableGroupResult::default();
+        r.group_id = g;
+        r.error_code = code;
+        resp.results.push(r);
+    }
     let b = b.clone();
     let reply = reply.clone();
     Outcome::Later(Box::pin(async move {
-        let mut resp = DeleteGroupsResponse::default();
-        for g in req.groups_names {
-            let (code, pending) = b.groups.step(&b, |c| c.delete_group(&g));
+        for pending in steps {
             b.groups.finish(pending).await;
-            let mut r = DeletableGroupResult::default();
-            r.group_id = g;
-            r.error_code = code;
-            resp.results.push(r);
         }
         reply.encode(&resp)
     }))

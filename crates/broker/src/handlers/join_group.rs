@@ -34,12 +34,13 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: JoinGroupRequest) -> Outcome 
         client_host: format!("/{}", reply.peer.ip()),
         require_known_member_id: v >= 4,
     };
+    // The state change happens now, in request order; only the wait is deferred.
+    let (token, rx) = b.groups.join_token();
+    let now = strom_storage::now_ms();
+    let ((), pending) = b.groups.step(b, |c| ((), c.join(join, token, now)));
     let b = b.clone();
     let reply = reply.clone();
     Outcome::Later(Box::pin(async move {
-        let (token, rx) = b.groups.join_token();
-        let now = strom_storage::now_ms();
-        let ((), pending) = b.groups.step(&b, |c| ((), c.join(join, token, now)));
         b.groups.finish(pending).await;
         let r = rx
             .await

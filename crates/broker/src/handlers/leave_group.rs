@@ -26,11 +26,11 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: LeaveGroupRequest) -> Outcome
         vec![(req.member_id.to_string(), None)]
     };
     let group = req.group_id.to_string();
+    let now = strom_storage::now_ms();
+    let (codes, pending) = b.groups.step(b, |c| c.leave(&group, &members, now));
     let b = b.clone();
     let reply = reply.clone();
     Outcome::Later(Box::pin(async move {
-        let now = strom_storage::now_ms();
-        let (codes, pending) = b.groups.step(&b, |c| c.leave(&group, &members, now));
         b.groups.finish(pending).await;
         let mut resp = LeaveGroupResponse::default();
         if v >= 3 {

@@ -47,11 +47,13 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: OffsetCommitRequest) -> Outco
         offsets: entries,
     };
     let names: Vec<_> = req.topics.iter().map(|t| t.name.clone()).collect();
+    // Applied now, in request order: pipelined async commits must land in the
+    // order they were sent. The answer waits for the fsync.
+    let now = strom_storage::now_ms();
+    let (codes, pending) = b.groups.step(b, |c| c.commit(commit, now));
     let b = b.clone();
     let reply = reply.clone();
     Outcome::Later(Box::pin(async move {
-        let now = strom_storage::now_ms();
-        let (codes, pending) = b.groups.step(&b, |c| c.commit(commit, now));
         let durable = b.groups.finish(pending).await;
         let mut resp = OffsetCommitResponse::default();
         resp.topics = names

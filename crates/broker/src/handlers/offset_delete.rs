@@ -21,13 +21,13 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: OffsetDeleteRequest) -> Outco
                 .map(move |p| (t.name.to_string(), p.partition_index))
         })
         .collect();
+    let ((top, codes), pending) = b.groups.step(b, |c| {
+        let (top, codes, out) = c.delete_offsets(&req.group_id, &wanted);
+        ((top, codes), out)
+    });
     let b = b.clone();
     let reply = reply.clone();
     Outcome::Later(Box::pin(async move {
-        let ((top, codes), pending) = b.groups.step(&b, |c| {
-            let (top, codes, out) = c.delete_offsets(&req.group_id, &wanted);
-            ((top, codes), out)
-        });
         b.groups.finish(pending).await;
         let mut resp = OffsetDeleteResponse::default();
         resp.error_code = top;

@@ -25,12 +25,13 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: SyncGroupRequest) -> Outcome 
             .map(|a| (a.member_id.to_string(), a.assignment.clone()))
             .collect(),
     };
+    // The state change happens now, in request order; only the wait is deferred.
+    let (token, rx) = b.groups.sync_token();
+    let now = strom_storage::now_ms();
+    let ((), pending) = b.groups.step(b, |c| ((), c.sync(sync, token, now)));
     let b = b.clone();
     let reply = reply.clone();
     Outcome::Later(Box::pin(async move {
-        let (token, rx) = b.groups.sync_token();
-        let now = strom_storage::now_ms();
-        let ((), pending) = b.groups.step(&b, |c| ((), c.sync(sync, token, now)));
         b.groups.finish(pending).await;
         let r = rx.await.unwrap_or(SyncResponse {
             error: COORDINATOR_NOT_AVAILABLE,
