@@ -297,3 +297,25 @@ def test_cli_describe_shows_lag_and_reset_offsets(gbroker, topic_name):
     out = gbroker.cli("group", "delete", "lag")
     assert out.returncode == 0, out.stderr
     assert "lag" not in gbroker.cli("group", "list").stdout.split()
+
+
+def test_pipelined_async_commits_land_in_order(gbroker, topic_name):
+    create_topic(gbroker.bootstrap, topic_name, 1)
+    produce(gbroker.bootstrap, topic_name, 2000, 1)
+    c = consumer(gbroker.bootstrap, "async-commits")
+    c.assign([TopicPartition(topic_name, 0, 0)])
+    n = 0
+    deadline = time.time() + 60
+    while n < 2000 and time.time() < deadline:
+        m = c.poll(0.2)
+        if m is None or m.error():
+            continue
+        c.commit(m, asynchronous=True)  # many commits in flight on one connection
+        n += 1
+    assert n == 2000
+    committed = -1
+    while time.time() < deadline and committed != 2000:
+        c.poll(0.1)
+        committed = c.committed([TopicPartition(topic_name, 0)], timeout=10)[0].offset
+    assert committed == 2000
+    c.close()

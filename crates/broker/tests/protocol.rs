@@ -376,3 +376,140 @@ async fn delete_by_topic_id() {
     assert_eq!(resp.responses[0].error_code, 100);
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn group_admin_api_forms() {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+
+    let s = Server::start().await;
+    create(&s.addr, "gt").await;
+    let mut c = Conn::open(&s.addr).await;
+    // Batched FindCoordinator (v4): every key answered, all by this node.
+    let mut fc = FindCoordinatorRequest::default();
+    fc.coordinator_keys = vec![
+        StrBytes::from_static_str("a"),
+        StrBytes::from_static_str("b"),
+    ];
+    let resp: FindCoordinatorResponse = c.call(ApiKey::FindCoordinator, 4, &fc).await;
+    assert_eq!(resp.coordinators.len(), 2);
+    assert!(resp
+        .coordinators
+        .iter()
+        .all(|k| k.error_code == 0 && k.node_id.0 == 1));
+    // Simple (generation -1) commits for two groups.
+    for (g, off) in [("a", 5i64), ("b", 7)] {
+        let mut p = OffsetCommitRequestPartition::default();
+        p.partition_index = 0;
+        p.committed_offset = off;
+        p.committed_metadata = Some(StrBytes::from_static_str("meta"));
+        let mut t = OffsetCommitRequestTopic::default();
+        t.name = TopicName(StrBytes::from_static_str("gt"));
+        t.partitions = vec![p];
+        let mut req = OffsetCommitRequest::default();
+        req.group_id = GroupId(StrBytes::from_string(g.into()));
+        req.generation_id_or_member_epoch = -1;
+        req.topics = vec![t];
+        let resp: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &req).await;
+        assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+    }
+    // Multi-group OffsetFetch (v8), all topics.
+    let mut req = OffsetFetchRequest::default();
+    req.groups = ["a", "b", "nobody"]
+        .iter()
+        .map(|g| {
+            let mut x = OffsetFetchRequestGroup::default();
+            x.group_id = GroupId(StrBytes::from_string(g.to_string()));
+            x.topics = None;
+            x
+        })
+        .collect();
+    let resp: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 8, &req).await;
+    let got: Vec<(String, Vec<i64>)> = resp
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.to_string(),
+                g.topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|p| p.committed_offset))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("a".into(), vec![5]),
+            ("b".into(), vec![7]),
+            ("nobody".into(), vec![])
+        ]
+    );
+    // ListGroups with a state filter (v4).
+    let mut lg = ListGroupsRequest::default();
+    lg.states_filter = vec![StrBytes::from_static_str("Empty")];
+    let resp: ListGroupsResponse = c.call(ApiKey::ListGroups, 4, &lg).await;
+    let mut names: Vec<String> = resp.groups.iter().map(|g| g.group_id.to_string()).collect();
+    names.sort();
+    assert_eq!(names, vec!["a", "b"]);
+    lg.states_filter = vec![StrBytes::from_static_str("Stable")];
+    let resp: ListGroupsResponse = c.call(ApiKey::ListGroups, 4, &lg).await;
+    assert!(resp.groups.is_empty());
+    // DescribeGroups: an unknown group is Dead without an error.
+    let mut dg = DescribeGroupsRequest::default();
+    dg.groups = vec![
+        GroupId(StrBytes::from_static_str("nobody")),
+        GroupId(StrBytes::from_static_str("a")),
+    ];
+    let resp: DescribeGroupsResponse = c.call(ApiKey::DescribeGroups, 5, &dg).await;
+    assert_eq!(resp.groups[0].group_state.as_str(), "Dead");
+    assert_eq!(resp.groups[1].group_state.as_str(), "Empty");
+    // OffsetDelete on an empty group removes the offset.
+    let mut od = OffsetDeleteRequest::default();
+    od.group_id = GroupId(StrBytes::from_static_str("a"));
+    let mut t = OffsetDeleteRequestTopic::default();
+    t.name = TopicName(StrBytes::from_static_str("gt"));
+    let mut p = OffsetDeleteRequestPartition::default();
+    p.partition_index = 0;
+    t.partitions = vec![p];
+    od.topics = vec![t];
+    let resp: OffsetDeleteResponse = c.call(ApiKey::OffsetDelete, 0, &od).await;
+    assert_eq!(
+        (resp.error_code, resp.topics[0].partitions[0].error_code),
+        (0, 0)
+    );
+    // DeleteGroups: b is empty; a second delete finds nothing.
+    let mut del = DeleteGroupsRequest::default();
+    del.groups_names = vec![
+        GroupId(StrBytes::from_static_str("b")),
+        GroupId(StrBytes::from_static_str("zzz")),
+    ];
+    let resp: DeleteGroupsResponse = c.call(ApiKey::DeleteGroups, 2, &del).await;
+    assert_eq!(
+        resp.results
+            .iter()
+            .map(|r| r.error_code)
+            .collect::<Vec<_>>(),
+        vec![0, 69]
+    );
+    // JoinGroup v4 without a member id: MEMBER_ID_REQUIRED with an id to use.
+    let mut jg = JoinGroupRequest::default();
+    jg.group_id = GroupId(StrBytes::from_static_str("j"));
+    jg.session_timeout_ms = 10_000;
+    jg.rebalance_timeout_ms = 10_000;
+    jg.protocol_type = StrBytes::from_static_str("consumer");
+    let mut proto =
+        kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol::default();
+    proto.name = StrBytes::from_static_str("range");
+    jg.protocols = vec![proto];
+    let resp: JoinGroupResponse = c.call(ApiKey::JoinGroup, 5, &jg).await;
+    assert_eq!(resp.error_code, 79);
+    assert!(!resp.member_id.is_empty());
+    s.shutdown().await;
+}
