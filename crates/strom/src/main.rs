@@ -1,8 +1,12 @@
 //! The `strom` binary: argument parsing only. `server` runs a broker; the other
 //! subcommands are the admin and data CLI built on `strom-client`.
 
+mod alloc;
 mod cli;
 mod group_cmd;
+
+#[global_allocator]
+static GLOBAL: alloc::StromAlloc = alloc::StromAlloc;
 
 use clap::Parser;
 
