@@ -56,6 +56,11 @@ pub const BROKER_DEFS: &[Def] = &[
     d("log.retention.hours", Kind::Int, Some("168")),
     d("log.retention.bytes", Kind::Long, Some("-1")),
     d(
+        "log.retention.check.interval.ms",
+        Kind::Long,
+        Some("300000"),
+    ),
+    d(
         "log.flush.interval.messages",
         Kind::Long,
         Some("9223372036854775807"),

@@ -142,6 +142,9 @@ pub async fn dispatch(
         ApiKey::OffsetDelete => {
             handlers::offset_delete::handle(b, &reply, decode(api, v, &mut body)?)
         }
+        ApiKey::DeleteRecords => {
+            handlers::delete_records::handle(b, &reply, decode(api, v, &mut body)?)
+        }
         _ => return Err(DispatchError::Unsupported { api, version: v }),
     })
 }

@@ -79,6 +79,11 @@ impl Broker {
             index_interval_bytes: long("index.interval.bytes", 4096).max(1) as usize,
             flush_messages: long("flush.messages", i64::MAX).max(1),
             flush_ms: long("flush.ms", i64::MAX),
+            retention_ms: long("retention.ms", 7 * 24 * 3_600_000),
+            retention_bytes: long("retention.bytes", -1),
+            delete_enabled: get("cleanup.policy")
+                .split(',')
+                .any(|p| p.trim() == "delete"),
         }
     }
 

@@ -146,6 +146,13 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
 async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut last_checkpoint = std::time::Instant::now();
+    let mut last_retention = std::time::Instant::now();
+    let retention_every = Duration::from_millis(
+        broker
+            .config
+            .int("log.retention.check.interval.ms")
+            .max(100) as u64,
+    );
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -161,6 +168,19 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
         }
         broker.sessions.expire(Duration::from_secs(120));
         broker.groups.tick(&broker).await;
+        if last_retention.elapsed() >= retention_every {
+            last_retention = std::time::Instant::now();
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let now = strom_storage::now_ms();
+                for (_, log) in b.logs.all() {
+                    if let Err(e) = log.delete_old_segments(now) {
+                        tracing::warn!(dir = %log.dir().display(), error = %e, "retention pass failed");
+                    }
+                }
+            })
+            .await;
+        }
         if last_checkpoint.elapsed() >= Duration::from_secs(60) {
             last_checkpoint = std::time::Instant::now();
             let b = broker.clone();

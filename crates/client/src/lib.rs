@@ -523,6 +523,43 @@ impl Client {
     }
 }
 
+impl Client {
+    /// DeleteRecords: moves a partition's log start offset to `before` (-1: the
+    /// end). Returns the new log start offset.
+    pub async fn delete_records(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        before: i64,
+    ) -> Result<i64> {
+        use kafka_protocol::messages::delete_records_request::{
+            DeleteRecordsPartition, DeleteRecordsTopic,
+        };
+        let mut p = DeleteRecordsPartition::default();
+        p.partition_index = partition;
+        p.offset = before;
+        let mut t = DeleteRecordsTopic::default();
+        t.name = TopicName(sb(topic));
+        t.partitions = vec![p];
+        let mut req = DeleteRecordsRequest::default();
+        req.topics = vec![t];
+        req.timeout_ms = 30_000;
+        let resp: DeleteRecordsResponse = self.call(ApiKey::DeleteRecords, 2, &req).await?;
+        let r = resp
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        if r.error_code != 0 {
+            return Err(ClientError::broker(
+                r.error_code,
+                Some(format!("{topic} [{partition}]")),
+            ));
+        }
+        Ok(r.low_watermark)
+    }
+}
+
 /// A consumer group as `DescribeGroups` reports it.
 #[derive(Debug, Clone)]
 pub struct GroupInfo {

@@ -37,6 +37,12 @@ pub struct LogConfig {
     pub flush_messages: i64,
     /// `flush.ms`
     pub flush_ms: i64,
+    /// `retention.ms` (-1: keep forever)
+    pub retention_ms: i64,
+    /// `retention.bytes` (-1: no size limit)
+    pub retention_bytes: i64,
+    /// `cleanup.policy` contains `delete`
+    pub delete_enabled: bool,
 }
 
 impl Default for LogConfig {
@@ -48,6 +54,9 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            delete_enabled: true,
         }
     }
 }
@@ -364,6 +373,105 @@ impl Log {
             max
         };
         self.find_by_timestamp(best)
+    }
+
+    /// Deletes whole segments that fall out of `retention.ms` (their largest
+    /// timestamp is older) or `retention.bytes` (oldest first while the log is
+    /// over the limit), and advances the log start offset. The active segment is
+    /// never deleted. The lock is held only to unlink segments from the map;
+    /// readers that already hold a segment's file keep reading it. Returns the
+    /// number of segments deleted.
+    pub fn delete_old_segments(&self, now: i64) -> Result<usize, StorageError> {
+        let doomed: Vec<Segment> = {
+            let mut inner = self.lock();
+            let cfg = inner.config.clone();
+            if !cfg.delete_enabled {
+                return Ok(0);
+            }
+            let mut total: i64 = inner.segments.values().map(|s| s.size as i64).sum();
+            let active = inner.segments.keys().next_back().copied();
+            let mut out = Vec::new();
+            loop {
+                let Some((&base, seg)) = inner.segments.iter().next() else {
+                    break;
+                };
+                if Some(base) == active {
+                    break;
+                }
+                let by_time = cfg.retention_ms >= 0
+                    && seg.max_timestamp >= 0
+                    && now - seg.max_timestamp > cfg.retention_ms;
+                let by_size =
+                    cfg.retention_bytes >= 0 && total - seg.size as i64 >= cfg.retention_bytes;
+                if !(by_time || by_size) {
+                    break;
+                }
+                total -= seg.size as i64;
+                if let Some(seg) = inner.segments.remove(&base) {
+                    out.push(seg);
+                }
+            }
+            if let Some((&next_base, _)) = inner.segments.iter().next() {
+                if !out.is_empty() {
+                    inner.log_start_offset = inner.log_start_offset.max(next_base);
+                }
+            }
+            out
+        };
+        let n = doomed.len();
+        for seg in doomed {
+            tracing::info!(dir = %self.dir.display(), base = seg.base_offset, bytes = seg.size, "deleting segment out of retention");
+            for ext in ["log", "index", "timeindex"] {
+                let _ = std::fs::remove_file(
+                    self.dir
+                        .join(crate::segment::file_name(seg.base_offset, ext)),
+                );
+            }
+        }
+        Ok(n)
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (at most the log
+    /// end) and deletes segments that now lie wholly below it. Returns the new
+    /// log start offset.
+    pub fn advance_log_start(&self, offset: i64) -> Result<i64, StorageError> {
+        let (start, doomed) = {
+            let mut inner = self.lock();
+            if offset > inner.next_offset || offset < 0 {
+                return Err(StorageError::OffsetOutOfRange {
+                    offset,
+                    start: inner.log_start_offset,
+                    end: inner.next_offset,
+                });
+            }
+            inner.log_start_offset = inner.log_start_offset.max(offset);
+            let start = inner.log_start_offset;
+            let active = inner.segments.keys().next_back().copied();
+            let mut doomed = Vec::new();
+            loop {
+                let Some((&base, seg)) = inner.segments.iter().next() else {
+                    break;
+                };
+                if Some(base) == active || seg.next_offset > start {
+                    break;
+                }
+                if let Some(seg) = inner.segments.remove(&base) {
+                    doomed.push(seg.base_offset);
+                }
+            }
+            (start, doomed)
+        };
+        for base in doomed {
+            for ext in ["log", "index", "timeindex"] {
+                let _ = std::fs::remove_file(self.dir.join(crate::segment::file_name(base, ext)));
+            }
+        }
+        Ok(start)
+    }
+
+    /// Bytes held by this log's segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(|s| s.size).sum()
     }
 
     /// Makes everything below `offset` durable. Concurrent callers share fsyncs:

@@ -267,3 +267,67 @@ async fn flush_messages_and_flush_ms_ask_for_flushes() {
     assert_eq!(log.recovery_point(), 5);
     assert!(!log.flush_time_due(now + 60));
 }
+
+#[test]
+fn retention_deletes_old_segments_but_never_the_active_one() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_bytes: 1_000,
+        retention_ms: 1_000,
+        ..Default::default()
+    };
+    let log = Log::open(d.path(), cfg.clone(), true, 0, 0).unwrap();
+    // Old timestamps, then new ones.
+    for (i, ts) in [
+        (0, 1_000i64),
+        (1, 1_000),
+        (2, 1_000),
+        (3, 50_000),
+        (4, 50_000),
+    ] {
+        let mut b = BatchBuilder::new(ts);
+        b.push(Record {
+            value: Some(vec![i as u8; 900].into()),
+            timestamp: ts,
+            ..Default::default()
+        });
+        log.append(b.build(Codec::None).unwrap().to_vec()).unwrap();
+    }
+    assert_eq!(log.delete_old_segments(50_500).unwrap(), 3);
+    assert_eq!(log.log_start_offset(), 3);
+    assert!(matches!(
+        log.read(0, 100),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(offsets(&log.read(3, 100).unwrap().records), vec![(3, 3)]);
+    // Everything is old now, but the active segment stays.
+    assert_eq!(log.delete_old_segments(1_000_000).unwrap(), 1);
+    assert_eq!(log.log_start_offset(), 4);
+    assert_eq!(log.log_end_offset(), 5);
+    // Size retention: keep at most ~1 segment's worth.
+    let d2 = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_bytes: 1_000,
+        retention_ms: -1,
+        retention_bytes: 1_000,
+        ..Default::default()
+    };
+    let log = Log::open(d2.path(), cfg, true, 0, 0).unwrap();
+    for _ in 0..5 {
+        log.append(batch(1, "x")).unwrap();
+        let mut b = BatchBuilder::new(0);
+        b.push(Record {
+            value: Some(vec![0; 900].into()),
+            ..Default::default()
+        });
+        log.append(b.build(Codec::None).unwrap().to_vec()).unwrap();
+    }
+    let before = log.size_bytes();
+    assert!(log.delete_old_segments(0).unwrap() > 0);
+    assert!(log.size_bytes() < before);
+    assert!(log.size_bytes() as i64 - 1_000 < 1_000);
+    // DeleteRecords.
+    let start = log.log_start_offset();
+    assert_eq!(log.advance_log_start(start + 1).unwrap(), start + 1);
+    assert!(log.advance_log_start(1_000).is_err());
+}

@@ -176,6 +176,16 @@ enum TopicCmd {
     Delete {
         name: String,
     },
+    /// Delete every record below an offset (moves the log start offset).
+    DeleteRecords {
+        name: String,
+        /// First offset to keep; -1 deletes everything up to the end.
+        #[arg(long, allow_hyphen_values = true)]
+        before: i64,
+        /// Only this partition (default: every partition).
+        #[arg(long, short)]
+        partition: Option<i32>,
+    },
 }
 
 fn kv(s: &str) -> anyhow::Result<(String, String)> {
@@ -396,6 +406,26 @@ async fn topic(cmd: TopicCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
         TopicCmd::Delete { name } => {
             c.delete_topic(&name).await?;
             println!("Deleted topic {name}.");
+        }
+        TopicCmd::DeleteRecords {
+            name,
+            before,
+            partition,
+        } => {
+            let parts: Vec<i32> = match partition {
+                Some(p) => vec![p],
+                None => c
+                    .topic(&name, false)
+                    .await?
+                    .partitions
+                    .iter()
+                    .map(|p| p.partition)
+                    .collect(),
+            };
+            for p in parts {
+                let start = c.delete_records(&name, p, before).await?;
+                println!("{name} [{p}] now starts at offset {start}.");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

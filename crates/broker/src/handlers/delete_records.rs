@@ -1,0 +1,54 @@
+//! DeleteRecords (key 21): moves a partition's log start offset forward.
+//! Offset -1 means the high watermark. Whole segments below the new start are
+//! deleted; consumers below it get OFFSET_OUT_OF_RANGE.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use strom_protocol::ErrorCode;
+
+use crate::dispatch::{Outcome, Reply};
+use crate::handlers::produce::storage_error_code;
+use crate::server::Broker;
+
+pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DeleteRecordsRequest) -> Outcome {
+    let image = b.metadata.image();
+    let mut resp = DeleteRecordsResponse::default();
+    for t in req.topics {
+        let mut rt = DeleteRecordsTopicResult::default();
+        rt.name = t.name.clone();
+        let topic = image.topic(&t.name);
+        for p in t.partitions {
+            let mut rp = DeleteRecordsPartitionResult::default();
+            rp.partition_index = p.partition_index;
+            rp.low_watermark = -1;
+            let log = topic
+                .filter(|tp| tp.partitions.contains_key(&p.partition_index))
+                .and_then(|_| b.partition_log(&t.name, p.partition_index));
+            match log {
+                None => rp.error_code = ErrorCode::UnknownTopicOrPartition.code(),
+                Some(log) => {
+                    let target = if p.offset == -1 {
+                        log.log_end_offset()
+                    } else {
+                        p.offset
+                    };
+                    match log.advance_log_start(target) {
+                        Ok(start) => rp.low_watermark = start,
+                        Err(e) => rp.error_code = storage_error_code(&e).code(),
+                    }
+                }
+            }
+            rt.partitions.push(rp);
+        }
+        resp.topics.push(rt);
+    }
+    // The new log start offsets must survive a crash.
+    if let Err(e) = b.logs.write_checkpoints() {
+        tracing::warn!(error = %e, "checkpoint write after DeleteRecords failed");
+    }
+    reply.ready(&resp)
+}
