@@ -391,10 +391,7 @@ impl Log {
             let mut total: i64 = inner.segments.values().map(|s| s.size as i64).sum();
             let active = inner.segments.keys().next_back().copied();
             let mut out = Vec::new();
-            loop {
-                let Some((&base, seg)) = inner.segments.iter().next() else {
-                    break;
-                };
+            while let Some((&base, seg)) = inner.segments.iter().next() {
                 if Some(base) == active {
                     break;
                 }
@@ -448,10 +445,7 @@ impl Log {
             let start = inner.log_start_offset;
             let active = inner.segments.keys().next_back().copied();
             let mut doomed = Vec::new();
-            loop {
-                let Some((&base, seg)) = inner.segments.iter().next() else {
-                    break;
-                };
+            while let Some((&base, seg)) = inner.segments.iter().next() {
                 if Some(base) == active || seg.next_offset > start {
                     break;
                 }
