@@ -145,6 +145,15 @@ pub async fn dispatch(
         ApiKey::DeleteRecords => {
             handlers::delete_records::handle(b, &reply, decode(api, v, &mut body)?)
         }
+        ApiKey::CreatePartitions => {
+            handlers::create_partitions::handle(b, &reply, decode(api, v, &mut body)?)
+        }
+        ApiKey::AlterConfigs => {
+            handlers::alter_configs::handle(b, &reply, decode(api, v, &mut body)?)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            handlers::incremental_alter_configs::handle(b, &reply, decode(api, v, &mut body)?)
+        }
         _ => return Err(DispatchError::Unsupported { api, version: v }),
     })
 }

@@ -298,3 +298,144 @@ impl Broker {
         Ok(())
     }
 }
+
+/// A topic config change: set a value, or remove the override (`None`).
+pub type ConfigChange = (String, Option<String>);
+
+impl Broker {
+    /// CreatePartitions: grows a topic to `count` partitions (never shrinks).
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _guard = self.topic_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let image = self.metadata.image();
+        let topic = image.topic(name).cloned().ok_or_else(|| {
+            TopicError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("The topic '{name}' does not exist."),
+            )
+        })?;
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            let msg = if count == current {
+                format!("Topic already has {current} partitions.")
+            } else {
+                format!("Topic currently has {current} partitions, which is higher than the requested {count}.")
+            };
+            return Err(TopicError::new(ErrorCode::InvalidPartitions, msg));
+        }
+        if let Some(a) = &assignments {
+            if a.len() as i32 != count - current {
+                return Err(TopicError::new(
+                    ErrorCode::InvalidReplicaAssignment,
+                    format!(
+                        "Increasing the number of partitions by {} but {} assignments provided.",
+                        count - current,
+                        a.len()
+                    ),
+                ));
+            }
+            if a.iter()
+                .any(|r| r.is_empty() || r.iter().any(|&b| b != self.node_id))
+            {
+                return Err(TopicError::new(
+                    ErrorCode::InvalidReplicaAssignment,
+                    "The assignment names brokers that do not exist.",
+                ));
+            }
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let records = (current..count)
+            .map(|p| MetadataRecord::Partition {
+                topic_id: topic.id,
+                partition: p,
+                replicas: vec![self.node_id],
+                leader: self.node_id,
+                leader_epoch: 0,
+            })
+            .collect();
+        let image = self
+            .metadata
+            .commit(records)
+            .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        if let Some(t) = image.topic(name) {
+            let cfg = self.log_config(t);
+            for p in current..count {
+                self.logs
+                    .open_log(name, p, cfg.clone())
+                    .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+            }
+        }
+        tracing::info!(topic = name, from = current, to = count, "added partitions");
+        Ok(())
+    }
+
+    /// Applies topic config changes: validates every one, commits them, and
+    /// hands the new settings to the topic's open logs so they apply at once.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        changes: Vec<ConfigChange>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _guard = self.topic_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let image = self.metadata.image();
+        let topic = image.topic(name).cloned().ok_or_else(|| {
+            TopicError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("The topic '{name}' does not exist."),
+            )
+        })?;
+        for (k, v) in &changes {
+            let check = match v {
+                Some(v) => check_topic_config(k, v),
+                None => check_topic_config(
+                    k,
+                    &self
+                        .config
+                        .topic_value(&BTreeMap::new(), k)
+                        .map(|(d, _)| d)
+                        .unwrap_or_default(),
+                ),
+            };
+            check.map_err(|e| match e {
+                ConfigError::Unknown(_) => TopicError::new(
+                    ErrorCode::InvalidConfig,
+                    format!("Unknown topic config name: {k}"),
+                ),
+                other => TopicError::new(ErrorCode::InvalidConfig, other.to_string()),
+            })?;
+        }
+        if validate_only || changes.is_empty() {
+            return Ok(());
+        }
+        let records = changes
+            .into_iter()
+            .map(|(key, value)| MetadataRecord::TopicConfig {
+                topic_id: topic.id,
+                key,
+                value,
+            })
+            .collect();
+        let image = self
+            .metadata
+            .commit(records)
+            .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        if let Some(t) = image.topic(name) {
+            let cfg = self.log_config(t);
+            for p in t.partitions.keys() {
+                if let Some(log) = self.logs.get(name, *p) {
+                    log.set_config(cfg.clone());
+                }
+            }
+        }
+        tracing::info!(topic = name, "topic configuration changed");
+        Ok(())
+    }
+}

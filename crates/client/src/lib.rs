@@ -560,6 +560,73 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Grows a topic to `count` partitions.
+    pub async fn create_partitions(&mut self, topic: &str, count: i32) -> Result<()> {
+        use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+        let mut t = CreatePartitionsTopic::default();
+        t.name = TopicName(sb(topic));
+        t.count = count;
+        t.assignments = None;
+        let mut req = CreatePartitionsRequest::default();
+        req.topics = vec![t];
+        req.timeout_ms = 30_000;
+        let resp: CreatePartitionsResponse = self.call(ApiKey::CreatePartitions, 3, &req).await?;
+        let r = resp
+            .results
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        if r.error_code != 0 {
+            return Err(ClientError::broker(
+                r.error_code,
+                r.error_message.map(|m| m.to_string()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// IncrementalAlterConfigs on a topic: `Some(value)` sets, `None` deletes.
+    pub async fn alter_topic_configs(
+        &mut self,
+        topic: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<()> {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let mut r = AlterConfigsResource::default();
+        r.resource_type = 2;
+        r.resource_name = sb(topic);
+        r.configs = changes
+            .iter()
+            .map(|(k, v)| {
+                let mut c = AlterableConfig::default();
+                c.name = sb(k);
+                c.config_operation = if v.is_some() { 0 } else { 1 };
+                c.value = v.as_deref().map(sb);
+                c
+            })
+            .collect();
+        let mut req = IncrementalAlterConfigsRequest::default();
+        req.resources = vec![r];
+        let resp: IncrementalAlterConfigsResponse =
+            self.call(ApiKey::IncrementalAlterConfigs, 1, &req).await?;
+        let r = resp
+            .responses
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        if r.error_code != 0 {
+            return Err(ClientError::broker(
+                r.error_code,
+                r.error_message.map(|m| m.to_string()),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A consumer group as `DescribeGroups` reports it.
 #[derive(Debug, Clone)]
 pub struct GroupInfo {

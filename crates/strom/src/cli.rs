@@ -88,6 +88,19 @@ enum Cmd {
         )]
         bootstrap_server: String,
     },
+    /// Read and change topic (or read broker) configuration.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+        #[arg(
+            long,
+            short = 'b',
+            global = true,
+            default_value = "127.0.0.1:9092",
+            env = "STROM_BOOTSTRAP"
+        )]
+        bootstrap_server: String,
+    },
     /// Read messages from one partition.
     Consume {
         topic: String,
@@ -156,6 +169,31 @@ enum GroupCmd {
 }
 
 #[derive(Subcommand)]
+enum ConfigCmd {
+    /// Every value with its source (topic, static broker, default).
+    Get {
+        #[arg(long, conflicts_with = "broker")]
+        topic: Option<String>,
+        #[arg(long)]
+        broker: Option<i32>,
+    },
+    /// Set topic settings: `strom config set --topic T retention.ms=60000 ...`.
+    Set {
+        #[arg(long)]
+        topic: String,
+        #[arg(required = true)]
+        settings: Vec<String>,
+    },
+    /// Remove topic overrides, back to the broker's value.
+    Delete {
+        #[arg(long)]
+        topic: String,
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum TopicCmd {
     Create {
         name: String,
@@ -175,6 +213,12 @@ enum TopicCmd {
     },
     Delete {
         name: String,
+    },
+    /// Grow a topic to more partitions (keys may then map elsewhere).
+    Alter {
+        name: String,
+        #[arg(long)]
+        partitions: i32,
     },
     /// Delete every record below an offset (moves the log start offset).
     DeleteRecords {
@@ -206,6 +250,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             cmd,
             bootstrap_server,
         } => group(cmd, &bootstrap_server).await,
+        Cmd::Config {
+            cmd,
+            bootstrap_server,
+        } => config(cmd, &bootstrap_server).await,
         Cmd::Produce {
             topic,
             bootstrap_server,
@@ -330,6 +378,44 @@ async fn group(cmd: GroupCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn config(cmd: ConfigCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
+    let mut c = Client::connect(bootstrap).await?;
+    let source = |s: i8| match s {
+        1 => "topic",
+        2 | 3 => "dynamic broker",
+        4 => "static broker",
+        5 => "default",
+        _ => "unknown",
+    };
+    match cmd {
+        ConfigCmd::Get { topic, broker } => {
+            let entries = match (topic, broker) {
+                (Some(t), _) => c.describe_configs(2, &t).await?,
+                (None, Some(b)) => c.describe_configs(4, &b.to_string()).await?,
+                (None, None) => bail!("give --topic NAME or --broker ID"),
+            };
+            for (k, v, s) in entries {
+                println!("{k}={}\t({})", v.unwrap_or_default(), source(s));
+            }
+        }
+        ConfigCmd::Set { topic, settings } => {
+            let changes = settings
+                .iter()
+                .map(|s| kv(s).map(|(k, v)| (k, Some(v))))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            c.alter_topic_configs(&topic, &changes).await?;
+            println!("Updated {} setting(s) of topic {topic}.", changes.len());
+        }
+        ConfigCmd::Delete { topic, keys } => {
+            let changes: Vec<(String, Option<String>)> =
+                keys.into_iter().map(|k| (k, None)).collect();
+            c.alter_topic_configs(&topic, &changes).await?;
+            println!("Removed {} override(s) of topic {topic}.", changes.len());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn topic(cmd: TopicCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
     let mut c = Client::connect(bootstrap).await?;
     match cmd {
@@ -406,6 +492,10 @@ async fn topic(cmd: TopicCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
         TopicCmd::Delete { name } => {
             c.delete_topic(&name).await?;
             println!("Deleted topic {name}.");
+        }
+        TopicCmd::Alter { name, partitions } => {
+            c.create_partitions(&name, partitions).await?;
+            println!("Topic {name} now has {partitions} partitions.");
         }
         TopicCmd::DeleteRecords {
             name,

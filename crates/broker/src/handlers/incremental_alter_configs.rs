@@ -1,0 +1,98 @@
+//! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on topic
+//! configs. APPEND/SUBTRACT apply to list-valued settings (`cleanup.policy`).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use strom_protocol::ErrorCode;
+
+use super::s;
+use crate::dispatch::{Outcome, Reply};
+use crate::handlers::alter_configs::TOPIC;
+use crate::server::Broker;
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+const LIST_CONFIGS: &[&str] = &["cleanup.policy"];
+
+pub fn handle(b: &Arc<Broker>, reply: &Reply, req: IncrementalAlterConfigsRequest) -> Outcome {
+    let mut resp = IncrementalAlterConfigsResponse::default();
+    for r in req.resources {
+        let mut out = AlterConfigsResourceResponse::default();
+        out.resource_type = r.resource_type;
+        out.resource_name = r.resource_name.clone();
+        let result = if r.resource_type != TOPIC {
+            Err((
+                ErrorCode::InvalidRequest,
+                "Only topic configurations can be altered so far.".to_string(),
+            ))
+        } else {
+            let name = r.resource_name.to_string();
+            let image = b.metadata.image();
+            let overrides = image
+                .topic(&name)
+                .map(|t| t.configs.clone())
+                .unwrap_or_default();
+            let mut changes = Vec::new();
+            let mut bad = None;
+            for c in &r.configs {
+                let key = c.name.to_string();
+                let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                let current = || {
+                    b.config
+                        .topic_value(&overrides, &key)
+                        .map(|(v, _)| v)
+                        .unwrap_or_default()
+                };
+                let list = |v: String| {
+                    v.split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect::<Vec<_>>()
+                };
+                match c.config_operation {
+                    SET => changes.push((key, Some(value))),
+                    DELETE => changes.push((key, None)),
+                    APPEND | SUBTRACT if !LIST_CONFIGS.contains(&key.as_str()) => {
+                        bad = Some(format!(
+                            "Config value append/subtract is not allowed for config key {key}"
+                        ));
+                    }
+                    APPEND => {
+                        let mut items = list(current());
+                        for v in list(value) {
+                            if !items.contains(&v) {
+                                items.push(v);
+                            }
+                        }
+                        changes.push((key, Some(items.join(","))));
+                    }
+                    SUBTRACT => {
+                        let drop = list(value);
+                        let items: Vec<String> = list(current())
+                            .into_iter()
+                            .filter(|x| !drop.contains(x))
+                            .collect();
+                        changes.push((key, Some(items.join(","))));
+                    }
+                    op => bad = Some(format!("Unknown config operation {op}")),
+                }
+            }
+            match bad {
+                Some(msg) => Err((ErrorCode::InvalidConfig, msg)),
+                None => b
+                    .alter_topic_configs(&name, changes, req.validate_only)
+                    .map_err(|e| (e.code, e.message)),
+            }
+        };
+        if let Err((code, msg)) = result {
+            out.error_code = code.code();
+            out.error_message = Some(s(msg));
+        }
+        resp.responses.push(out);
+    }
+    reply.ready(&resp)
+}
