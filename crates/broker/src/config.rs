@@ -25,11 +25,7 @@ pub struct Def {
 }
 
 const fn d(name: &'static str, kind: Kind, default: Option<&'static str>) -> Def {
-    Def {
-        name,
-        kind,
-        default,
-    }
+    Def { name, kind, default }
 }
 
 const CLEANUP: &[&str] = &["delete", "compact", "compact,delete", "delete,compact"];
@@ -55,58 +51,23 @@ pub const BROKER_DEFS: &[Def] = &[
     d("log.retention.minutes", Kind::Int, None),
     d("log.retention.hours", Kind::Int, Some("168")),
     d("log.retention.bytes", Kind::Long, Some("-1")),
-    d(
-        "log.retention.check.interval.ms",
-        Kind::Long,
-        Some("300000"),
-    ),
-    d(
-        "log.flush.interval.messages",
-        Kind::Long,
-        Some("9223372036854775807"),
-    ),
+    d("log.retention.check.interval.ms", Kind::Long, Some("300000")),
+    d("log.flush.interval.messages", Kind::Long, Some("9223372036854775807")),
     d("log.flush.interval.ms", Kind::Long, None),
-    d(
-        "log.flush.scheduler.interval.ms",
-        Kind::Long,
-        Some("9223372036854775807"),
-    ),
+    d("log.flush.scheduler.interval.ms", Kind::Long, Some("9223372036854775807")),
     d("log.index.interval.bytes", Kind::Int, Some("4096")),
     d("log.index.size.max.bytes", Kind::Int, Some("10485760")),
     d("log.cleanup.policy", Kind::Enum(CLEANUP), Some("delete")),
-    d(
-        "log.cleaner.delete.retention.ms",
-        Kind::Long,
-        Some("86400000"),
-    ),
+    d("log.cleaner.delete.retention.ms", Kind::Long, Some("86400000")),
+    d("log.cleaner.backoff.ms", Kind::Long, Some("15000")),
     d("log.cleaner.min.cleanable.ratio", Kind::Double, Some("0.5")),
     d("log.cleaner.min.compaction.lag.ms", Kind::Long, Some("0")),
-    d(
-        "log.cleaner.max.compaction.lag.ms",
-        Kind::Long,
-        Some("9223372036854775807"),
-    ),
-    d(
-        "log.message.timestamp.type",
-        Kind::Enum(TS_TYPE),
-        Some("CreateTime"),
-    ),
-    d(
-        "log.message.timestamp.before.max.ms",
-        Kind::Long,
-        Some("9223372036854775807"),
-    ),
-    d(
-        "log.message.timestamp.after.max.ms",
-        Kind::Long,
-        Some("3600000"),
-    ),
+    d("log.cleaner.max.compaction.lag.ms", Kind::Long, Some("9223372036854775807")),
+    d("log.message.timestamp.type", Kind::Enum(TS_TYPE), Some("CreateTime")),
+    d("log.message.timestamp.before.max.ms", Kind::Long, Some("9223372036854775807")),
+    d("log.message.timestamp.after.max.ms", Kind::Long, Some("3600000")),
     d("log.segment.delete.delay.ms", Kind::Long, Some("60000")),
-    d(
-        "compression.type",
-        Kind::Enum(COMPRESSION),
-        Some("producer"),
-    ),
+    d("compression.type", Kind::Enum(COMPRESSION), Some("producer")),
     d("min.insync.replicas", Kind::Int, Some("1")),
     d("unclean.leader.election.enable", Kind::Bool, Some("false")),
     d("socket.request.max.bytes", Kind::Int, Some("104857600")),
@@ -119,81 +80,33 @@ pub const BROKER_DEFS: &[Def] = &[
     d("group.max.session.timeout.ms", Kind::Int, Some("1800000")),
     d("group.max.size", Kind::Int, Some("2147483647")),
     d("offsets.retention.minutes", Kind::Int, Some("10080")),
-    d(
-        "offsets.retention.check.interval.ms",
-        Kind::Long,
-        Some("600000"),
-    ),
+    d("offsets.retention.check.interval.ms", Kind::Long, Some("600000")),
     d("offset.metadata.max.bytes", Kind::Int, Some("4096")),
 ];
 
 /// (topic config, broker synonym, kind)
 pub const TOPIC_DEFS: &[(&str, &str, Kind)] = &[
     ("cleanup.policy", "log.cleanup.policy", Kind::Enum(CLEANUP)),
-    (
-        "compression.type",
-        "compression.type",
-        Kind::Enum(COMPRESSION),
-    ),
-    (
-        "delete.retention.ms",
-        "log.cleaner.delete.retention.ms",
-        Kind::Long,
-    ),
-    (
-        "file.delete.delay.ms",
-        "log.segment.delete.delay.ms",
-        Kind::Long,
-    ),
+    ("compression.type", "compression.type", Kind::Enum(COMPRESSION)),
+    ("delete.retention.ms", "log.cleaner.delete.retention.ms", Kind::Long),
+    ("file.delete.delay.ms", "log.segment.delete.delay.ms", Kind::Long),
     ("flush.messages", "log.flush.interval.messages", Kind::Long),
     ("flush.ms", "log.flush.interval.ms", Kind::Long),
-    (
-        "index.interval.bytes",
-        "log.index.interval.bytes",
-        Kind::Int,
-    ),
-    (
-        "max.compaction.lag.ms",
-        "log.cleaner.max.compaction.lag.ms",
-        Kind::Long,
-    ),
+    ("index.interval.bytes", "log.index.interval.bytes", Kind::Int),
+    ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", Kind::Long),
     ("max.message.bytes", "message.max.bytes", Kind::Int),
-    (
-        "message.timestamp.after.max.ms",
-        "log.message.timestamp.after.max.ms",
-        Kind::Long,
-    ),
-    (
-        "message.timestamp.before.max.ms",
-        "log.message.timestamp.before.max.ms",
-        Kind::Long,
-    ),
-    (
-        "message.timestamp.type",
-        "log.message.timestamp.type",
-        Kind::Enum(TS_TYPE),
-    ),
-    (
-        "min.cleanable.dirty.ratio",
-        "log.cleaner.min.cleanable.ratio",
-        Kind::Double,
-    ),
-    (
-        "min.compaction.lag.ms",
-        "log.cleaner.min.compaction.lag.ms",
-        Kind::Long,
-    ),
+    ("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", Kind::Long),
+    ("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", Kind::Long),
+    ("message.timestamp.type", "log.message.timestamp.type", Kind::Enum(TS_TYPE)),
+    ("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", Kind::Double),
+    ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", Kind::Long),
     ("min.insync.replicas", "min.insync.replicas", Kind::Int),
     ("retention.bytes", "log.retention.bytes", Kind::Long),
     ("retention.ms", "log.retention.ms", Kind::Long),
     ("segment.bytes", "log.segment.bytes", Kind::Int),
     ("segment.index.bytes", "log.index.size.max.bytes", Kind::Int),
     ("segment.ms", "log.roll.ms", Kind::Long),
-    (
-        "unclean.leader.election.enable",
-        "unclean.leader.election.enable",
-        Kind::Bool,
-    ),
+    ("unclean.leader.election.enable", "unclean.leader.election.enable", Kind::Bool),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -201,39 +114,17 @@ pub enum ConfigError {
     #[error("unknown configuration '{0}'")]
     Unknown(String),
     #[error("invalid value '{value}' for configuration '{name}': {reason}")]
-    Invalid {
-        name: String,
-        value: String,
-        reason: String,
-    },
+    Invalid { name: String, value: String, reason: String },
     #[error("cannot read config file {path}: {reason}")]
     File { path: String, reason: String },
 }
 
 pub fn check_value(name: &str, kind: Kind, value: &str) -> Result<(), ConfigError> {
-    let bad = |reason: &str| {
-        Err(ConfigError::Invalid {
-            name: name.into(),
-            value: value.into(),
-            reason: reason.into(),
-        })
-    };
+    let bad = |reason: &str| Err(ConfigError::Invalid { name: name.into(), value: value.into(), reason: reason.into() });
     match kind {
-        Kind::Int => value
-            .trim()
-            .parse::<i32>()
-            .map(|_| ())
-            .or_else(|_| bad("expected a 32-bit integer")),
-        Kind::Long => value
-            .trim()
-            .parse::<i64>()
-            .map(|_| ())
-            .or_else(|_| bad("expected a 64-bit integer")),
-        Kind::Double => value
-            .trim()
-            .parse::<f64>()
-            .map(|_| ())
-            .or_else(|_| bad("expected a number")),
+        Kind::Int => value.trim().parse::<i32>().map(|_| ()).or_else(|_| bad("expected a 32-bit integer")),
+        Kind::Long => value.trim().parse::<i64>().map(|_| ()).or_else(|_| bad("expected a 64-bit integer")),
+        Kind::Double => value.trim().parse::<f64>().map(|_| ()).or_else(|_| bad("expected a number")),
         Kind::Bool => match value.trim() {
             "true" | "false" => Ok(()),
             _ => bad("expected true or false"),
@@ -265,15 +156,10 @@ pub struct BrokerConfig {
 
 impl BrokerConfig {
     /// Builds a config from `(key, value)` pairs, validating every one.
-    pub fn from_pairs<I: IntoIterator<Item = (String, String)>>(
-        pairs: I,
-    ) -> Result<BrokerConfig, ConfigError> {
+    pub fn from_pairs<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Result<BrokerConfig, ConfigError> {
         let mut set = BTreeMap::new();
         for (k, v) in pairs {
-            let def = BROKER_DEFS
-                .iter()
-                .find(|d| d.name == k)
-                .ok_or_else(|| ConfigError::Unknown(k.clone()))?;
+            let def = BROKER_DEFS.iter().find(|d| d.name == k).ok_or_else(|| ConfigError::Unknown(k.clone()))?;
             check_value(&k, def.kind, &v)?;
             set.insert(k, v.trim().to_string());
         }
@@ -284,12 +170,8 @@ impl BrokerConfig {
 
     /// Reads a TOML file whose keys are Kafka config names (nested tables join with '.').
     pub fn toml_pairs(text: &str, path: &str) -> Result<Vec<(String, String)>, ConfigError> {
-        let value: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::File {
-                path: path.into(),
-                reason: e.to_string(),
-            })?;
+        let value: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| ConfigError::File { path: path.into(), reason: e.to_string() })?;
         let mut out = Vec::new();
         flatten("", &toml::Value::Table(value), &mut out);
         Ok(out)
@@ -298,11 +180,7 @@ impl BrokerConfig {
     fn check_listeners(&self) -> Result<(), ConfigError> {
         for key in ["listeners", "advertised.listeners"] {
             if let Some(v) = self.set.get(key) {
-                parse_listener(v).map_err(|reason| ConfigError::Invalid {
-                    name: key.into(),
-                    value: v.clone(),
-                    reason,
-                })?;
+                parse_listener(v).map_err(|reason| ConfigError::Invalid { name: key.into(), value: v.clone(), reason })?;
             }
         }
         Ok(())
@@ -324,10 +202,7 @@ impl BrokerConfig {
             "log.roll.ms" => Some(self.int("log.roll.hours") * 3_600_000),
             "log.flush.interval.ms" => Some(self.int("log.flush.scheduler.interval.ms")),
             "log.dirs" => return self.get_with_source("log.dir"),
-            "node.id" => self
-                .set
-                .get("broker.id")
-                .and_then(|v| v.parse::<i64>().ok()),
+            "node.id" => self.set.get("broker.id").and_then(|v| v.parse::<i64>().ok()),
             "advertised.listeners" => return self.get_with_source("listeners"),
             _ => None,
         };
@@ -336,8 +211,7 @@ impl BrokerConfig {
                 "log.retention.ms" => "log.retention.hours",
                 "log.roll.ms" => "log.roll.hours",
                 _ => "",
-            }) || (name == "log.retention.ms"
-                && self.set.contains_key("log.retention.minutes"))
+            }) || (name == "log.retention.ms" && self.set.contains_key("log.retention.minutes"))
                 || (name == "node.id" && self.set.contains_key("broker.id"))
             {
                 Source::StaticBroker
@@ -346,17 +220,11 @@ impl BrokerConfig {
             };
             return Some((v.to_string(), src));
         }
-        BROKER_DEFS
-            .iter()
-            .find(|d| d.name == name)
-            .and_then(|d| d.default)
-            .map(|v| (v.to_string(), Source::Default))
+        BROKER_DEFS.iter().find(|d| d.name == name).and_then(|d| d.default).map(|v| (v.to_string(), Source::Default))
     }
 
     pub fn get(&self, name: &str) -> String {
-        self.get_with_source(name)
-            .map(|(v, _)| v)
-            .unwrap_or_default()
+        self.get_with_source(name).map(|(v, _)| v).unwrap_or_default()
     }
 
     pub fn int(&self, name: &str) -> i64 {
@@ -373,12 +241,7 @@ impl BrokerConfig {
 
     pub fn data_dir(&self) -> String {
         // log.dirs may list several; Strom uses the first.
-        self.get("log.dirs")
-            .split(',')
-            .next()
-            .unwrap_or("./strom-data")
-            .trim()
-            .to_string()
+        self.get("log.dirs").split(',').next().unwrap_or("./strom-data").trim().to_string()
     }
 
     /// (host, port) to bind.
@@ -397,11 +260,7 @@ impl BrokerConfig {
     }
 
     /// The effective topic config: overrides, else the broker synonym's value.
-    pub fn topic_value(
-        &self,
-        overrides: &BTreeMap<String, String>,
-        name: &str,
-    ) -> Option<(String, Source)> {
+    pub fn topic_value(&self, overrides: &BTreeMap<String, String>, name: &str) -> Option<(String, Source)> {
         if let Some(v) = overrides.get(name) {
             return Some((v.clone(), Source::TopicOverride));
         }
@@ -412,10 +271,7 @@ impl BrokerConfig {
 
 /// Validates a topic-level config.
 pub fn check_topic_config(name: &str, value: &str) -> Result<(), ConfigError> {
-    let (_, _, kind) = TOPIC_DEFS
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .ok_or_else(|| ConfigError::Unknown(name.into()))?;
+    let (_, _, kind) = TOPIC_DEFS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| ConfigError::Unknown(name.into()))?;
     check_value(name, *kind, value)
 }
 
@@ -425,9 +281,7 @@ pub fn parse_listener(v: &str) -> Result<(String, u16), String> {
     let addr = match first.split_once("://") {
         Some((proto, rest)) => {
             if proto != "PLAINTEXT" {
-                return Err(format!(
-                    "only PLAINTEXT listeners are supported, got {proto}"
-                ));
+                return Err(format!("only PLAINTEXT listeners are supported, got {proto}"));
             }
             rest
         }
@@ -436,21 +290,14 @@ pub fn parse_listener(v: &str) -> Result<(String, u16), String> {
     let (host, port) = addr.rsplit_once(':').ok_or("expected host:port")?;
     let port: u16 = port.parse().map_err(|_| format!("bad port '{port}'"))?;
     let host = if host.is_empty() { "0.0.0.0" } else { host };
-    Ok((
-        host.trim_matches(|c| c == '[' || c == ']').to_string(),
-        port,
-    ))
+    Ok((host.trim_matches(|c| c == '[' || c == ']').to_string(), port))
 }
 
 fn flatten(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
     match v {
         toml::Value::Table(t) => {
             for (k, v) in t {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
                 flatten(&key, v, out);
             }
         }
@@ -480,34 +327,23 @@ mod tests {
         assert_eq!(c.get("log.retention.ms"), (168i64 * 3_600_000).to_string());
         assert_eq!(c.listener(), ("127.0.0.1".to_string(), 9092));
         assert_eq!(c.data_dir(), "./strom-data");
-        let c = BrokerConfig::from_pairs([("log.retention.hours".to_string(), "1".to_string())])
-            .unwrap();
-        assert_eq!(
-            c.get_with_source("log.retention.ms"),
-            Some(("3600000".into(), Source::StaticBroker))
-        );
+        let c = BrokerConfig::from_pairs([("log.retention.hours".to_string(), "1".to_string())]).unwrap();
+        assert_eq!(c.get_with_source("log.retention.ms"), Some(("3600000".into(), Source::StaticBroker)));
     }
 
     #[test]
     fn unknown_and_invalid_are_errors() {
         assert_eq!(
-            BrokerConfig::from_pairs([("num.partitionz".to_string(), "1".to_string())])
-                .unwrap_err(),
+            BrokerConfig::from_pairs([("num.partitionz".to_string(), "1".to_string())]).unwrap_err(),
             ConfigError::Unknown("num.partitionz".into())
         );
-        assert!(
-            BrokerConfig::from_pairs([("num.partitions".to_string(), "many".to_string())]).is_err()
-        );
-        assert!(
-            BrokerConfig::from_pairs([("listeners".to_string(), "SSL://x:1".to_string())]).is_err()
-        );
+        assert!(BrokerConfig::from_pairs([("num.partitions".to_string(), "many".to_string())]).is_err());
+        assert!(BrokerConfig::from_pairs([("listeners".to_string(), "SSL://x:1".to_string())]).is_err());
     }
 
     #[test]
     fn toml_keys_are_kafka_names() {
-        let pairs =
-            BrokerConfig::toml_pairs("\"num.partitions\" = 3\n[log]\ndirs = \"/tmp/x\"\n", "t")
-                .unwrap();
+        let pairs = BrokerConfig::toml_pairs("\"num.partitions\" = 3\n[log]\ndirs = \"/tmp/x\"\n", "t").unwrap();
         let c = BrokerConfig::from_pairs(pairs).unwrap();
         assert_eq!(c.int("num.partitions"), 3);
         assert_eq!(c.data_dir(), "/tmp/x");
@@ -515,18 +351,11 @@ mod tests {
 
     #[test]
     fn topic_values_fall_back_to_broker_synonyms() {
-        let c = BrokerConfig::from_pairs([("message.max.bytes".to_string(), "2000".to_string())])
-            .unwrap();
+        let c = BrokerConfig::from_pairs([("message.max.bytes".to_string(), "2000".to_string())]).unwrap();
         let mut o = BTreeMap::new();
-        assert_eq!(
-            c.topic_value(&o, "max.message.bytes"),
-            Some(("2000".into(), Source::StaticBroker))
-        );
+        assert_eq!(c.topic_value(&o, "max.message.bytes"), Some(("2000".into(), Source::StaticBroker)));
         o.insert("max.message.bytes".to_string(), "10".to_string());
-        assert_eq!(
-            c.topic_value(&o, "max.message.bytes"),
-            Some(("10".into(), Source::TopicOverride))
-        );
+        assert_eq!(c.topic_value(&o, "max.message.bytes"), Some(("10".into(), Source::TopicOverride)));
         assert!(check_topic_config("segment.bytes", "x").is_err());
         assert!(check_topic_config("nope", "1").is_err());
     }

@@ -23,12 +23,7 @@ use crate::server::Broker;
 
 const MAX_IN_FLIGHT: usize = 64;
 
-pub async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    broker: Arc<Broker>,
-    mut stop: watch::Receiver<bool>,
-) {
+pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let (mut rd, wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<JoinHandle<Option<Bytes>>>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(async move {
@@ -57,10 +52,7 @@ pub async fn serve(
         }
         let _ = wr.flush().await;
     });
-    let max_frame = broker
-        .config
-        .int("socket.request.max.bytes")
-        .clamp(1024, i32::MAX as i64) as usize;
+    let max_frame = broker.config.int("socket.request.max.bytes").clamp(1024, i32::MAX as i64) as usize;
     let reason = loop {
         let mut len = [0u8; 4];
         let read = tokio::select! {

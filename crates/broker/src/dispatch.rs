@@ -61,99 +61,50 @@ impl Reply {
 }
 
 fn decode<R: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<R, FrameError> {
-    R::decode(body, version).map_err(|e| FrameError::Malformed {
-        api,
-        version,
-        reason: e.to_string(),
-    })
+    R::decode(body, version).map_err(|e| FrameError::Malformed { api, version, reason: e.to_string() })
 }
 
-pub async fn dispatch(
-    broker: &Arc<Broker>,
-    frame: Bytes,
-    peer: SocketAddr,
-) -> Result<Outcome, DispatchError> {
+pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> Result<Outcome, DispatchError> {
     let prefix = frame::peek_prefix(&frame)?;
-    let api =
-        ApiKey::try_from(prefix.api_key).map_err(|_| FrameError::UnknownApiKey(prefix.api_key))?;
+    let api = ApiKey::try_from(prefix.api_key).map_err(|_| FrameError::UnknownApiKey(prefix.api_key))?;
     if api == ApiKey::ApiVersions && !versions::is_accepted(api, prefix.api_version) {
         return Ok(handlers::api_versions::unsupported(prefix.correlation_id));
     }
     if !versions::is_accepted(api, prefix.api_version) {
-        return Err(DispatchError::Unsupported {
-            api,
-            version: prefix.api_version,
-        });
+        return Err(DispatchError::Unsupported { api, version: prefix.api_version });
     }
     let v = prefix.api_version;
     let mut body = frame;
     let header: RequestHeader = frame::decode_header(api, v, &mut body)?;
-    let reply = Reply {
-        api,
-        version: v,
-        correlation_id: header.correlation_id,
-        client_id: header.client_id.as_ref().map(|s| s.to_string()),
-        peer,
-    };
+    let reply =
+        Reply { api, version: v, correlation_id: header.correlation_id, client_id: header.client_id.as_ref().map(|s| s.to_string()), peer };
     let b = broker;
     Ok(match api {
         ApiKey::ApiVersions => handlers::api_versions::handle(&reply, decode(api, v, &mut body)?),
         ApiKey::Metadata => handlers::metadata::handle(b, &reply, decode(api, v, &mut body)?),
-        ApiKey::CreateTopics => {
-            handlers::create_topics::handle(b, &reply, decode(api, v, &mut body)?)
-        }
-        ApiKey::DeleteTopics => {
-            handlers::delete_topics::handle(b, &reply, decode(api, v, &mut body)?)
-        }
+        ApiKey::CreateTopics => handlers::create_topics::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::DeleteTopics => handlers::delete_topics::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::Produce => handlers::produce::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::Fetch => handlers::fetch::handle(b, &reply, decode(api, v, &mut body)?),
-        ApiKey::ListOffsets => {
-            handlers::list_offsets::handle(b, &reply, decode(api, v, &mut body)?)
-        }
-        ApiKey::DescribeCluster => {
-            handlers::describe_cluster::handle(b, &reply, decode(api, v, &mut body)?)
-        }
-        ApiKey::DescribeConfigs => {
-            handlers::describe_configs::handle(b, &reply, decode(api, v, &mut body)?)
-        }
-        ApiKey::InitProducerId => {
-            handlers::init_producer_id::handle(b, &reply, decode(api, v, &mut body)?)
-        }
-        ApiKey::FindCoordinator => {
-            handlers::find_coordinator::handle(b, &reply, decode(api, v, &mut body)?)
-        }
+        ApiKey::ListOffsets => handlers::list_offsets::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::DescribeCluster => handlers::describe_cluster::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::DescribeConfigs => handlers::describe_configs::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::InitProducerId => handlers::init_producer_id::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::FindCoordinator => handlers::find_coordinator::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::JoinGroup => handlers::join_group::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::SyncGroup => handlers::sync_group::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::Heartbeat => handlers::heartbeat::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::LeaveGroup => handlers::leave_group::handle(b, &reply, decode(api, v, &mut body)?),
-        ApiKey::OffsetCommit => {
-            handlers::offset_commit::handle(b, &reply, decode(api, v, &mut body)?)
-        }
-        ApiKey::OffsetFetch => {
-            handlers::offset_fetch::handle(b, &reply, decode(api, v, &mut body)?)
-        }
-        ApiKey::DescribeGroups => {
-            handlers::describe_groups::handle(b, &reply, decode(api, v, &mut body)?)
-        }
+        ApiKey::OffsetCommit => handlers::offset_commit::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::OffsetFetch => handlers::offset_fetch::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::DescribeGroups => handlers::describe_groups::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::ListGroups => handlers::list_groups::handle(b, &reply, decode(api, v, &mut body)?),
-        ApiKey::DeleteGroups => {
-            handlers::delete_groups::handle(b, &reply, decode(api, v, &mut body)?)
-        }
-        ApiKey::OffsetDelete => {
-            handlers::offset_delete::handle(b, &reply, decode(api, v, &mut body)?)
-        }
-        ApiKey::DeleteRecords => {
-            handlers::delete_records::handle(b, &reply, decode(api, v, &mut body)?)
-        }
-        ApiKey::CreatePartitions => {
-            handlers::create_partitions::handle(b, &reply, decode(api, v, &mut body)?)
-        }
-        ApiKey::AlterConfigs => {
-            handlers::alter_configs::handle(b, &reply, decode(api, v, &mut body)?)
-        }
-        ApiKey::IncrementalAlterConfigs => {
-            handlers::incremental_alter_configs::handle(b, &reply, decode(api, v, &mut body)?)
-        }
+        ApiKey::DeleteGroups => handlers::delete_groups::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::OffsetDelete => handlers::offset_delete::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::DeleteRecords => handlers::delete_records::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::CreatePartitions => handlers::create_partitions::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::AlterConfigs => handlers::alter_configs::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::IncrementalAlterConfigs => handlers::incremental_alter_configs::handle(b, &reply, decode(api, v, &mut body)?),
         _ => return Err(DispatchError::Unsupported { api, version: v }),
     })
 }

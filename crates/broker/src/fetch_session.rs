@@ -55,10 +55,7 @@ pub type Requested = (Key, Uuid, i64, i32);
 
 impl FetchSessions {
     pub fn new(max_sessions: usize) -> Self {
-        FetchSessions {
-            inner: Mutex::new((1, HashMap::new())),
-            max_sessions,
-        }
+        FetchSessions { inner: Mutex::new((1, HashMap::new())), max_sessions }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (i32, HashMap<i32, Session>)> {
@@ -66,20 +63,8 @@ impl FetchSessions {
     }
 
     /// Applies a request's session fields; returns what to read or a top-level error.
-    pub fn plan(
-        &self,
-        session_id: i32,
-        epoch: i32,
-        requested: Vec<Requested>,
-        forgotten: Vec<Key>,
-    ) -> Result<Plan, ErrorCode> {
-        let fresh = |r: &Requested| PartState {
-            topic_id: r.1,
-            fetch_offset: r.2,
-            max_bytes: r.3,
-            last_hw: -1,
-            last_log_start: -1,
-        };
+    pub fn plan(&self, session_id: i32, epoch: i32, requested: Vec<Requested>, forgotten: Vec<Key>) -> Result<Plan, ErrorCode> {
+        let fresh = |r: &Requested| PartState { topic_id: r.1, fetch_offset: r.2, max_bytes: r.3, last_hw: -1, last_log_start: -1 };
         let mut guard = self.lock();
         let (next_id, sessions) = &mut *guard;
         if epoch == -1 {
@@ -88,11 +73,7 @@ impl FetchSessions {
                 sessions.remove(&session_id);
             }
             let parts = requested.iter().map(|r| (r.0.clone(), fresh(r))).collect();
-            return Ok(Plan {
-                session_id: 0,
-                incremental: false,
-                parts,
-            });
+            return Ok(Plan { session_id: 0, incremental: false, parts });
         }
         if epoch == 0 {
             if session_id != 0 {
@@ -104,38 +85,17 @@ impl FetchSessions {
             }
             let list: Vec<_> = parts.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             if sessions.len() >= self.max_sessions {
-                return Ok(Plan {
-                    session_id: 0,
-                    incremental: false,
-                    parts: list,
-                });
+                return Ok(Plan { session_id: 0, incremental: false, parts: list });
             }
             let id = *next_id;
-            *next_id = if *next_id == i32::MAX {
-                1
-            } else {
-                *next_id + 1
-            };
-            sessions.insert(
-                id,
-                Session {
-                    next_epoch: 1,
-                    parts,
-                    last_used: Instant::now(),
-                },
-            );
-            return Ok(Plan {
-                session_id: id,
-                incremental: false,
-                parts: list,
-            });
+            *next_id = if *next_id == i32::MAX { 1 } else { *next_id + 1 };
+            sessions.insert(id, Session { next_epoch: 1, parts, last_used: Instant::now() });
+            return Ok(Plan { session_id: id, incremental: false, parts: list });
         }
         if session_id == 0 {
             return Err(ErrorCode::InvalidFetchSessionEpoch);
         }
-        let s = sessions
-            .get_mut(&session_id)
-            .ok_or(ErrorCode::FetchSessionIdNotFound)?;
+        let s = sessions.get_mut(&session_id).ok_or(ErrorCode::FetchSessionIdNotFound)?;
         if s.next_epoch != epoch {
             return Err(ErrorCode::InvalidFetchSessionEpoch);
         }
@@ -156,29 +116,13 @@ impl FetchSessions {
                 }
             }
         }
-        let parts = s
-            .parts
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        Ok(Plan {
-            session_id,
-            incremental: true,
-            parts,
-        })
+        let parts = s.parts.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Ok(Plan { session_id, incremental: true, parts })
     }
 
     /// Decides whether an incremental response includes a partition, recording
     /// what was sent. Full responses always include it.
-    pub fn note_sent(
-        &self,
-        session_id: i32,
-        key: &Key,
-        hw: i64,
-        log_start: i64,
-        has_news: bool,
-        incremental: bool,
-    ) -> bool {
+    pub fn note_sent(&self, session_id: i32, key: &Key, hw: i64, log_start: i64, has_news: bool, incremental: bool) -> bool {
         if session_id == 0 {
             return true;
         }
@@ -219,9 +163,7 @@ mod tests {
     #[test]
     fn session_lifecycle() {
         let s = FetchSessions::new(10);
-        let plan = s
-            .plan(0, 0, vec![req("a", 0, 0), req("a", 1, 5)], vec![])
-            .unwrap();
+        let plan = s.plan(0, 0, vec![req("a", 0, 0), req("a", 1, 5)], vec![]).unwrap();
         assert!(!plan.incremental);
         let id = plan.session_id;
         assert!(id > 0);
@@ -230,36 +172,22 @@ mod tests {
         assert!(plan.incremental);
         assert_eq!(plan.parts.len(), 2);
         // Wrong epoch.
-        assert_eq!(
-            s.plan(id, 1, vec![], vec![]).unwrap_err(),
-            ErrorCode::InvalidFetchSessionEpoch
-        );
+        assert_eq!(s.plan(id, 1, vec![], vec![]).unwrap_err(), ErrorCode::InvalidFetchSessionEpoch);
         // Forget one, move the other.
-        let plan = s
-            .plan(id, 2, vec![req("a", 0, 9)], vec![("a".into(), 1)])
-            .unwrap();
+        let plan = s.plan(id, 2, vec![req("a", 0, 9)], vec![("a".into(), 1)]).unwrap();
         assert_eq!(plan.parts.len(), 1);
         assert_eq!(plan.parts[0].1.fetch_offset, 9);
-        assert_eq!(
-            s.plan(77, 1, vec![], vec![]).unwrap_err(),
-            ErrorCode::FetchSessionIdNotFound
-        );
+        assert_eq!(s.plan(77, 1, vec![], vec![]).unwrap_err(), ErrorCode::FetchSessionIdNotFound);
         // Close.
         let plan = s.plan(id, -1, vec![req("a", 0, 9)], vec![]).unwrap();
         assert_eq!(plan.session_id, 0);
-        assert_eq!(
-            s.plan(id, 3, vec![], vec![]).unwrap_err(),
-            ErrorCode::FetchSessionIdNotFound
-        );
+        assert_eq!(s.plan(id, 3, vec![], vec![]).unwrap_err(), ErrorCode::FetchSessionIdNotFound);
     }
 
     #[test]
     fn incremental_responses_carry_only_news() {
         let s = FetchSessions::new(10);
-        let id = s
-            .plan(0, 0, vec![req("a", 0, 0)], vec![])
-            .unwrap()
-            .session_id;
+        let id = s.plan(0, 0, vec![req("a", 0, 0)], vec![]).unwrap().session_id;
         let k = ("a".to_string(), 0);
         assert!(s.note_sent(id, &k, 10, 0, false, false));
         assert!(!s.note_sent(id, &k, 10, 0, false, true));

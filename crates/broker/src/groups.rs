@@ -90,27 +90,12 @@ impl GroupManager {
 
     /// Runs one coordinator step, appends its records, and returns what must be
     /// flushed before the answers go out.
-    pub fn step<R>(
-        &self,
-        b: &Broker,
-        f: impl FnOnce(&mut GroupCoordinator) -> (R, Output),
-    ) -> (R, Pending) {
+    pub fn step<R>(&self, b: &Broker, f: impl FnOnce(&mut GroupCoordinator) -> (R, Output)) -> (R, Pending) {
         let mut coord = self.lock();
         let (r, out) = f(&mut coord);
-        let logs = if out.records.is_empty() {
-            Vec::new()
-        } else {
-            append_records(b, &out.records)
-        };
+        let logs = if out.records.is_empty() { Vec::new() } else { append_records(b, &out.records) };
         drop(coord);
-        (
-            r,
-            Pending {
-                logs,
-                joins: out.joins,
-                syncs: out.syncs,
-            },
-        )
+        (r, Pending { logs, joins: out.joins, syncs: out.syncs })
     }
 
     /// Makes a step's records durable, then answers its waiters.
@@ -183,11 +168,7 @@ impl GroupManager {
                 }
             }
         }
-        tracing::info!(
-            records = count,
-            groups = coord.list().len(),
-            "group state loaded"
-        );
+        tracing::info!(records = count, groups = coord.list().len(), "group state loaded");
     }
 }
 
@@ -209,11 +190,7 @@ pub fn ensure_offsets_topic(b: &Broker) -> bool {
         partitions: b.config.int("offsets.topic.num.partitions").max(1) as i32,
         replication_factor: -1,
         assignments: BTreeMap::new(),
-        configs: [
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            ("segment.bytes".to_string(), "104857600".to_string()),
-        ]
-        .into(),
+        configs: [("cleanup.policy".to_string(), "compact".to_string()), ("segment.bytes".to_string(), "104857600".to_string())].into(),
     };
     match b.create_topic(&t) {
         Ok(_) => true,
@@ -233,15 +210,12 @@ fn append_records(b: &Broker, records: &[(i32, GroupRecord)]) -> Vec<(Arc<Log>, 
     let now = strom_storage::now_ms();
     for (p, r) in records {
         let (k, v) = r.encode();
-        by_partition
-            .entry(*p)
-            .or_insert_with(|| BatchBuilder::new(now))
-            .push(Record {
-                key: Some(Bytes::from(k)),
-                value: v.map(Bytes::from),
-                timestamp: now,
-                ..Default::default()
-            });
+        by_partition.entry(*p).or_insert_with(|| BatchBuilder::new(now)).push(Record {
+            key: Some(Bytes::from(k)),
+            value: v.map(Bytes::from),
+            timestamp: now,
+            ..Default::default()
+        });
     }
     let mut out = Vec::new();
     for (p, builder) in by_partition {

@@ -25,10 +25,7 @@ pub struct TopicError {
 
 impl TopicError {
     fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        TopicError {
-            code,
-            message: message.into(),
-        }
+        TopicError { code, message: message.into() }
     }
 }
 
@@ -49,15 +46,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
         return Err(format!("topic name cannot be '{name}'"));
     }
     if name.len() > 249 {
-        return Err(format!(
-            "topic name is {} characters, the limit is 249",
-            name.len()
-        ));
+        return Err(format!("topic name is {} characters, the limit is 249", name.len()));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
         return Err(format!("topic name '{name}' contains '{c}'; allowed are ASCII letters, digits, '.', '_' and '-'"));
     }
     Ok(())
@@ -65,12 +56,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
 
 impl Broker {
     pub fn log_config(&self, topic: &TopicImage) -> LogConfig {
-        let get = |k: &str| {
-            self.config
-                .topic_value(&topic.configs, k)
-                .map(|(v, _)| v)
-                .unwrap_or_default()
-        };
+        let get = |k: &str| self.config.topic_value(&topic.configs, k).map(|(v, _)| v).unwrap_or_default();
         let long = |k: &str, dflt: i64| get(k).parse::<i64>().unwrap_or(dflt);
         LogConfig {
             segment_bytes: long("segment.bytes", 1 << 30).max(1) as u64,
@@ -81,9 +67,12 @@ impl Broker {
             flush_ms: long("flush.ms", i64::MAX),
             retention_ms: long("retention.ms", 7 * 24 * 3_600_000),
             retention_bytes: long("retention.bytes", -1),
-            delete_enabled: get("cleanup.policy")
-                .split(',')
-                .any(|p| p.trim() == "delete"),
+            delete_enabled: get("cleanup.policy").split(',').any(|p| p.trim() == "delete"),
+            compact: get("cleanup.policy").split(',').any(|p| p.trim() == "compact"),
+            min_cleanable_ratio: get("min.cleanable.dirty.ratio").parse().unwrap_or(0.5),
+            min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
+            max_compaction_lag_ms: long("max.compaction.lag.ms", i64::MAX),
+            delete_retention_ms: long("delete.retention.ms", 86_400_000),
         }
     }
 
@@ -113,9 +102,7 @@ impl Broker {
                     continue;
                 };
                 let Ok(p) = p.parse::<i32>() else { continue };
-                let live = image
-                    .topic(topic)
-                    .is_some_and(|t| t.partitions.contains_key(&p));
+                let live = image.topic(topic).is_some_and(|t| t.partitions.contains_key(&p));
                 if !live {
                     tracing::info!(dir = %name, "removing log of a deleted topic");
                     let _ = self.logs.delete_log(topic, p);
@@ -127,13 +114,9 @@ impl Broker {
 
     /// Checks a creation request without changing anything.
     pub fn check_new_topic(&self, image: &MetadataImage, t: &NewTopic) -> Result<(), TopicError> {
-        validate_topic_name(&t.name)
-            .map_err(|m| TopicError::new(ErrorCode::InvalidTopicException, m))?;
+        validate_topic_name(&t.name).map_err(|m| TopicError::new(ErrorCode::InvalidTopicException, m))?;
         if image.topic(&t.name).is_some() {
-            return Err(TopicError::new(
-                ErrorCode::TopicAlreadyExists,
-                format!("Topic '{}' already exists.", t.name),
-            ));
+            return Err(TopicError::new(ErrorCode::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
         }
         let norm = t.name.replace('.', "_");
         if let Some(other) = image.topics.keys().find(|n| n.replace('.', "_") == norm) {
@@ -152,10 +135,7 @@ impl Broker {
             }
             for (i, (p, replicas)) in t.assignments.iter().enumerate() {
                 if *p != i as i32 {
-                    return Err(TopicError::new(
-                        ErrorCode::InvalidReplicaAssignment,
-                        "partitions must be numbered 0..n-1",
-                    ));
+                    return Err(TopicError::new(ErrorCode::InvalidReplicaAssignment, "partitions must be numbered 0..n-1"));
                 }
                 if replicas.is_empty() || replicas.iter().any(|&b| b != self.node_id) {
                     return Err(TopicError::new(
@@ -164,30 +144,17 @@ impl Broker {
                     ));
                 }
                 if replicas.len() > brokers {
-                    return Err(TopicError::new(
-                        ErrorCode::InvalidReplicationFactor,
-                        "replicas repeat a broker",
-                    ));
+                    return Err(TopicError::new(ErrorCode::InvalidReplicationFactor, "replicas repeat a broker"));
                 }
             }
         } else {
             if t.partitions == 0 || t.partitions < -1 {
-                return Err(TopicError::new(
-                    ErrorCode::InvalidPartitions,
-                    "Number of partitions must be larger than 0.",
-                ));
+                return Err(TopicError::new(ErrorCode::InvalidPartitions, "Number of partitions must be larger than 0."));
             }
             if t.replication_factor == 0 || t.replication_factor < -1 {
-                return Err(TopicError::new(
-                    ErrorCode::InvalidReplicationFactor,
-                    "Replication factor must be larger than 0.",
-                ));
+                return Err(TopicError::new(ErrorCode::InvalidReplicationFactor, "Replication factor must be larger than 0."));
             }
-            let rf = if t.replication_factor == -1 {
-                self.config.int("default.replication.factor")
-            } else {
-                t.replication_factor as i64
-            };
+            let rf = if t.replication_factor == -1 { self.config.int("default.replication.factor") } else { t.replication_factor as i64 };
             if rf > brokers as i64 {
                 return Err(TopicError::new(
                     ErrorCode::InvalidReplicationFactor,
@@ -197,10 +164,7 @@ impl Broker {
         }
         for (k, v) in &t.configs {
             check_topic_config(k, v).map_err(|e| match e {
-                ConfigError::Unknown(_) => TopicError::new(
-                    ErrorCode::InvalidConfig,
-                    format!("Unknown topic config name: {k}"),
-                ),
+                ConfigError::Unknown(_) => TopicError::new(ErrorCode::InvalidConfig, format!("Unknown topic config name: {k}")),
                 other => TopicError::new(ErrorCode::InvalidConfig, other.to_string()),
             })?;
         }
@@ -222,16 +186,9 @@ impl Broker {
         } else {
             t.assignments.len() as i32
         };
-        let mut records = vec![MetadataRecord::Topic {
-            name: t.name.clone(),
-            id,
-        }];
+        let mut records = vec![MetadataRecord::Topic { name: t.name.clone(), id }];
         for (k, v) in &t.configs {
-            records.push(MetadataRecord::TopicConfig {
-                topic_id: id,
-                key: k.clone(),
-                value: Some(v.clone()),
-            });
+            records.push(MetadataRecord::TopicConfig { topic_id: id, key: k.clone(), value: Some(v.clone()) });
         }
         for p in 0..count {
             records.push(MetadataRecord::Partition {
@@ -242,19 +199,11 @@ impl Broker {
                 leader_epoch: 0,
             });
         }
-        let image = self
-            .metadata
-            .commit(records)
-            .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
-        let topic = image
-            .topic(&t.name)
-            .cloned()
-            .ok_or_else(|| TopicError::new(ErrorCode::UnknownServerError, "topic vanished"))?;
+        let image = self.metadata.commit(records).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        let topic = image.topic(&t.name).cloned().ok_or_else(|| TopicError::new(ErrorCode::UnknownServerError, "topic vanished"))?;
         let cfg = self.log_config(&topic);
         for p in topic.partitions.keys() {
-            self.logs
-                .open_log(&topic.name, *p, cfg.clone())
-                .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+            self.logs.open_log(&topic.name, *p, cfg.clone()).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
         }
         tracing::info!(topic = %t.name, partitions = count, %id, "created topic");
         Ok(topic)
@@ -270,9 +219,7 @@ impl Broker {
             configs: BTreeMap::new(),
         };
         match self.create_topic(&t) {
-            Err(e) if e.code == ErrorCode::TopicAlreadyExists => {
-                self.metadata.image().topic(name).cloned().ok_or(e)
-            }
+            Err(e) if e.code == ErrorCode::TopicAlreadyExists => self.metadata.image().topic(name).cloned().ok_or(e),
             other => other,
         }
     }
@@ -281,10 +228,7 @@ impl Broker {
     pub fn delete_topic(&self, id: Uuid) -> Result<(), TopicError> {
         let _guard = self.topic_lock.lock().unwrap_or_else(|p| p.into_inner());
         let image = self.metadata.image();
-        let topic = image
-            .topic_by_id(&id)
-            .cloned()
-            .ok_or_else(|| TopicError::new(ErrorCode::UnknownTopicId, "unknown topic id"))?;
+        let topic = image.topic_by_id(&id).cloned().ok_or_else(|| TopicError::new(ErrorCode::UnknownTopicId, "unknown topic id"))?;
         self.metadata
             .commit(vec![MetadataRecord::RemoveTopic { id }])
             .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
@@ -313,12 +257,10 @@ impl Broker {
     ) -> Result<(), TopicError> {
         let _guard = self.topic_lock.lock().unwrap_or_else(|p| p.into_inner());
         let image = self.metadata.image();
-        let topic = image.topic(name).cloned().ok_or_else(|| {
-            TopicError::new(
-                ErrorCode::UnknownTopicOrPartition,
-                format!("The topic '{name}' does not exist."),
-            )
-        })?;
+        let topic = image
+            .topic(name)
+            .cloned()
+            .ok_or_else(|| TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("The topic '{name}' does not exist.")))?;
         let current = topic.partitions.len() as i32;
         if count <= current {
             let msg = if count == current {
@@ -332,20 +274,11 @@ impl Broker {
             if a.len() as i32 != count - current {
                 return Err(TopicError::new(
                     ErrorCode::InvalidReplicaAssignment,
-                    format!(
-                        "Increasing the number of partitions by {} but {} assignments provided.",
-                        count - current,
-                        a.len()
-                    ),
+                    format!("Increasing the number of partitions by {} but {} assignments provided.", count - current, a.len()),
                 ));
             }
-            if a.iter()
-                .any(|r| r.is_empty() || r.iter().any(|&b| b != self.node_id))
-            {
-                return Err(TopicError::new(
-                    ErrorCode::InvalidReplicaAssignment,
-                    "The assignment names brokers that do not exist.",
-                ));
+            if a.iter().any(|r| r.is_empty() || r.iter().any(|&b| b != self.node_id)) {
+                return Err(TopicError::new(ErrorCode::InvalidReplicaAssignment, "The assignment names brokers that do not exist."));
             }
         }
         if validate_only {
@@ -360,16 +293,11 @@ impl Broker {
                 leader_epoch: 0,
             })
             .collect();
-        let image = self
-            .metadata
-            .commit(records)
-            .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        let image = self.metadata.commit(records).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
         if let Some(t) = image.topic(name) {
             let cfg = self.log_config(t);
             for p in current..count {
-                self.logs
-                    .open_log(name, p, cfg.clone())
-                    .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+                self.logs.open_log(name, p, cfg.clone()).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
             }
         }
         tracing::info!(topic = name, from = current, to = count, "added partitions");
@@ -378,55 +306,28 @@ impl Broker {
 
     /// Applies topic config changes: validates every one, commits them, and
     /// hands the new settings to the topic's open logs so they apply at once.
-    pub fn alter_topic_configs(
-        &self,
-        name: &str,
-        changes: Vec<ConfigChange>,
-        validate_only: bool,
-    ) -> Result<(), TopicError> {
+    pub fn alter_topic_configs(&self, name: &str, changes: Vec<ConfigChange>, validate_only: bool) -> Result<(), TopicError> {
         let _guard = self.topic_lock.lock().unwrap_or_else(|p| p.into_inner());
         let image = self.metadata.image();
-        let topic = image.topic(name).cloned().ok_or_else(|| {
-            TopicError::new(
-                ErrorCode::UnknownTopicOrPartition,
-                format!("The topic '{name}' does not exist."),
-            )
-        })?;
+        let topic = image
+            .topic(name)
+            .cloned()
+            .ok_or_else(|| TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("The topic '{name}' does not exist.")))?;
         for (k, v) in &changes {
             let check = match v {
                 Some(v) => check_topic_config(k, v),
-                None => check_topic_config(
-                    k,
-                    &self
-                        .config
-                        .topic_value(&BTreeMap::new(), k)
-                        .map(|(d, _)| d)
-                        .unwrap_or_default(),
-                ),
+                None => check_topic_config(k, &self.config.topic_value(&BTreeMap::new(), k).map(|(d, _)| d).unwrap_or_default()),
             };
             check.map_err(|e| match e {
-                ConfigError::Unknown(_) => TopicError::new(
-                    ErrorCode::InvalidConfig,
-                    format!("Unknown topic config name: {k}"),
-                ),
+                ConfigError::Unknown(_) => TopicError::new(ErrorCode::InvalidConfig, format!("Unknown topic config name: {k}")),
                 other => TopicError::new(ErrorCode::InvalidConfig, other.to_string()),
             })?;
         }
         if validate_only || changes.is_empty() {
             return Ok(());
         }
-        let records = changes
-            .into_iter()
-            .map(|(key, value)| MetadataRecord::TopicConfig {
-                topic_id: topic.id,
-                key,
-                value,
-            })
-            .collect();
-        let image = self
-            .metadata
-            .commit(records)
-            .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        let records = changes.into_iter().map(|(key, value)| MetadataRecord::TopicConfig { topic_id: topic.id, key, value }).collect();
+        let image = self.metadata.commit(records).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
         if let Some(t) = image.topic(name) {
             let cfg = self.log_config(t);
             for p in t.partitions.keys() {

@@ -53,18 +53,13 @@ impl Broker {
     /// listener actually got, used when the advertised port is 0.
     pub fn open(config: BrokerConfig, bound_port: u16) -> Result<Broker, StartError> {
         let dir = std::path::PathBuf::from(config.data_dir());
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
         let node_id = config.node_id();
         let metadata = MetadataStore::open(&dir, node_id)?;
         let logs = LogManager::open(&dir)?;
         let (host, port) = config.advertised();
         let port = if port == 0 { bound_port } else { port };
-        let host = if host == "0.0.0.0" {
-            "127.0.0.1".to_string()
-        } else {
-            host
-        };
+        let host = if host == "0.0.0.0" { "127.0.0.1".to_string() } else { host };
         let next_pid = metadata.image().next_producer_id.max(1000);
         let config_for_groups = config.clone();
         let broker = Broker {
@@ -77,19 +72,12 @@ impl Broker {
             topic_lock: Mutex::new(()),
             producer_ids: Mutex::new(next_pid),
             appended: watch::channel(0).0,
-            groups: crate::groups::GroupManager::new(crate::groups::group_config(
-                &config_for_groups,
-            )),
+            groups: crate::groups::GroupManager::new(crate::groups::group_config(&config_for_groups)),
         };
         let clean = broker.logs.was_clean();
         let started = std::time::Instant::now();
         broker.sync_logs()?;
-        tracing::info!(
-            clean,
-            logs = broker.logs.all().len(),
-            ms = started.elapsed().as_millis() as u64,
-            "logs loaded"
-        );
+        tracing::info!(clean, logs = broker.logs.all().len(), ms = started.elapsed().as_millis() as u64, "logs loaded");
         broker.groups.load(&broker);
         Ok(broker)
     }
@@ -131,10 +119,7 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(5), drain)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         conns.abort_all();
     }
     background.abort();
@@ -147,12 +132,9 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut last_checkpoint = std::time::Instant::now();
     let mut last_retention = std::time::Instant::now();
-    let retention_every = Duration::from_millis(
-        broker
-            .config
-            .int("log.retention.check.interval.ms")
-            .max(100) as u64,
-    );
+    let mut last_clean = std::time::Instant::now();
+    let clean_every = Duration::from_millis(broker.config.int("log.cleaner.backoff.ms").max(100) as u64);
+    let retention_every = Duration::from_millis(broker.config.int("log.retention.check.interval.ms").max(100) as u64);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -176,6 +158,19 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
                 for (_, log) in b.logs.all() {
                     if let Err(e) = log.delete_old_segments(now) {
                         tracing::warn!(dir = %log.dir().display(), error = %e, "retention pass failed");
+                    }
+                }
+            })
+            .await;
+        }
+        if last_clean.elapsed() >= clean_every {
+            last_clean = std::time::Instant::now();
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let now = strom_storage::now_ms();
+                for (_, log) in b.logs.all() {
+                    if let Err(e) = log.compact(now) {
+                        tracing::warn!(dir = %log.dir().display(), error = %e, "compaction failed");
                     }
                 }
             })

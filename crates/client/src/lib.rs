@@ -9,9 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::create_topics_request::{
-    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
-};
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -33,31 +31,20 @@ pub use strom_protocol::records::Record as ClientRecord;
 #[non_exhaustive]
 pub enum ClientError {
     #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    Connect { addr: String, source: std::io::Error },
     #[error("connection: {0}")]
     Io(#[from] std::io::Error),
     #[error("protocol: {0}")]
     Protocol(String),
     #[error("broker error {name} ({code}){}", .message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
-    Broker {
-        code: i16,
-        name: &'static str,
-        message: Option<String>,
-    },
+    Broker { code: i16, name: &'static str, message: Option<String> },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
 }
 
 impl ClientError {
     pub fn broker(code: i16, message: Option<String>) -> Self {
-        ClientError::Broker {
-            code,
-            name: error_name(code),
-            message,
-        }
+        ClientError::Broker { code, name: error_name(code), message }
     }
 }
 
@@ -115,55 +102,29 @@ fn sb(s: &str) -> StrBytes {
 
 impl Client {
     pub async fn connect(addr: &str) -> Result<Client> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| ClientError::Connect {
-                addr: addr.to_string(),
-                source,
-            })?;
+        let stream = TcpStream::connect(addr).await.map_err(|source| ClientError::Connect { addr: addr.to_string(), source })?;
         stream.set_nodelay(true)?;
-        let mut c = Client {
-            stream,
-            correlation: 0,
-            versions: HashMap::new(),
-            client_id: "strom-cli".into(),
-            timeout: Duration::from_secs(30),
-        };
-        let resp: ApiVersionsResponse = c
-            .call_at(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
-            .await?;
+        let mut c =
+            Client { stream, correlation: 0, versions: HashMap::new(), client_id: "strom-cli".into(), timeout: Duration::from_secs(30) };
+        let resp: ApiVersionsResponse = c.call_at(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await?;
         if resp.error_code != 0 {
             return Err(ClientError::broker(resp.error_code, None));
         }
-        c.versions = resp
-            .api_keys
-            .iter()
-            .map(|k| (k.api_key, (k.min_version, k.max_version)))
-            .collect();
+        c.versions = resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
         Ok(c)
     }
 
     fn version(&self, api: ApiKey, ours: i16) -> Result<i16> {
-        let (lo, hi) = self
-            .versions
-            .get(&(api as i16))
-            .copied()
-            .ok_or_else(|| ClientError::Protocol(format!("broker does not support {api:?}")))?;
+        let (lo, hi) =
+            self.versions.get(&(api as i16)).copied().ok_or_else(|| ClientError::Protocol(format!("broker does not support {api:?}")))?;
         let v = ours.min(hi);
         if v < lo {
-            return Err(ClientError::Protocol(format!(
-                "no common version of {api:?}"
-            )));
+            return Err(ClientError::Protocol(format!("no common version of {api:?}")));
         }
         Ok(v)
     }
 
-    async fn call<Req: Encodable, Resp: Decodable>(
-        &mut self,
-        api: ApiKey,
-        ours: i16,
-        req: &Req,
-    ) -> Result<Resp> {
+    async fn call<Req: Encodable, Resp: Decodable>(&mut self, api: ApiKey, ours: i16, req: &Req) -> Result<Resp> {
         let v = self.version(api, ours)?;
         self.call_at(api, v, req).await
     }
@@ -175,29 +136,18 @@ impl Client {
         header.request_api_version = version;
         header.correlation_id = self.correlation;
         header.client_id = Some(sb(&self.client_id));
-        let bytes = frame::encode_request(&header, req)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let bytes = frame::encode_request(&header, req).map_err(|e| ClientError::Protocol(e.to_string()))?;
         self.stream.write_all(&bytes).await?;
         Ok(self.correlation)
     }
 
-    async fn call_at<Req: Encodable, Resp: Decodable>(
-        &mut self,
-        api: ApiKey,
-        version: i16,
-        req: &Req,
-    ) -> Result<Resp> {
+    async fn call_at<Req: Encodable, Resp: Decodable>(&mut self, api: ApiKey, version: i16, req: &Req) -> Result<Resp> {
         let cid = self.send(api, version, req).await?;
         let timeout = self.timeout;
-        let payload = tokio::time::timeout(timeout, self.read_frame())
-            .await
-            .map_err(|_| ClientError::Timeout(timeout))??;
-        let (got, resp) = frame::decode_response(api, version, payload)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let payload = tokio::time::timeout(timeout, self.read_frame()).await.map_err(|_| ClientError::Timeout(timeout))??;
+        let (got, resp) = frame::decode_response(api, version, payload).map_err(|e| ClientError::Protocol(e.to_string()))?;
         if got != cid {
-            return Err(ClientError::Protocol(format!(
-                "correlation id {got}, expected {cid}"
-            )));
+            return Err(ClientError::Protocol(format!("correlation id {got}, expected {cid}")));
         }
         Ok(resp)
     }
@@ -207,9 +157,7 @@ impl Client {
         self.stream.read_exact(&mut len).await?;
         let n = i32::from_be_bytes(len);
         if n < 0 || n as usize > MAX_RESPONSE {
-            return Err(ClientError::Protocol(format!(
-                "response frame of {n} bytes"
-            )));
+            return Err(ClientError::Protocol(format!("response frame of {n} bytes")));
         }
         let mut buf = BytesMut::zeroed(n as usize);
         self.stream.read_exact(&mut buf).await?;
@@ -234,11 +182,7 @@ impl Client {
         });
         req.allow_auto_topic_creation = auto_create;
         let resp: MetadataResponse = self.call(ApiKey::Metadata, 12, &req).await?;
-        let brokers = resp
-            .brokers
-            .iter()
-            .map(|b| (b.node_id.0, b.host.to_string(), b.port))
-            .collect();
+        let brokers = resp.brokers.iter().map(|b| (b.node_id.0, b.host.to_string(), b.port)).collect();
         let topics = resp
             .topics
             .iter()
@@ -259,24 +203,14 @@ impl Client {
                     .collect(),
             })
             .collect();
-        Ok((
-            brokers,
-            resp.cluster_id.map(|c| c.to_string()).unwrap_or_default(),
-            topics,
-        ))
+        Ok((brokers, resp.cluster_id.map(|c| c.to_string()).unwrap_or_default(), topics))
     }
 
     pub async fn topic(&mut self, name: &str, auto_create: bool) -> Result<TopicInfo> {
         let (_, _, topics) = self.metadata(Some(&[name]), auto_create).await?;
-        let t = topics
-            .into_iter()
-            .next()
-            .ok_or_else(|| ClientError::Protocol("empty metadata".into()))?;
+        let t = topics.into_iter().next().ok_or_else(|| ClientError::Protocol("empty metadata".into()))?;
         if t.error != 0 {
-            return Err(ClientError::broker(
-                t.error,
-                Some(format!("topic '{name}'")),
-            ));
+            return Err(ClientError::broker(t.error, Some(format!("topic '{name}'"))));
         }
         Ok(t)
     }
@@ -312,16 +246,9 @@ impl Client {
         req.timeout_ms = 30_000;
         req.validate_only = validate_only;
         let resp: CreateTopicsResponse = self.call(ApiKey::CreateTopics, 7, &req).await?;
-        let r = resp
-            .topics
-            .into_iter()
-            .next()
-            .ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        let r = resp.topics.into_iter().next().ok_or_else(|| ClientError::Protocol("empty response".into()))?;
         if r.error_code != 0 {
-            return Err(ClientError::broker(
-                r.error_code,
-                r.error_message.map(|m| m.to_string()),
-            ));
+            return Err(ClientError::broker(r.error_code, r.error_message.map(|m| m.to_string())));
         }
         Ok(r.topic_id)
     }
@@ -334,37 +261,21 @@ impl Client {
         req.topic_names = vec![TopicName(sb(name))];
         req.timeout_ms = 30_000;
         let resp: DeleteTopicsResponse = self.call(ApiKey::DeleteTopics, 6, &req).await?;
-        let r = resp
-            .responses
-            .into_iter()
-            .next()
-            .ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        let r = resp.responses.into_iter().next().ok_or_else(|| ClientError::Protocol("empty response".into()))?;
         if r.error_code != 0 {
-            return Err(ClientError::broker(
-                r.error_code,
-                r.error_message.map(|m| m.to_string()),
-            ));
+            return Err(ClientError::broker(r.error_code, r.error_message.map(|m| m.to_string())));
         }
         Ok(())
     }
 
     /// Sends one batch to a partition; returns its base offset (or -1 with acks=0).
-    pub async fn produce(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        records: Vec<Record>,
-        acks: i16,
-        codec: Codec,
-    ) -> Result<i64> {
+    pub async fn produce(&mut self, topic: &str, partition: i32, records: Vec<Record>, acks: i16, codec: Codec) -> Result<i64> {
         let now = now_ms();
         let mut b = BatchBuilder::new(now);
         for r in records {
             b.push(r);
         }
-        let batch = b
-            .build(codec)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let batch = b.build(codec).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let mut pd = PartitionProduceData::default();
         pd.index = partition;
         pd.records = Some(batch);
@@ -387,21 +298,13 @@ impl Client {
             .and_then(|t| t.partition_responses.first())
             .ok_or_else(|| ClientError::Protocol("empty produce response".into()))?;
         if p.error_code != 0 {
-            return Err(ClientError::broker(
-                p.error_code,
-                p.error_message.as_ref().map(|m| m.to_string()),
-            ));
+            return Err(ClientError::broker(p.error_code, p.error_message.as_ref().map(|m| m.to_string())));
         }
         Ok(p.base_offset)
     }
 
     /// ListOffsets for one partition: -2 earliest, -1 latest, or a timestamp.
-    pub async fn list_offset(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        timestamp: i64,
-    ) -> Result<i64> {
+    pub async fn list_offset(&mut self, topic: &str, partition: i32, timestamp: i64) -> Result<i64> {
         let mut p = ListOffsetsPartition::default();
         p.partition_index = partition;
         p.timestamp = timestamp;
@@ -425,14 +328,7 @@ impl Client {
     }
 
     /// Fetches from one partition starting at `offset`, waiting up to `max_wait`.
-    pub async fn fetch(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-        max_wait: Duration,
-        max_bytes: i32,
-    ) -> Result<FetchResult> {
+    pub async fn fetch(&mut self, topic: &str, partition: i32, offset: i64, max_wait: Duration, max_bytes: i32) -> Result<FetchResult> {
         let mut fp = FetchPartition::default();
         fp.partition = partition;
         fp.fetch_offset = offset;
@@ -471,70 +367,35 @@ impl Client {
                 if b.is_control() {
                     continue;
                 }
-                let recs = decode_batch(&b, 256 << 20)
-                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                let recs = decode_batch(&b, 256 << 20).map_err(|e| ClientError::Protocol(e.to_string()))?;
                 records.extend(recs.into_iter().filter(|r| r.offset >= offset));
             }
         }
-        Ok(FetchResult {
-            records,
-            high_watermark: p.high_watermark,
-            log_start_offset: p.log_start_offset,
-            next_offset: next,
-        })
+        Ok(FetchResult { records, high_watermark: p.high_watermark, log_start_offset: p.log_start_offset, next_offset: next })
     }
 
     /// DescribeConfigs for a topic (resource type 2) or broker (4): (name, value, source).
-    pub async fn describe_configs(
-        &mut self,
-        resource_type: i8,
-        name: &str,
-    ) -> Result<Vec<(String, Option<String>, i8)>> {
-        let mut r =
-            kafka_protocol::messages::describe_configs_request::DescribeConfigsResource::default();
+    pub async fn describe_configs(&mut self, resource_type: i8, name: &str) -> Result<Vec<(String, Option<String>, i8)>> {
+        let mut r = kafka_protocol::messages::describe_configs_request::DescribeConfigsResource::default();
         r.resource_type = resource_type;
         r.resource_name = sb(name);
         r.configuration_keys = None;
         let mut req = DescribeConfigsRequest::default();
         req.resources = vec![r];
         let resp: DescribeConfigsResponse = self.call(ApiKey::DescribeConfigs, 4, &req).await?;
-        let res = resp
-            .results
-            .into_iter()
-            .next()
-            .ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        let res = resp.results.into_iter().next().ok_or_else(|| ClientError::Protocol("empty response".into()))?;
         if res.error_code != 0 {
-            return Err(ClientError::broker(
-                res.error_code,
-                res.error_message.map(|m| m.to_string()),
-            ));
+            return Err(ClientError::broker(res.error_code, res.error_message.map(|m| m.to_string())));
         }
-        Ok(res
-            .configs
-            .into_iter()
-            .map(|c| {
-                (
-                    c.name.to_string(),
-                    c.value.map(|v| v.to_string()),
-                    c.config_source,
-                )
-            })
-            .collect())
+        Ok(res.configs.into_iter().map(|c| (c.name.to_string(), c.value.map(|v| v.to_string()), c.config_source)).collect())
     }
 }
 
 impl Client {
     /// DeleteRecords: moves a partition's log start offset to `before` (-1: the
     /// end). Returns the new log start offset.
-    pub async fn delete_records(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        before: i64,
-    ) -> Result<i64> {
-        use kafka_protocol::messages::delete_records_request::{
-            DeleteRecordsPartition, DeleteRecordsTopic,
-        };
+    pub async fn delete_records(&mut self, topic: &str, partition: i32, before: i64) -> Result<i64> {
+        use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
         let mut p = DeleteRecordsPartition::default();
         p.partition_index = partition;
         p.offset = before;
@@ -545,16 +406,9 @@ impl Client {
         req.topics = vec![t];
         req.timeout_ms = 30_000;
         let resp: DeleteRecordsResponse = self.call(ApiKey::DeleteRecords, 2, &req).await?;
-        let r = resp
-            .topics
-            .first()
-            .and_then(|t| t.partitions.first())
-            .ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        let r = resp.topics.first().and_then(|t| t.partitions.first()).ok_or_else(|| ClientError::Protocol("empty response".into()))?;
         if r.error_code != 0 {
-            return Err(ClientError::broker(
-                r.error_code,
-                Some(format!("{topic} [{partition}]")),
-            ));
+            return Err(ClientError::broker(r.error_code, Some(format!("{topic} [{partition}]"))));
         }
         Ok(r.low_watermark)
     }
@@ -572,29 +426,16 @@ impl Client {
         req.topics = vec![t];
         req.timeout_ms = 30_000;
         let resp: CreatePartitionsResponse = self.call(ApiKey::CreatePartitions, 3, &req).await?;
-        let r = resp
-            .results
-            .into_iter()
-            .next()
-            .ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        let r = resp.results.into_iter().next().ok_or_else(|| ClientError::Protocol("empty response".into()))?;
         if r.error_code != 0 {
-            return Err(ClientError::broker(
-                r.error_code,
-                r.error_message.map(|m| m.to_string()),
-            ));
+            return Err(ClientError::broker(r.error_code, r.error_message.map(|m| m.to_string())));
         }
         Ok(())
     }
 
     /// IncrementalAlterConfigs on a topic: `Some(value)` sets, `None` deletes.
-    pub async fn alter_topic_configs(
-        &mut self,
-        topic: &str,
-        changes: &[(String, Option<String>)],
-    ) -> Result<()> {
-        use kafka_protocol::messages::incremental_alter_configs_request::{
-            AlterConfigsResource, AlterableConfig,
-        };
+    pub async fn alter_topic_configs(&mut self, topic: &str, changes: &[(String, Option<String>)]) -> Result<()> {
+        use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
         let mut r = AlterConfigsResource::default();
         r.resource_type = 2;
         r.resource_name = sb(topic);
@@ -610,18 +451,10 @@ impl Client {
             .collect();
         let mut req = IncrementalAlterConfigsRequest::default();
         req.resources = vec![r];
-        let resp: IncrementalAlterConfigsResponse =
-            self.call(ApiKey::IncrementalAlterConfigs, 1, &req).await?;
-        let r = resp
-            .responses
-            .into_iter()
-            .next()
-            .ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        let resp: IncrementalAlterConfigsResponse = self.call(ApiKey::IncrementalAlterConfigs, 1, &req).await?;
+        let r = resp.responses.into_iter().next().ok_or_else(|| ClientError::Protocol("empty response".into()))?;
         if r.error_code != 0 {
-            return Err(ClientError::broker(
-                r.error_code,
-                r.error_message.map(|m| m.to_string()),
-            ));
+            return Err(ClientError::broker(r.error_code, r.error_message.map(|m| m.to_string())));
         }
         Ok(())
     }
@@ -650,34 +483,18 @@ pub struct GroupMemberInfo {
 impl Client {
     /// (group id, protocol type, state) of every group.
     pub async fn list_groups(&mut self) -> Result<Vec<(String, String, String)>> {
-        let resp: ListGroupsResponse = self
-            .call(ApiKey::ListGroups, 4, &ListGroupsRequest::default())
-            .await?;
+        let resp: ListGroupsResponse = self.call(ApiKey::ListGroups, 4, &ListGroupsRequest::default()).await?;
         if resp.error_code != 0 {
             return Err(ClientError::broker(resp.error_code, None));
         }
-        Ok(resp
-            .groups
-            .into_iter()
-            .map(|g| {
-                (
-                    g.group_id.to_string(),
-                    g.protocol_type.to_string(),
-                    g.group_state.to_string(),
-                )
-            })
-            .collect())
+        Ok(resp.groups.into_iter().map(|g| (g.group_id.to_string(), g.protocol_type.to_string(), g.group_state.to_string())).collect())
     }
 
     pub async fn describe_group(&mut self, group: &str) -> Result<GroupInfo> {
         let mut req = DescribeGroupsRequest::default();
         req.groups = vec![GroupId(sb(group))];
         let resp: DescribeGroupsResponse = self.call(ApiKey::DescribeGroups, 5, &req).await?;
-        let g = resp
-            .groups
-            .into_iter()
-            .next()
-            .ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        let g = resp.groups.into_iter().next().ok_or_else(|| ClientError::Protocol("empty response".into()))?;
         if g.error_code != 0 {
             return Err(ClientError::broker(g.error_code, None));
         }
@@ -728,14 +545,8 @@ impl Client {
     }
 
     /// Commits offsets outside any generation (the group must have no members).
-    pub async fn commit_offsets(
-        &mut self,
-        group: &str,
-        offsets: &[(String, i32, i64)],
-    ) -> Result<()> {
-        use kafka_protocol::messages::offset_commit_request::{
-            OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-        };
+    pub async fn commit_offsets(&mut self, group: &str, offsets: &[(String, i32, i64)]) -> Result<()> {
+        use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
         let mut req = OffsetCommitRequest::default();
         req.group_id = GroupId(sb(group));
         req.generation_id_or_member_epoch = -1;
@@ -762,10 +573,7 @@ impl Client {
         for t in resp.topics {
             for p in t.partitions {
                 if p.error_code != 0 {
-                    return Err(ClientError::broker(
-                        p.error_code,
-                        Some(format!("{} [{}]", t.name.as_str(), p.partition_index)),
-                    ));
+                    return Err(ClientError::broker(p.error_code, Some(format!("{} [{}]", t.name.as_str(), p.partition_index))));
                 }
             }
         }
@@ -776,16 +584,9 @@ impl Client {
         let mut req = DeleteGroupsRequest::default();
         req.groups_names = vec![GroupId(sb(group))];
         let resp: DeleteGroupsResponse = self.call(ApiKey::DeleteGroups, 2, &req).await?;
-        let r = resp
-            .results
-            .into_iter()
-            .next()
-            .ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        let r = resp.results.into_iter().next().ok_or_else(|| ClientError::Protocol("empty response".into()))?;
         if r.error_code != 0 {
-            return Err(ClientError::broker(
-                r.error_code,
-                Some(format!("group '{group}'")),
-            ));
+            return Err(ClientError::broker(r.error_code, Some(format!("group '{group}'"))));
         }
         Ok(())
     }
@@ -798,8 +599,7 @@ pub fn consumer_assignment(b: &[u8]) -> Vec<(String, Vec<i32>)> {
         b.get(at..at + 2).map(|x| i16::from_be_bytes([x[0], x[1]]))
     }
     fn i32_at(b: &[u8], at: usize) -> Option<i32> {
-        b.get(at..at + 4)
-            .map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]]))
+        b.get(at..at + 4).map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]]))
     }
     let mut out = Vec::new();
     let Some(n) = i32_at(b, 2) else { return out };
@@ -828,10 +628,7 @@ pub fn consumer_assignment(b: &[u8]) -> Vec<(String, Vec<i32>)> {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Kafka's murmur2 hash, as the Java client's default partitioner uses it.
@@ -891,10 +688,7 @@ mod tests {
         assert_eq!(murmur2(b"foobar"), -790332482);
         assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
         assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
-        assert_eq!(
-            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
-            -58897971
-        );
+        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971);
         assert_eq!(murmur2(b"abc"), 479470107);
     }
 }

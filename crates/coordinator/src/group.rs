@@ -98,11 +98,7 @@ pub struct Member {
 
 impl Member {
     fn metadata(&self, protocol: &str) -> Bytes {
-        self.protocols
-            .iter()
-            .find(|(n, _)| n == protocol)
-            .map(|(_, m)| m.clone())
-            .unwrap_or_default()
+        self.protocols.iter().find(|(n, _)| n == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
     }
 }
 
@@ -152,11 +148,7 @@ impl Group {
     }
 
     fn max_rebalance_timeout(&self) -> i64 {
-        self.members
-            .values()
-            .map(|m| m.rebalance_timeout_ms as i64)
-            .max()
-            .unwrap_or(0)
+        self.members.values().map(|m| m.rebalance_timeout_ms as i64).max().unwrap_or(0)
     }
 
     /// Protocols every member supports, in the first member's order.
@@ -211,10 +203,7 @@ impl Group {
                         client_host: m.client_host.clone(),
                         rebalance_timeout_ms: m.rebalance_timeout_ms,
                         session_timeout_ms: m.session_timeout_ms,
-                        subscription: protocol
-                            .as_deref()
-                            .map(|p| m.metadata(p))
-                            .unwrap_or_default(),
+                        subscription: protocol.as_deref().map(|p| m.metadata(p)).unwrap_or_default(),
                         assignment: m.assignment.clone(),
                     })
                     .collect(),
@@ -252,12 +241,7 @@ pub struct JoinResponse {
 
 impl JoinResponse {
     fn error(error: i16, member_id: &str) -> JoinResponse {
-        JoinResponse {
-            error,
-            generation: -1,
-            member_id: member_id.to_string(),
-            ..Default::default()
-        }
+        JoinResponse { error, generation: -1, member_id: member_id.to_string(), ..Default::default() }
     }
 }
 
@@ -282,10 +266,7 @@ pub struct SyncResponse {
 
 impl SyncResponse {
     fn error(error: i16) -> SyncResponse {
-        SyncResponse {
-            error,
-            ..Default::default()
-        }
+        SyncResponse { error, ..Default::default() }
     }
 }
 
@@ -336,11 +317,7 @@ pub struct GroupCoordinator {
 
 impl GroupCoordinator {
     pub fn new(config: GroupConfig) -> Self {
-        GroupCoordinator {
-            config,
-            groups: HashMap::new(),
-            next_member: 0,
-        }
+        GroupCoordinator { config, groups: HashMap::new(), next_member: 0 }
     }
 
     pub fn group(&self, id: &str) -> Option<&Group> {
@@ -357,16 +334,12 @@ impl GroupCoordinator {
 
     pub fn join(&mut self, req: JoinRequest, token: Token, now: i64) -> Output {
         let mut out = Output::default();
-        let respond_err = |out: &mut Output, e: i16, id: &str| {
-            out.joins.push((token, JoinResponse::error(e, id)))
-        };
+        let respond_err = |out: &mut Output, e: i16, id: &str| out.joins.push((token, JoinResponse::error(e, id)));
         if req.group_id.is_empty() {
             respond_err(&mut out, INVALID_GROUP_ID, &req.member_id);
             return out;
         }
-        if req.session_timeout_ms < self.config.min_session_timeout_ms
-            || req.session_timeout_ms > self.config.max_session_timeout_ms
-        {
+        if req.session_timeout_ms < self.config.min_session_timeout_ms || req.session_timeout_ms > self.config.max_session_timeout_ms {
             respond_err(&mut out, INVALID_SESSION_TIMEOUT, &req.member_id);
             return out;
         }
@@ -374,10 +347,7 @@ impl GroupCoordinator {
             respond_err(&mut out, UNKNOWN_MEMBER_ID, &req.member_id);
             return out;
         }
-        let g = self
-            .groups
-            .entry(req.group_id.clone())
-            .or_insert_with(|| Group::new(&req.group_id, now));
+        let g = self.groups.entry(req.group_id.clone()).or_insert_with(|| Group::new(&req.group_id, now));
         if g.state == State::Dead {
             respond_err(&mut out, COORDINATOR_NOT_AVAILABLE, &req.member_id);
             return out;
@@ -410,10 +380,7 @@ impl GroupCoordinator {
     fn join_unknown(&mut self, req: JoinRequest, token: Token, now: i64, out: &mut Output) {
         if let Some(instance) = req.group_instance_id.clone() {
             let new_id = self.new_member_id(&instance, now);
-            let existing = self
-                .groups
-                .get(&req.group_id)
-                .and_then(|g| g.static_members.get(&instance).cloned());
+            let existing = self.groups.get(&req.group_id).and_then(|g| g.static_members.get(&instance).cloned());
             if let Some(old_id) = existing {
                 self.replace_static(req, old_id, new_id, token, now, out);
                 return;
@@ -426,10 +393,8 @@ impl GroupCoordinator {
             let Some(g) = self.groups.get_mut(&req.group_id) else {
                 return;
             };
-            g.pending
-                .insert(new_id.clone(), now + req.session_timeout_ms as i64);
-            out.joins
-                .push((token, JoinResponse::error(MEMBER_ID_REQUIRED, &new_id)));
+            g.pending.insert(new_id.clone(), now + req.session_timeout_ms as i64);
+            out.joins.push((token, JoinResponse::error(MEMBER_ID_REQUIRED, &new_id)));
             return;
         }
         self.add_member(req, new_id, token, now, out);
@@ -445,22 +410,13 @@ impl GroupCoordinator {
             return;
         }
         if let Some(instance) = &req.group_instance_id {
-            if g.static_members
-                .get(instance)
-                .is_some_and(|id| *id != req.member_id)
-            {
-                out.joins.push((
-                    token,
-                    JoinResponse::error(FENCED_INSTANCE_ID, &req.member_id),
-                ));
+            if g.static_members.get(instance).is_some_and(|id| *id != req.member_id) {
+                out.joins.push((token, JoinResponse::error(FENCED_INSTANCE_ID, &req.member_id)));
                 return;
             }
         }
         let Some(m) = g.members.get_mut(&req.member_id) else {
-            out.joins.push((
-                token,
-                JoinResponse::error(UNKNOWN_MEMBER_ID, &req.member_id),
-            ));
+            out.joins.push((token, JoinResponse::error(UNKNOWN_MEMBER_ID, &req.member_id)));
             return;
         };
         let changed = m.protocols != req.protocols;
@@ -471,23 +427,16 @@ impl GroupCoordinator {
         let is_leader = g.leader.as_deref() == Some(req.member_id.as_str());
         match g.state {
             State::PreparingRebalance => {
-                if let Some(old) = g
-                    .members
-                    .get_mut(&req.member_id)
-                    .and_then(|m| m.awaiting_join.replace(token))
-                {
-                    out.joins
-                        .push((old, JoinResponse::error(UNKNOWN_MEMBER_ID, &req.member_id)));
+                if let Some(old) = g.members.get_mut(&req.member_id).and_then(|m| m.awaiting_join.replace(token)) {
+                    out.joins.push((old, JoinResponse::error(UNKNOWN_MEMBER_ID, &req.member_id)));
                 }
                 Self::try_complete_join(g, now, out);
             }
             State::CompletingRebalance if !changed => {
-                out.joins
-                    .push((token, Self::join_response(g, &req.member_id)));
+                out.joins.push((token, Self::join_response(g, &req.member_id)));
             }
             State::Stable if !changed && !is_leader => {
-                out.joins
-                    .push((token, Self::join_response(g, &req.member_id)));
+                out.joins.push((token, Self::join_response(g, &req.member_id)));
             }
             _ => {
                 if let Some(m) = g.members.get_mut(&req.member_id) {
@@ -499,22 +448,14 @@ impl GroupCoordinator {
         }
     }
 
-    fn add_member(
-        &mut self,
-        req: JoinRequest,
-        id: String,
-        token: Token,
-        now: i64,
-        out: &mut Output,
-    ) {
+    fn add_member(&mut self, req: JoinRequest, id: String, token: Token, now: i64, out: &mut Output) {
         let max = self.config.max_size;
         let delay = self.config.initial_rebalance_delay_ms;
         let Some(g) = self.groups.get_mut(&req.group_id) else {
             return;
         };
         if g.members.len() >= max {
-            out.joins
-                .push((token, JoinResponse::error(GROUP_MAX_SIZE_REACHED, &id)));
+            out.joins.push((token, JoinResponse::error(GROUP_MAX_SIZE_REACHED, &id)));
             return;
         }
         if g.members.is_empty() {
@@ -558,28 +499,18 @@ impl GroupCoordinator {
         Self::try_complete_join(g, now, out);
     }
 
-    fn replace_static(
-        &mut self,
-        req: JoinRequest,
-        old_id: String,
-        new_id: String,
-        token: Token,
-        now: i64,
-        out: &mut Output,
-    ) {
+    fn replace_static(&mut self, req: JoinRequest, old_id: String, new_id: String, token: Token, now: i64, out: &mut Output) {
         let partition = partition_for(&req.group_id, self.config.offsets_partitions);
         let Some(g) = self.groups.get_mut(&req.group_id) else {
             return;
         };
         let Some(mut m) = g.members.shift_remove(&old_id) else {
-            g.static_members
-                .remove(req.group_instance_id.as_deref().unwrap_or_default());
+            g.static_members.remove(req.group_instance_id.as_deref().unwrap_or_default());
             self.add_member(req, new_id, token, now, out);
             return;
         };
         if let Some(t) = m.awaiting_join.take() {
-            out.joins
-                .push((t, JoinResponse::error(FENCED_INSTANCE_ID, &old_id)));
+            out.joins.push((t, JoinResponse::error(FENCED_INSTANCE_ID, &old_id)));
         }
         if let Some(t) = m.awaiting_sync.take() {
             out.syncs.push((t, SyncResponse::error(FENCED_INSTANCE_ID)));
@@ -627,16 +558,7 @@ impl GroupCoordinator {
         let protocol = g.protocol.clone().unwrap_or_default();
         let leader = g.leader.clone().unwrap_or_default();
         let members = if leader == member_id {
-            g.members
-                .values()
-                .map(|m| {
-                    (
-                        m.member_id.clone(),
-                        m.group_instance_id.clone(),
-                        m.metadata(&protocol),
-                    )
-                })
-                .collect()
+            g.members.values().map(|m| (m.member_id.clone(), m.group_instance_id.clone(), m.metadata(&protocol))).collect()
         } else {
             Vec::new()
         };
@@ -655,8 +577,7 @@ impl GroupCoordinator {
         if g.state == State::CompletingRebalance {
             for m in g.members.values_mut() {
                 if let Some(t) = m.awaiting_sync.take() {
-                    out.syncs
-                        .push((t, SyncResponse::error(REBALANCE_IN_PROGRESS)));
+                    out.syncs.push((t, SyncResponse::error(REBALANCE_IN_PROGRESS)));
                 }
             }
         }
@@ -716,29 +637,20 @@ impl GroupCoordinator {
         let mut out = Output::default();
         let partition = partition_for(&req.group_id, self.config.offsets_partitions);
         let Some(g) = self.groups.get_mut(&req.group_id) else {
-            out.syncs
-                .push((token, SyncResponse::error(UNKNOWN_MEMBER_ID)));
+            out.syncs.push((token, SyncResponse::error(UNKNOWN_MEMBER_ID)));
             return out;
         };
-        let err = if let Some(instance) = req.group_instance_id.as_ref().filter(|i| {
-            g.static_members
-                .get(*i)
-                .is_some_and(|id| *id != req.member_id)
-        }) {
+        let err = if let Some(instance) =
+            req.group_instance_id.as_ref().filter(|i| g.static_members.get(*i).is_some_and(|id| *id != req.member_id))
+        {
             let _ = instance;
             FENCED_INSTANCE_ID
         } else if !g.members.contains_key(&req.member_id) {
             UNKNOWN_MEMBER_ID
         } else if req.generation != g.generation {
             ILLEGAL_GENERATION
-        } else if req
-            .protocol_type
-            .as_ref()
-            .is_some_and(|t| Some(t) != g.protocol_type.as_ref())
-            || req
-                .protocol_name
-                .as_ref()
-                .is_some_and(|n| Some(n) != g.protocol.as_ref())
+        } else if req.protocol_type.as_ref().is_some_and(|t| Some(t) != g.protocol_type.as_ref())
+            || req.protocol_name.as_ref().is_some_and(|n| Some(n) != g.protocol.as_ref())
         {
             INCONSISTENT_GROUP_PROTOCOL
         } else {
@@ -749,12 +661,8 @@ impl GroupCoordinator {
             return out;
         }
         match g.state {
-            State::Empty | State::Dead => out
-                .syncs
-                .push((token, SyncResponse::error(UNKNOWN_MEMBER_ID))),
-            State::PreparingRebalance => out
-                .syncs
-                .push((token, SyncResponse::error(REBALANCE_IN_PROGRESS))),
+            State::Empty | State::Dead => out.syncs.push((token, SyncResponse::error(UNKNOWN_MEMBER_ID))),
+            State::PreparingRebalance => out.syncs.push((token, SyncResponse::error(REBALANCE_IN_PROGRESS))),
             State::Stable => {
                 let m = &g.members[&req.member_id];
                 out.syncs.push((
@@ -770,8 +678,7 @@ impl GroupCoordinator {
             State::CompletingRebalance => {
                 if let Some(m) = g.members.get_mut(&req.member_id) {
                     if let Some(old) = m.awaiting_sync.replace(token) {
-                        out.syncs
-                            .push((old, SyncResponse::error(UNKNOWN_MEMBER_ID)));
+                        out.syncs.push((old, SyncResponse::error(UNKNOWN_MEMBER_ID)));
                     }
                     m.last_heartbeat_ms = now;
                 }
@@ -803,14 +710,7 @@ impl GroupCoordinator {
 
     // ----- Heartbeat / LeaveGroup ------------------------------------------
 
-    pub fn heartbeat(
-        &mut self,
-        group_id: &str,
-        generation: i32,
-        member_id: &str,
-        instance: Option<&str>,
-        now: i64,
-    ) -> i16 {
+    pub fn heartbeat(&mut self, group_id: &str, generation: i32, member_id: &str, instance: Option<&str>, now: i64) -> i16 {
         let Some(g) = self.groups.get_mut(group_id) else {
             return UNKNOWN_MEMBER_ID;
         };
@@ -839,12 +739,7 @@ impl GroupCoordinator {
     }
 
     /// Removes members; returns a code per (member id, instance id) given.
-    pub fn leave(
-        &mut self,
-        group_id: &str,
-        members: &[(String, Option<String>)],
-        now: i64,
-    ) -> (Vec<i16>, Output) {
+    pub fn leave(&mut self, group_id: &str, members: &[(String, Option<String>)], now: i64) -> (Vec<i16>, Output) {
         let mut out = Output::default();
         let partition = partition_for(group_id, self.config.offsets_partitions);
         let Some(g) = self.groups.get_mut(group_id) else {
@@ -889,8 +784,7 @@ impl GroupCoordinator {
             }
         }
         if let Some(t) = m.awaiting_join.take() {
-            out.joins
-                .push((t, JoinResponse::error(UNKNOWN_MEMBER_ID, id)));
+            out.joins.push((t, JoinResponse::error(UNKNOWN_MEMBER_ID, id)));
         }
         if let Some(t) = m.awaiting_sync.take() {
             out.syncs.push((t, SyncResponse::error(UNKNOWN_MEMBER_ID)));
@@ -928,9 +822,7 @@ impl GroupCoordinator {
                 .members
                 .values()
                 .filter(|m| {
-                    m.awaiting_join.is_none()
-                        && m.awaiting_sync.is_none()
-                        && now > m.last_heartbeat_ms + m.session_timeout_ms as i64
+                    m.awaiting_join.is_none() && m.awaiting_sync.is_none() && now > m.last_heartbeat_ms + m.session_timeout_ms as i64
                 })
                 .map(|m| m.member_id.clone())
                 .collect();
@@ -938,12 +830,7 @@ impl GroupCoordinator {
                 Self::remove_member(g, &id, now, &mut o);
             }
             if g.state == State::PreparingRebalance && now >= g.rebalance_deadline_ms {
-                let late: Vec<String> = g
-                    .members
-                    .values()
-                    .filter(|m| m.awaiting_join.is_none())
-                    .map(|m| m.member_id.clone())
-                    .collect();
+                let late: Vec<String> = g.members.values().filter(|m| m.awaiting_join.is_none()).map(|m| m.member_id.clone()).collect();
                 for id in late {
                     if let Some(m) = g.members.shift_remove(&id) {
                         if let Some(i) = &m.group_instance_id {
@@ -957,12 +844,7 @@ impl GroupCoordinator {
                 Self::try_complete_join(g, now, &mut o);
             }
             if g.state == State::CompletingRebalance && now >= g.sync_deadline_ms {
-                let late: Vec<String> = g
-                    .members
-                    .values()
-                    .filter(|m| m.awaiting_sync.is_none())
-                    .map(|m| m.member_id.clone())
-                    .collect();
+                let late: Vec<String> = g.members.values().filter(|m| m.awaiting_sync.is_none()).map(|m| m.member_id.clone()).collect();
                 for id in late {
                     Self::remove_member(g, &id, now, &mut o);
                 }
@@ -971,35 +853,15 @@ impl GroupCoordinator {
                 let stale: Vec<(String, i32)> = g
                     .offsets
                     .iter()
-                    .filter(|(_, v)| {
-                        v.commit_timestamp.max(g.state_timestamp_ms) + retention <= now
-                    })
+                    .filter(|(_, v)| v.commit_timestamp.max(g.state_timestamp_ms) + retention <= now)
                     .map(|(k, _)| k.clone())
                     .collect();
                 for (topic, partition) in stale {
                     g.offsets.remove(&(topic.clone(), partition));
-                    o.records.push((
-                        0,
-                        GroupRecord::Offset {
-                            group: g.id.clone(),
-                            topic,
-                            partition,
-                            value: None,
-                        },
-                    ));
+                    o.records.push((0, GroupRecord::Offset { group: g.id.clone(), topic, partition, value: None }));
                 }
-                if g.offsets.is_empty()
-                    && g.members.is_empty()
-                    && g.generation > 0
-                    && g.state_timestamp_ms + retention <= now
-                {
-                    o.records.push((
-                        0,
-                        GroupRecord::Group {
-                            group: g.id.clone(),
-                            value: None,
-                        },
-                    ));
+                if g.offsets.is_empty() && g.members.is_empty() && g.generation > 0 && g.state_timestamp_ms + retention <= now {
+                    o.records.push((0, GroupRecord::Group { group: g.id.clone(), value: None }));
                     dead.push(g.id.clone());
                 }
             }
@@ -1027,10 +889,7 @@ impl GroupCoordinator {
             return (vec![INVALID_GROUP_ID; n], out);
         }
         if simple {
-            let g = self
-                .groups
-                .entry(req.group_id.clone())
-                .or_insert_with(|| Group::new(&req.group_id, now));
+            let g = self.groups.entry(req.group_id.clone()).or_insert_with(|| Group::new(&req.group_id, now));
             if !g.members.is_empty() {
                 return (vec![UNKNOWN_MEMBER_ID; n], out);
             }
@@ -1039,10 +898,7 @@ impl GroupCoordinator {
                 return (vec![UNKNOWN_MEMBER_ID; n], out);
             };
             if let Some(i) = &req.group_instance_id {
-                if g.static_members
-                    .get(i)
-                    .is_some_and(|id| *id != req.member_id)
-                {
+                if g.static_members.get(i).is_some_and(|id| *id != req.member_id) {
                     return (vec![FENCED_INSTANCE_ID; n], out);
                 }
             }
@@ -1069,22 +925,9 @@ impl GroupCoordinator {
                 codes.push(OFFSET_METADATA_TOO_LARGE);
                 continue;
             }
-            let value = OffsetValue {
-                offset,
-                leader_epoch: epoch,
-                metadata,
-                commit_timestamp: now,
-            };
+            let value = OffsetValue { offset, leader_epoch: epoch, metadata, commit_timestamp: now };
             g.offsets.insert((topic.clone(), p), value.clone());
-            out.records.push((
-                partition,
-                GroupRecord::Offset {
-                    group: req.group_id.clone(),
-                    topic,
-                    partition: p,
-                    value: Some(value),
-                },
-            ));
+            out.records.push((partition, GroupRecord::Offset { group: req.group_id.clone(), topic, partition: p, value: Some(value) }));
             codes.push(NONE);
         }
         (codes, out)
@@ -1092,32 +935,13 @@ impl GroupCoordinator {
 
     /// Committed offsets of a group: all of them, or the partitions asked for
     /// (offset -1 where nothing is committed).
-    pub fn fetch_offsets(
-        &self,
-        group_id: &str,
-        wanted: Option<&[(String, Vec<i32>)]>,
-    ) -> Vec<(String, i32, Option<OffsetValue>)> {
+    pub fn fetch_offsets(&self, group_id: &str, wanted: Option<&[(String, Vec<i32>)]>) -> Vec<(String, i32, Option<OffsetValue>)> {
         let g = self.groups.get(group_id);
         match wanted {
-            None => g
-                .map(|g| {
-                    g.offsets
-                        .iter()
-                        .map(|((t, p), v)| (t.clone(), *p, Some(v.clone())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            None => g.map(|g| g.offsets.iter().map(|((t, p), v)| (t.clone(), *p, Some(v.clone()))).collect()).unwrap_or_default(),
             Some(list) => list
                 .iter()
-                .flat_map(|(t, ps)| {
-                    ps.iter().map(move |p| {
-                        (
-                            t.clone(),
-                            *p,
-                            g.and_then(|g| g.offsets.get(&(t.clone(), *p)).cloned()),
-                        )
-                    })
-                })
+                .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p, g.and_then(|g| g.offsets.get(&(t.clone(), *p)).cloned()))))
                 .collect(),
         }
     }
@@ -1131,11 +955,7 @@ impl GroupCoordinator {
         Some(GroupDescription {
             state: g.state,
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
-            protocol: if complete || g.state == State::CompletingRebalance {
-                protocol.clone()
-            } else {
-                String::new()
-            },
+            protocol: if complete || g.state == State::CompletingRebalance { protocol.clone() } else { String::new() },
             members: g
                 .members
                 .values()
@@ -1144,16 +964,8 @@ impl GroupCoordinator {
                     group_instance_id: m.group_instance_id.clone(),
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
-                    metadata: if complete {
-                        m.metadata(&protocol)
-                    } else {
-                        Bytes::new()
-                    },
-                    assignment: if complete {
-                        m.assignment.clone()
-                    } else {
-                        Bytes::new()
-                    },
+                    metadata: if complete { m.metadata(&protocol) } else { Bytes::new() },
+                    assignment: if complete { m.assignment.clone() } else { Bytes::new() },
                 })
                 .collect(),
         })
@@ -1161,17 +973,7 @@ impl GroupCoordinator {
 
     /// (group id, protocol type, state) of every group.
     pub fn list(&self) -> Vec<(String, String, State)> {
-        let mut v: Vec<_> = self
-            .groups
-            .values()
-            .map(|g| {
-                (
-                    g.id.clone(),
-                    g.protocol_type.clone().unwrap_or_default(),
-                    g.state,
-                )
-            })
-            .collect();
+        let mut v: Vec<_> = self.groups.values().map(|g| (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state)).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -1186,49 +988,28 @@ impl GroupCoordinator {
             return (NON_EMPTY_GROUP, out);
         }
         for (t, p) in g.offsets.keys() {
-            out.records.push((
-                partition,
-                GroupRecord::Offset {
-                    group: group_id.to_string(),
-                    topic: t.clone(),
-                    partition: *p,
-                    value: None,
-                },
-            ));
+            out.records
+                .push((partition, GroupRecord::Offset { group: group_id.to_string(), topic: t.clone(), partition: *p, value: None }));
         }
-        out.records.push((
-            partition,
-            GroupRecord::Group {
-                group: group_id.to_string(),
-                value: None,
-            },
-        ));
+        out.records.push((partition, GroupRecord::Group { group: group_id.to_string(), value: None }));
         self.groups.remove(group_id);
         (NONE, out)
     }
 
     /// Deletes committed offsets; a partition of a topic that an active consumer
     /// group subscribes to gets GROUP_SUBSCRIBED_TO_TOPIC.
-    pub fn delete_offsets(
-        &mut self,
-        group_id: &str,
-        partitions: &[(String, i32)],
-    ) -> (i16, Vec<i16>, Output) {
+    pub fn delete_offsets(&mut self, group_id: &str, partitions: &[(String, i32)]) -> (i16, Vec<i16>, Output) {
         let mut out = Output::default();
         let partition = partition_for(group_id, self.config.offsets_partitions);
         let Some(g) = self.groups.get_mut(group_id) else {
             return (GROUP_ID_NOT_FOUND, Vec::new(), out);
         };
-        let subscribed: Vec<String> =
-            if g.state == State::Empty || g.protocol_type.as_deref() != Some("consumer") {
-                Vec::new()
-            } else {
-                let protocol = g.protocol.clone().unwrap_or_default();
-                g.members
-                    .values()
-                    .flat_map(|m| consumer_subscription(&m.metadata(&protocol)))
-                    .collect()
-            };
+        let subscribed: Vec<String> = if g.state == State::Empty || g.protocol_type.as_deref() != Some("consumer") {
+            Vec::new()
+        } else {
+            let protocol = g.protocol.clone().unwrap_or_default();
+            g.members.values().flat_map(|m| consumer_subscription(&m.metadata(&protocol))).collect()
+        };
         let mut codes = Vec::with_capacity(partitions.len());
         for (t, p) in partitions {
             if subscribed.contains(t) {
@@ -1236,15 +1017,8 @@ impl GroupCoordinator {
                 continue;
             }
             if g.offsets.remove(&(t.clone(), *p)).is_some() {
-                out.records.push((
-                    partition,
-                    GroupRecord::Offset {
-                        group: group_id.to_string(),
-                        topic: t.clone(),
-                        partition: *p,
-                        value: None,
-                    },
-                ));
+                out.records
+                    .push((partition, GroupRecord::Offset { group: group_id.to_string(), topic: t.clone(), partition: *p, value: None }));
             }
             codes.push(NONE);
         }
@@ -1257,17 +1031,9 @@ impl GroupCoordinator {
     /// from `now`, so consumers that are gone expire after their session timeout.
     pub fn load(&mut self, record: GroupRecord, now: i64) {
         match record {
-            GroupRecord::Offset {
-                group,
-                topic,
-                partition,
-                value,
-            } => match value {
+            GroupRecord::Offset { group, topic, partition, value } => match value {
                 Some(v) => {
-                    let g = self
-                        .groups
-                        .entry(group.clone())
-                        .or_insert_with(|| Group::new(&group, now));
+                    let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(&group, now));
                     g.offsets.insert((topic, partition), v);
                 }
                 None => {
@@ -1279,19 +1045,9 @@ impl GroupCoordinator {
             GroupRecord::Group { group, value: None } => {
                 self.groups.remove(&group);
             }
-            GroupRecord::Group {
-                group,
-                value: Some(v),
-            } => {
-                let g = self
-                    .groups
-                    .entry(group.clone())
-                    .or_insert_with(|| Group::new(&group, now));
-                g.protocol_type = if v.protocol_type.is_empty() {
-                    None
-                } else {
-                    Some(v.protocol_type)
-                };
+            GroupRecord::Group { group, value: Some(v) } => {
+                let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(&group, now));
+                g.protocol_type = if v.protocol_type.is_empty() { None } else { Some(v.protocol_type) };
                 g.generation = v.generation;
                 g.protocol = v.protocol.clone();
                 g.leader = v.leader;
@@ -1320,11 +1076,7 @@ impl GroupCoordinator {
                         },
                     );
                 }
-                g.state = if g.members.is_empty() {
-                    State::Empty
-                } else {
-                    State::Stable
-                };
+                g.state = if g.members.is_empty() { State::Empty } else { State::Stable };
             }
         }
     }
@@ -1340,10 +1092,7 @@ pub fn consumer_subscription(meta: &[u8]) -> Vec<String> {
     let n = i32::from_be_bytes([meta[2], meta[3], meta[4], meta[5]]);
     let mut at = 6usize;
     for _ in 0..n.max(0) {
-        let Some(len) = meta
-            .get(at..at + 2)
-            .map(|b| i16::from_be_bytes([b[0], b[1]]))
-        else {
+        let Some(len) = meta.get(at..at + 2).map(|b| i16::from_be_bytes([b[0], b[1]])) else {
             break;
         };
         if len < 0 {

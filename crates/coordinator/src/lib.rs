@@ -70,9 +70,7 @@ mod tests {
         assert_eq!(java_string_hash("hello"), 99162322);
         assert_eq!(
             java_string_hash("console-consumer-12345"),
-            "console-consumer-12345"
-                .chars()
-                .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+            "console-consumer-12345".chars().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
         );
         assert_eq!(partition_for("hello", 50), 99162322 % 50);
     }

@@ -41,16 +41,8 @@ pub struct GroupValue {
 /// One record of `__consumer_offsets`. `None` values are tombstones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupRecord {
-    Offset {
-        group: String,
-        topic: String,
-        partition: i32,
-        value: Option<OffsetValue>,
-    },
-    Group {
-        group: String,
-        value: Option<GroupValue>,
-    },
+    Offset { group: String, topic: String, partition: i32, value: Option<OffsetValue> },
+    Group { group: String, value: Option<GroupValue> },
 }
 
 impl GroupRecord {
@@ -64,12 +56,7 @@ impl GroupRecord {
     pub fn encode(&self) -> (Vec<u8>, Option<Vec<u8>>) {
         let mut k = Vec::new();
         match self {
-            GroupRecord::Offset {
-                group,
-                topic,
-                partition,
-                value,
-            } => {
+            GroupRecord::Offset { group, topic, partition, value } => {
                 put_i16(&mut k, 1);
                 put_str(&mut k, group);
                 put_str(&mut k, topic);
@@ -131,20 +118,10 @@ impl GroupRecord {
                         let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
                         let metadata = r.string()?;
                         let commit_timestamp = r.i64()?;
-                        Some(OffsetValue {
-                            offset,
-                            leader_epoch,
-                            metadata,
-                            commit_timestamp,
-                        })
+                        Some(OffsetValue { offset, leader_epoch, metadata, commit_timestamp })
                     }
                 };
-                Ok(Some(GroupRecord::Offset {
-                    group,
-                    topic,
-                    partition,
-                    value,
-                }))
+                Ok(Some(GroupRecord::Offset { group, topic, partition, value }))
             }
             2 => {
                 let group = r.string()?;
@@ -163,9 +140,7 @@ fn decode_group_value(v: &[u8]) -> Result<GroupValue, DecodeError> {
     let mut r = Reader(v);
     let version = r.i16()?;
     if version != 3 {
-        return Err(DecodeError(format!(
-            "group metadata value version {version}"
-        )));
+        return Err(DecodeError(format!("group metadata value version {version}")));
     }
     let protocol_type = r.string()?;
     let generation = r.i32()?;
@@ -189,14 +164,7 @@ fn decode_group_value(v: &[u8]) -> Result<GroupValue, DecodeError> {
             assignment: r.bytes()?,
         });
     }
-    Ok(GroupValue {
-        protocol_type,
-        generation,
-        protocol,
-        leader,
-        state_timestamp,
-        members,
-    })
+    Ok(GroupValue { protocol_type, generation, protocol, leader, state_timestamp, members })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,10 +176,7 @@ struct Reader<'a>(&'a [u8]);
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
         if self.0.len() < n {
-            return Err(DecodeError(format!(
-                "need {n} bytes, have {}",
-                self.0.len()
-            )));
+            return Err(DecodeError(format!("need {n} bytes, have {}", self.0.len())));
         }
         let (a, b) = self.0.split_at(n);
         self.0 = b;
@@ -284,19 +249,9 @@ mod tests {
                 group: "g".into(),
                 topic: "t".into(),
                 partition: 3,
-                value: Some(OffsetValue {
-                    offset: 42,
-                    leader_epoch: 0,
-                    metadata: "m".into(),
-                    commit_timestamp: 9,
-                }),
+                value: Some(OffsetValue { offset: 42, leader_epoch: 0, metadata: "m".into(), commit_timestamp: 9 }),
             },
-            GroupRecord::Offset {
-                group: "g".into(),
-                topic: "t".into(),
-                partition: 3,
-                value: None,
-            },
+            GroupRecord::Offset { group: "g".into(), topic: "t".into(), partition: 3, value: None },
             GroupRecord::Group {
                 group: "g".into(),
                 value: Some(GroupValue {
@@ -317,10 +272,7 @@ mod tests {
                     }],
                 }),
             },
-            GroupRecord::Group {
-                group: "g".into(),
-                value: None,
-            },
+            GroupRecord::Group { group: "g".into(), value: None },
         ];
         for r in recs {
             let (k, v) = r.encode();
@@ -334,12 +286,7 @@ mod tests {
             group: "g".into(),
             topic: "t".into(),
             partition: 1,
-            value: Some(OffsetValue {
-                offset: 1,
-                leader_epoch: 0,
-                metadata: String::new(),
-                commit_timestamp: 0,
-            }),
+            value: Some(OffsetValue { offset: 1, leader_epoch: 0, metadata: String::new(), commit_timestamp: 0 }),
         }
         .encode();
         let v = v.unwrap();

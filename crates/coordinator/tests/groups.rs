@@ -2,17 +2,12 @@
 
 use bytes::Bytes;
 use strom_coordinator::errors::*;
-use strom_coordinator::group::{
-    CommitRequest, JoinRequest, JoinResponse, Output, State, SyncRequest,
-};
+use strom_coordinator::group::{CommitRequest, JoinRequest, JoinResponse, Output, State, SyncRequest};
 use strom_coordinator::records::GroupRecord;
 use strom_coordinator::{GroupConfig, GroupCoordinator};
 
 fn coord() -> GroupCoordinator {
-    GroupCoordinator::new(GroupConfig {
-        initial_rebalance_delay_ms: 100,
-        ..Default::default()
-    })
+    GroupCoordinator::new(GroupConfig { initial_rebalance_delay_ms: 100, ..Default::default() })
 }
 
 fn join_req(member: &str, instance: Option<&str>) -> JoinRequest {
@@ -23,10 +18,7 @@ fn join_req(member: &str, instance: Option<&str>) -> JoinRequest {
         session_timeout_ms: 10_000,
         rebalance_timeout_ms: 20_000,
         protocol_type: "consumer".into(),
-        protocols: vec![
-            ("range".into(), Bytes::from_static(b"meta")),
-            ("roundrobin".into(), Bytes::new()),
-        ],
+        protocols: vec![("range".into(), Bytes::from_static(b"meta")), ("roundrobin".into(), Bytes::new())],
         client_id: "c".into(),
         client_host: "/127.0.0.1".into(),
         require_known_member_id: true,
@@ -34,20 +26,11 @@ fn join_req(member: &str, instance: Option<&str>) -> JoinRequest {
 }
 
 fn only_join(out: &Output, token: u64) -> JoinResponse {
-    out.joins
-        .iter()
-        .find(|(t, _)| *t == token)
-        .map(|(_, r)| r.clone())
-        .expect("join answered")
+    out.joins.iter().find(|(t, _)| *t == token).map(|(_, r)| r.clone()).expect("join answered")
 }
 
 /// Joins with KIP-394's two steps; returns the member id. The join stays pending.
-fn join_two_step(
-    c: &mut GroupCoordinator,
-    token: u64,
-    now: i64,
-    instance: Option<&str>,
-) -> (String, Output) {
+fn join_two_step(c: &mut GroupCoordinator, token: u64, now: i64, instance: Option<&str>) -> (String, Output) {
     if instance.is_some() {
         let out = c.join(join_req("", instance), token, now);
         let id = c.group("g").unwrap().members.keys().last().unwrap().clone();
@@ -60,14 +43,7 @@ fn join_two_step(
     (r.member_id, out)
 }
 
-fn sync(
-    c: &mut GroupCoordinator,
-    member: &str,
-    generation: i32,
-    token: u64,
-    assignments: Vec<(String, Bytes)>,
-    now: i64,
-) -> Output {
+fn sync(c: &mut GroupCoordinator, member: &str, generation: i32, token: u64, assignments: Vec<(String, Bytes)>, now: i64) -> Output {
     c.sync(
         SyncRequest {
             group_id: "g".into(),
@@ -90,10 +66,7 @@ fn two_members_form_a_group_after_the_initial_delay() {
     assert!(out.joins.is_empty(), "waits for the initial delay");
     let (b, out) = join_two_step(&mut c, 2, 50, None);
     assert!(out.joins.is_empty());
-    assert!(
-        c.tick(120).joins.is_empty(),
-        "a new member extended the delay"
-    );
+    assert!(c.tick(120).joins.is_empty(), "a new member extended the delay");
     let out = c.tick(150);
     let ra = only_join(&out, 1);
     let rb = only_join(&out, 2);
@@ -106,22 +79,9 @@ fn two_members_form_a_group_after_the_initial_delay() {
     // Follower syncs first and waits; the leader's sync answers both.
     let out = sync(&mut c, &b, 1, 3, vec![], 160);
     assert!(out.syncs.is_empty());
-    let out = sync(
-        &mut c,
-        &a,
-        1,
-        4,
-        vec![
-            (a.clone(), Bytes::from_static(b"A")),
-            (b.clone(), Bytes::from_static(b"B")),
-        ],
-        170,
-    );
+    let out = sync(&mut c, &a, 1, 4, vec![(a.clone(), Bytes::from_static(b"A")), (b.clone(), Bytes::from_static(b"B"))], 170);
     assert_eq!(out.syncs.len(), 2);
-    assert!(out
-        .syncs
-        .iter()
-        .any(|(t, r)| *t == 3 && r.assignment == Bytes::from_static(b"B")));
+    assert!(out.syncs.iter().any(|(t, r)| *t == 3 && r.assignment == Bytes::from_static(b"B")));
     assert_eq!(out.records.len(), 1, "group metadata is persisted");
     assert_eq!(c.group("g").unwrap().state, State::Stable);
     assert_eq!(c.heartbeat("g", 1, &a, None, 200), NONE);
@@ -175,17 +135,7 @@ fn static_member_rejoin_in_stable_causes_no_rebalance() {
     let (a, _) = join_two_step(&mut c, 1, 0, Some("inst-a"));
     let (b, _) = join_two_step(&mut c, 2, 0, Some("inst-b"));
     c.tick(200);
-    sync(
-        &mut c,
-        &a,
-        1,
-        3,
-        vec![
-            (a.clone(), Bytes::from_static(b"A")),
-            (b.clone(), Bytes::from_static(b"B")),
-        ],
-        200,
-    );
+    sync(&mut c, &a, 1, 3, vec![(a.clone(), Bytes::from_static(b"A")), (b.clone(), Bytes::from_static(b"B"))], 200);
     sync(&mut c, &b, 1, 4, vec![], 200);
     // b restarts: a new process joins with the same instance id and no member id.
     let out = c.join(join_req("", Some("inst-b")), 5, 1_000);
@@ -197,19 +147,12 @@ fn static_member_rejoin_in_stable_causes_no_rebalance() {
     let out = sync(&mut c, &r.member_id, 1, 6, vec![], 1_001);
     assert_eq!(out.syncs[0].1.assignment, Bytes::from_static(b"B"));
     // The old member id is fenced.
-    assert_eq!(
-        c.heartbeat("g", 1, &b, Some("inst-b"), 1_002),
-        FENCED_INSTANCE_ID
-    );
+    assert_eq!(c.heartbeat("g", 1, &b, Some("inst-b"), 1_002), FENCED_INSTANCE_ID);
 }
 
 #[test]
 fn group_max_size_and_protocol_checks() {
-    let mut c = GroupCoordinator::new(GroupConfig {
-        initial_rebalance_delay_ms: 0,
-        max_size: 1,
-        ..Default::default()
-    });
+    let mut c = GroupCoordinator::new(GroupConfig { initial_rebalance_delay_ms: 0, max_size: 1, ..Default::default() });
     let (_a, _) = join_two_step(&mut c, 1, 0, None);
     let out = c.join(join_req("", None), 2, 1);
     let id = only_join(&out, 2).member_id;
@@ -222,10 +165,7 @@ fn group_max_size_and_protocol_checks() {
     assert_eq!(only_join(&out, 4).error, INCONSISTENT_GROUP_PROTOCOL);
     let mut bad = join_req("", None);
     bad.session_timeout_ms = 10;
-    assert_eq!(
-        only_join(&c.join(bad, 5, 3), 5).error,
-        INVALID_SESSION_TIMEOUT
-    );
+    assert_eq!(only_join(&c.join(bad, 5, 3), 5).error, INVALID_SESSION_TIMEOUT);
 }
 
 #[test]
@@ -237,10 +177,7 @@ fn commits_fetch_replay_and_delete() {
             generation: -1,
             member_id: String::new(),
             group_instance_id: None,
-            offsets: vec![
-                ("t".into(), 0, 10, 0, Some("m".into())),
-                ("t".into(), 1, 20, 0, None),
-            ],
+            offsets: vec![("t".into(), 0, 10, 0, Some("m".into())), ("t".into(), 1, 20, 0, None)],
         },
         5,
     );
@@ -265,10 +202,7 @@ fn commits_fetch_replay_and_delete() {
 
 #[test]
 fn offsets_of_empty_groups_expire() {
-    let mut c = GroupCoordinator::new(GroupConfig {
-        offsets_retention_ms: 1_000,
-        ..Default::default()
-    });
+    let mut c = GroupCoordinator::new(GroupConfig { offsets_retention_ms: 1_000, ..Default::default() });
     c.commit(
         CommitRequest {
             group_id: "g".into(),

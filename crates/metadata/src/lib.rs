@@ -120,38 +120,18 @@ impl MetadataImage {
                 self.topic_names.insert(*id, name.clone());
                 self.topics.insert(
                     name.clone(),
-                    Arc::new(TopicImage {
-                        name: name.clone(),
-                        id: *id,
-                        partitions: BTreeMap::new(),
-                        configs: BTreeMap::new(),
-                    }),
+                    Arc::new(TopicImage { name: name.clone(), id: *id, partitions: BTreeMap::new(), configs: BTreeMap::new() }),
                 );
             }
-            MetadataRecord::Partition {
-                topic_id,
-                partition,
-                replicas,
-                leader,
-                leader_epoch,
-            } => {
+            MetadataRecord::Partition { topic_id, partition, replicas, leader, leader_epoch } => {
                 if let Some(t) = self.touch(topic_id) {
                     t.partitions.insert(
                         *partition,
-                        PartitionImage {
-                            partition: *partition,
-                            replicas: replicas.clone(),
-                            leader: *leader,
-                            leader_epoch: *leader_epoch,
-                        },
+                        PartitionImage { partition: *partition, replicas: replicas.clone(), leader: *leader, leader_epoch: *leader_epoch },
                     );
                 }
             }
-            MetadataRecord::TopicConfig {
-                topic_id,
-                key,
-                value,
-            } => {
+            MetadataRecord::TopicConfig { topic_id, key, value } => {
                 if let Some(t) = self.touch(topic_id) {
                     match value {
                         Some(v) => t.configs.insert(key.clone(), v.clone()),
@@ -187,12 +167,7 @@ impl MetadataStore {
         let dir = data_dir.join("__cluster_metadata");
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("metadata.log");
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .append(true)
-            .open(&path)?;
+        let mut file = OpenOptions::new().create(true).truncate(false).read(true).append(true).open(&path)?;
         let mut raw = Vec::new();
         file.read_to_end(&mut raw)?;
         let (records, good) = decode_frames(&raw);
@@ -202,12 +177,7 @@ impl MetadataStore {
             file.sync_all()?;
         }
         let image = MetadataImage::default().apply(&records);
-        Ok(MetadataStore {
-            file: Mutex::new(file),
-            image: RwLock::new(Arc::new(image)),
-            cluster_id,
-            node_id,
-        })
+        Ok(MetadataStore { file: Mutex::new(file), image: RwLock::new(Arc::new(image)), cluster_id, node_id })
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
@@ -215,10 +185,7 @@ impl MetadataStore {
     }
 
     /// Appends and fsyncs `records`, then publishes the new image.
-    pub fn commit(
-        &self,
-        records: Vec<MetadataRecord>,
-    ) -> Result<Arc<MetadataImage>, MetadataError> {
+    pub fn commit(&self, records: Vec<MetadataRecord>) -> Result<Arc<MetadataImage>, MetadataError> {
         let mut buf = Vec::new();
         for r in &records {
             let payload = serde_json::to_vec(r)?;
@@ -286,8 +253,7 @@ fn load_or_create_properties(dir: &Path, node_id: i32) -> Result<String, Metadat
         return Ok(cluster);
     }
     use base64::Engine;
-    let cluster =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Uuid::new_v4().as_bytes());
+    let cluster = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Uuid::new_v4().as_bytes());
     let text = format!("version=1\nnode.id={node_id}\ncluster.id={cluster}\n");
     let tmp = dir.join("meta.properties.tmp");
     let mut f = File::create(&tmp)?;
@@ -312,22 +278,9 @@ mod tests {
             cluster = s.cluster_id.clone();
             assert_eq!(cluster.len(), 22);
             s.commit(vec![
-                MetadataRecord::Topic {
-                    name: "a".into(),
-                    id,
-                },
-                MetadataRecord::Partition {
-                    topic_id: id,
-                    partition: 0,
-                    replicas: vec![1],
-                    leader: 1,
-                    leader_epoch: 0,
-                },
-                MetadataRecord::TopicConfig {
-                    topic_id: id,
-                    key: "retention.ms".into(),
-                    value: Some("5".into()),
-                },
+                MetadataRecord::Topic { name: "a".into(), id },
+                MetadataRecord::Partition { topic_id: id, partition: 0, replicas: vec![1], leader: 1, leader_epoch: 0 },
+                MetadataRecord::TopicConfig { topic_id: id, key: "retention.ms".into(), value: Some("5".into()) },
             ])
             .unwrap();
         }
@@ -351,21 +304,9 @@ mod tests {
     fn apply_shares_untouched_topics() {
         let a = Uuid::new_v4();
         let b = Uuid::new_v4();
-        let img = MetadataImage::default().apply(&[
-            MetadataRecord::Topic {
-                name: "a".into(),
-                id: a,
-            },
-            MetadataRecord::Topic {
-                name: "b".into(),
-                id: b,
-            },
-        ]);
-        let next = img.apply(&[MetadataRecord::TopicConfig {
-            topic_id: b,
-            key: "k".into(),
-            value: Some("v".into()),
-        }]);
+        let img = MetadataImage::default()
+            .apply(&[MetadataRecord::Topic { name: "a".into(), id: a }, MetadataRecord::Topic { name: "b".into(), id: b }]);
+        let next = img.apply(&[MetadataRecord::TopicConfig { topic_id: b, key: "k".into(), value: Some("v".into()) }]);
         assert!(Arc::ptr_eq(&img.topics["a"], &next.topics["a"]));
         assert!(!Arc::ptr_eq(&img.topics["b"], &next.topics["b"]));
     }

@@ -81,10 +81,7 @@ impl<'a> BatchView<'a> {
     /// sane and the whole batch is present; see [`validate`] for the rest.
     pub fn parse(buf: &'a [u8]) -> Result<Self, BatchError> {
         if buf.len() < LOG_OVERHEAD {
-            return Err(BatchError::Truncated {
-                need: LOG_OVERHEAD,
-                have: buf.len(),
-            });
+            return Err(BatchError::Truncated { need: LOG_OVERHEAD, have: buf.len() });
         }
         let len = be_i32(buf, 8);
         if len < (HEADER_LEN - LOG_OVERHEAD) as i32 {
@@ -92,14 +89,9 @@ impl<'a> BatchView<'a> {
         }
         let total = LOG_OVERHEAD + len as usize;
         if buf.len() < total {
-            return Err(BatchError::Truncated {
-                need: total,
-                have: buf.len(),
-            });
+            return Err(BatchError::Truncated { need: total, have: buf.len() });
         }
-        Ok(BatchView {
-            bytes: &buf[..total],
-        })
+        Ok(BatchView { bytes: &buf[..total] })
     }
 
     pub fn bytes(&self) -> &'a [u8] {
@@ -215,11 +207,7 @@ pub fn validate(set: &[u8], max_batch_bytes: usize) -> Result<ValidatedSet, Batc
     if set.is_empty() {
         return Err(BatchError::Empty);
     }
-    let mut out = ValidatedSet {
-        batches: 0,
-        offsets: 0,
-        max_timestamp: -1,
-    };
+    let mut out = ValidatedSet { batches: 0, offsets: 0, max_timestamp: -1 };
     let mut rest = set;
     while !rest.is_empty() {
         if rest.len() >= 17 && rest[16] as i8 != MAGIC_V2 {
@@ -240,10 +228,7 @@ fn validate_one(b: &BatchView<'_>, max_batch_bytes: usize) -> Result<(), BatchEr
         return Err(BatchError::BadMagic(b.magic()));
     }
     if b.total_len() > max_batch_bytes {
-        return Err(BatchError::TooLarge {
-            size: b.total_len(),
-            max: max_batch_bytes,
-        });
+        return Err(BatchError::TooLarge { size: b.total_len(), max: max_batch_bytes });
     }
     let (stored, computed) = (b.crc(), b.computed_crc());
     if stored != computed {
@@ -270,10 +255,7 @@ fn check_uncompressed_count(mut records: &[u8], count: i32) -> Result<(), BatchE
         if len < 0 {
             return Err(BatchError::BadRecordCount { count });
         }
-        let end = used
-            .checked_add(len as usize)
-            .filter(|&e| e <= records.len())
-            .ok_or(BatchError::BadRecordCount { count })?;
+        let end = used.checked_add(len as usize).filter(|&e| e <= records.len()).ok_or(BatchError::BadRecordCount { count })?;
         records = &records[end..];
         seen += 1;
         if seen > count {
@@ -300,11 +282,7 @@ mod tests {
     fn sample(n: usize) -> Vec<u8> {
         let mut b = BatchBuilder::new(1_000);
         for i in 0..n {
-            b.push(Record {
-                key: Some(format!("k{i}").into()),
-                value: Some(vec![7u8; 10].into()),
-                ..Default::default()
-            });
+            b.push(Record { key: Some(format!("k{i}").into()), value: Some(vec![7u8; 10].into()), ..Default::default() });
         }
         b.build(crate::compression::Codec::None).unwrap().to_vec()
     }
@@ -313,14 +291,7 @@ mod tests {
     fn valid_batch_passes() {
         let set = sample(3);
         let v = validate(&set, 1 << 20).unwrap();
-        assert_eq!(
-            v,
-            ValidatedSet {
-                batches: 1,
-                offsets: 3,
-                max_timestamp: 1_002
-            }
-        );
+        assert_eq!(v, ValidatedSet { batches: 1, offsets: 3, max_timestamp: 1_002 });
     }
 
     #[test]
@@ -328,10 +299,7 @@ mod tests {
         let mut set = sample(3);
         let last = set.len() - 1;
         set[last] ^= 1;
-        assert!(matches!(
-            validate(&set, 1 << 20),
-            Err(BatchError::BadCrc { .. })
-        ));
+        assert!(matches!(validate(&set, 1 << 20), Err(BatchError::BadCrc { .. })));
     }
 
     #[test]
@@ -347,10 +315,7 @@ mod tests {
     #[test]
     fn oversize_is_refused() {
         let set = sample(3);
-        assert!(matches!(
-            validate(&set, 20),
-            Err(BatchError::TooLarge { .. })
-        ));
+        assert!(matches!(validate(&set, 20), Err(BatchError::TooLarge { .. })));
     }
 
     #[test]
@@ -361,24 +326,15 @@ mod tests {
         set[23..27].copy_from_slice(&3i32.to_be_bytes());
         let crc = crc32c::crc32c(&set[21..]);
         set[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(
-            validate(&set, 1 << 20),
-            Err(BatchError::BadRecordCount { .. })
-        ));
+        assert!(matches!(validate(&set, 1 << 20), Err(BatchError::BadRecordCount { .. })));
     }
 
     #[test]
     fn truncated_and_negative_lengths() {
         let set = sample(1);
-        assert!(matches!(
-            validate(&set[..set.len() - 1], 1 << 20),
-            Err(BatchError::Truncated { .. })
-        ));
+        assert!(matches!(validate(&set[..set.len() - 1], 1 << 20), Err(BatchError::Truncated { .. })));
         let mut bad = set.clone();
         bad[8..12].copy_from_slice(&(-5i32).to_be_bytes());
-        assert!(matches!(
-            validate(&bad, 1 << 20),
-            Err(BatchError::BadLength(-5))
-        ));
+        assert!(matches!(validate(&bad, 1 << 20), Err(BatchError::BadLength(-5))));
     }
 }

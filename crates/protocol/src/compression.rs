@@ -55,18 +55,13 @@ pub enum CompressionError {
 }
 
 fn corrupt(codec: Codec, e: impl std::fmt::Display) -> CompressionError {
-    CompressionError::Corrupt {
-        codec,
-        reason: e.to_string(),
-    }
+    CompressionError::Corrupt { codec, reason: e.to_string() }
 }
 
 /// Reads at most `limit` bytes; one byte more means the data is over the limit.
 fn read_capped(codec: Codec, r: impl Read, limit: usize) -> Result<Vec<u8>, CompressionError> {
     let mut out = Vec::new();
-    r.take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| corrupt(codec, e))?;
+    r.take(limit as u64 + 1).read_to_end(&mut out).map_err(|e| corrupt(codec, e))?;
     if out.len() > limit {
         return Err(CompressionError::TooLarge(limit));
     }
@@ -82,9 +77,7 @@ fn snappy_raw(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), Compre
     }
     let start = out.len();
     out.resize(start + n, 0);
-    snap::raw::Decoder::new()
-        .decompress(data, &mut out[start..])
-        .map_err(|e| corrupt(Codec::Snappy, e))?;
+    snap::raw::Decoder::new().decompress(data, &mut out[start..]).map_err(|e| corrupt(Codec::Snappy, e))?;
     Ok(())
 }
 
@@ -96,17 +89,13 @@ fn snappy_decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, CompressionEr
         snappy_raw(data, limit, &mut out)?;
         return Ok(out);
     }
-    let mut rest = data
-        .get(16..)
-        .ok_or_else(|| corrupt(Codec::Snappy, "short xerial header"))?;
+    let mut rest = data.get(16..).ok_or_else(|| corrupt(Codec::Snappy, "short xerial header"))?;
     while !rest.is_empty() {
         if rest.len() < 4 {
             return Err(corrupt(Codec::Snappy, "short xerial block length"));
         }
         let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let block = rest
-            .get(4..4 + len)
-            .ok_or_else(|| corrupt(Codec::Snappy, "short xerial block"))?;
+        let block = rest.get(4..4 + len).ok_or_else(|| corrupt(Codec::Snappy, "short xerial block"))?;
         snappy_raw(block, limit, &mut out)?;
         rest = &rest[4 + len..];
     }
@@ -141,9 +130,7 @@ pub fn compress(codec: Codec, data: &[u8]) -> Result<Vec<u8>, CompressionError> 
             e.write_all(data).map_err(|e| corrupt(codec, e))?;
             e.finish().map_err(|e| corrupt(codec, e))
         }
-        Codec::Snappy => snap::raw::Encoder::new()
-            .compress_vec(data)
-            .map_err(|e| corrupt(codec, e)),
+        Codec::Snappy => snap::raw::Encoder::new().compress_vec(data).map_err(|e| corrupt(codec, e)),
         Codec::Lz4 => {
             let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
             e.write_all(data).map_err(|e| corrupt(codec, e))?;
@@ -159,16 +146,8 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips() {
-        let data: Vec<u8> = (0..10_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect();
-        for c in [
-            Codec::None,
-            Codec::Gzip,
-            Codec::Snappy,
-            Codec::Lz4,
-            Codec::Zstd,
-        ] {
+        let data: Vec<u8> = (0..10_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        for c in [Codec::None, Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
             let z = compress(c, &data).unwrap();
             assert_eq!(decompress(c, &z, data.len()).unwrap(), data, "{c:?}");
         }
@@ -179,13 +158,7 @@ mod tests {
         let data = vec![0u8; 1 << 20];
         for c in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
             let z = compress(c, &data).unwrap();
-            assert!(
-                matches!(
-                    decompress(c, &z, 1000),
-                    Err(CompressionError::TooLarge(1000))
-                ),
-                "{c:?}"
-            );
+            assert!(matches!(decompress(c, &z, 1000), Err(CompressionError::TooLarge(1000))), "{c:?}");
         }
     }
 
@@ -204,10 +177,7 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         for c in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
-            assert!(
-                decompress(c, &[1, 2, 3, 4, 5, 6, 7, 8, 9], 100).is_err(),
-                "{c:?}"
-            );
+            assert!(decompress(c, &[1, 2, 3, 4, 5, 6, 7, 8, 9], 100).is_err(), "{c:?}");
         }
     }
 }

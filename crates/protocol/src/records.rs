@@ -121,8 +121,7 @@ impl<'a> Cursor<'a> {
 
 /// Decodes every record of a batch. `limit` caps the decompressed size.
 pub fn decode_batch(batch: &BatchView<'_>, limit: usize) -> Result<Vec<Record>, RecordError> {
-    let codec = Codec::from_attributes(batch.attributes())
-        .ok_or(RecordError::Decompress("unknown codec".into()))?;
+    let codec = Codec::from_attributes(batch.attributes()).ok_or(RecordError::Decompress("unknown codec".into()))?;
     let raw = compression::decompress(codec, batch.records_bytes(), limit)?;
     let owner = Bytes::from(raw);
     let count = batch.record_count();
@@ -130,11 +129,7 @@ pub fn decode_batch(batch: &BatchView<'_>, limit: usize) -> Result<Vec<Record>, 
         return Err(RecordError::CountMismatch(count));
     }
     let log_append = batch.attributes() & crate::batch::ATTR_TIMESTAMP_TYPE != 0;
-    let mut cur = Cursor {
-        buf: &owner[..],
-        owner: &owner,
-        base: 0,
-    };
+    let mut cur = Cursor { buf: &owner[..], owner: &owner, base: 0 };
     // The count comes from the wire: never let it size an allocation.
     let mut out = Vec::with_capacity((count as usize).min(owner.len() / 7 + 1));
     for _ in 0..count {
@@ -171,18 +166,8 @@ pub fn decode_batch(batch: &BatchView<'_>, limit: usize) -> Result<Vec<Record>, 
         if cur.base != end {
             return Err(RecordError::Truncated);
         }
-        let timestamp = if log_append {
-            batch.max_timestamp()
-        } else {
-            batch.base_timestamp() + ts_delta
-        };
-        out.push(Record {
-            offset: batch.base_offset() + off_delta as i64,
-            timestamp,
-            key,
-            value,
-            headers,
-        });
+        let timestamp = if log_append { batch.max_timestamp() } else { batch.base_timestamp() + ts_delta };
+        out.push(Record { offset: batch.base_offset() + off_delta as i64, timestamp, key, value, headers });
     }
     if !cur.buf.is_empty() {
         return Err(RecordError::CountMismatch(count));
@@ -200,12 +185,7 @@ pub struct BatchBuilder {
 
 impl BatchBuilder {
     pub fn new(base_timestamp: i64) -> Self {
-        BatchBuilder {
-            base_timestamp,
-            records: Vec::new(),
-            count: 0,
-            max_timestamp: base_timestamp,
-        }
+        BatchBuilder { base_timestamp, records: Vec::new(), count: 0, max_timestamp: base_timestamp }
     }
 
     pub fn len(&self) -> usize {
@@ -223,11 +203,7 @@ impl BatchBuilder {
     /// Appends a record; its timestamp is taken from `r.timestamp` when non-zero,
     /// otherwise the batch base timestamp.
     pub fn push(&mut self, r: Record) {
-        let ts = if r.timestamp != 0 {
-            r.timestamp
-        } else {
-            self.base_timestamp + self.count as i64
-        };
+        let ts = if r.timestamp != 0 { r.timestamp } else { self.base_timestamp + self.count as i64 };
         self.max_timestamp = self.max_timestamp.max(ts);
         let mut body = Vec::with_capacity(32);
         body.push(0u8);
@@ -268,6 +244,42 @@ impl BatchBuilder {
     }
 }
 
+/// Rewrites a batch keeping only `kept` (a subset of its records, in order).
+/// Everything else is preserved: base offset, last offset delta (so the batch
+/// still spans its original offsets, leaving gaps), timestamps, attributes and
+/// codec, producer fields. Used by compaction.
+pub fn rebuild_batch(original: &BatchView<'_>, kept: &[Record]) -> Result<Bytes, CompressionError> {
+    let base = original.base_offset();
+    let base_ts = original.base_timestamp();
+    let mut records = Vec::new();
+    for r in kept {
+        let mut body = Vec::with_capacity(32);
+        body.push(0u8);
+        put_varlong(&mut body, r.timestamp - base_ts);
+        put_varint(&mut body, (r.offset - base) as i32);
+        put_opt(&mut body, r.key.as_deref());
+        put_opt(&mut body, r.value.as_deref());
+        put_varint(&mut body, r.headers.len() as i32);
+        for (k, v) in &r.headers {
+            put_opt(&mut body, Some(k.as_bytes()));
+            put_opt(&mut body, v.as_deref());
+        }
+        put_varint(&mut records, body.len() as i32);
+        records.extend_from_slice(&body);
+    }
+    let codec = Codec::from_attributes(original.attributes()).unwrap_or(Codec::None);
+    let payload = compression::compress(codec, &records)?;
+    let head = &original.bytes()[..HEADER_LEN];
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(head);
+    out[8..12].copy_from_slice(&((HEADER_LEN - 12 + payload.len()) as i32).to_be_bytes());
+    out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
+    out.extend_from_slice(&payload);
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(Bytes::from(out))
+}
+
 fn put_opt(out: &mut Vec<u8>, v: Option<&[u8]>) {
     match v {
         None => put_varint(out, -1),
@@ -283,20 +295,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rebuilt_batch_keeps_offsets_and_gaps() {
+        for codec in [Codec::None, Codec::Zstd] {
+            let mut b = BatchBuilder::new(1_000);
+            for i in 0..5 {
+                b.push(Record { key: Some(Bytes::from(vec![b'k', i])), value: Some(Bytes::from(vec![i])), ..Default::default() });
+            }
+            let mut bytes = b.build(codec).unwrap().to_vec();
+            crate::batch::patch_offsets(&mut bytes, 100, 0);
+            let view = BatchView::parse(&bytes).unwrap();
+            let all = decode_batch(&view, 1 << 20).unwrap();
+            let kept = vec![all[1].clone(), all[4].clone()];
+            let rebuilt = rebuild_batch(&view, &kept).unwrap();
+            let v = BatchView::parse(&rebuilt).unwrap();
+            assert_eq!((v.base_offset(), v.last_offset(), v.record_count()), (100, 104, 2));
+            assert_eq!(v.crc(), v.computed_crc());
+            assert_eq!(decode_batch(&v, 1 << 20).unwrap(), kept);
+        }
+    }
+
+    #[test]
     fn varints_round_trip() {
-        for v in [
-            0i64,
-            1,
-            -1,
-            63,
-            -64,
-            64,
-            300,
-            i32::MAX as i64,
-            i32::MIN as i64,
-            i64::MAX,
-            i64::MIN,
-        ] {
+        for v in [0i64, 1, -1, 63, -64, 64, 300, i32::MAX as i64, i32::MIN as i64, i64::MAX, i64::MIN] {
             let mut out = Vec::new();
             put_varlong(&mut out, v);
             assert_eq!(read_varlong(&out).unwrap(), (v, out.len()));
@@ -306,27 +326,14 @@ mod tests {
 
     #[test]
     fn builds_and_decodes_in_every_codec() {
-        for codec in [
-            Codec::None,
-            Codec::Gzip,
-            Codec::Snappy,
-            Codec::Lz4,
-            Codec::Zstd,
-        ] {
+        for codec in [Codec::None, Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
             let mut b = BatchBuilder::new(5_000);
-            b.push(Record {
-                key: None,
-                value: None,
-                ..Default::default()
-            });
+            b.push(Record { key: None, value: None, ..Default::default() });
             b.push(Record {
                 key: Some(Bytes::from_static(b"k")),
                 value: Some(Bytes::from_static(b"v")),
                 timestamp: 6_000,
-                headers: vec![
-                    ("h".into(), Some(Bytes::from_static(b"x"))),
-                    ("n".into(), None),
-                ],
+                headers: vec![("h".into(), Some(Bytes::from_static(b"x"))), ("n".into(), None)],
                 ..Default::default()
             });
             let bytes = b.build(codec).unwrap();

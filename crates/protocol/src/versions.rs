@@ -41,21 +41,14 @@ pub const PRODUCE_MIN_ACCEPTED: i16 = 3;
 
 /// The advertised range for an API, if Strom serves it at all.
 pub fn advertised(api: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED
-        .iter()
-        .find(|(k, _, _)| *k == api)
-        .map(|&(_, lo, hi)| (lo, hi))
+    SUPPORTED.iter().find(|(k, _, _)| *k == api).map(|&(_, lo, hi)| (lo, hi))
 }
 
 /// Whether a request of this API and version is served (rather than refused).
 pub fn is_accepted(api: ApiKey, version: i16) -> bool {
     match advertised(api) {
         Some((lo, hi)) => {
-            let lo = if api == ApiKey::Produce {
-                lo.max(PRODUCE_MIN_ACCEPTED)
-            } else {
-                lo
-            };
+            let lo = if api == ApiKey::Produce { lo.max(PRODUCE_MIN_ACCEPTED) } else { lo };
             version >= lo && version <= hi
         }
         None => false,
@@ -70,15 +63,8 @@ mod tests {
     fn advertised_ranges_are_decodable_by_the_codec() {
         for &(api, lo, hi) in SUPPORTED {
             let valid = api.valid_versions();
-            let lo = if api == ApiKey::Produce {
-                PRODUCE_MIN_ACCEPTED
-            } else {
-                lo
-            };
-            assert!(
-                lo >= valid.min && hi <= valid.max,
-                "{api:?} {lo}..{hi} outside codec {valid:?}"
-            );
+            let lo = if api == ApiKey::Produce { PRODUCE_MIN_ACCEPTED } else { lo };
+            assert!(lo >= valid.min && hi <= valid.max, "{api:?} {lo}..{hi} outside codec {valid:?}");
         }
     }
 

@@ -39,13 +39,12 @@ pub enum StorageError {
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
     #[error("log is offline")]
     Offline,
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 const CLEAN_MARKER: &str = ".strom_clean_shutdown";
@@ -101,12 +100,7 @@ impl LogManager {
     }
 
     /// Opens the log of a partition, creating it if needed.
-    pub fn open_log(
-        &self,
-        topic: &str,
-        partition: i32,
-        config: LogConfig,
-    ) -> Result<Arc<Log>, StorageError> {
+    pub fn open_log(&self, topic: &str, partition: i32, config: LogConfig) -> Result<Arc<Log>, StorageError> {
         let key = (topic.to_string(), partition);
         if let Some(l) = self.get(topic, partition) {
             return Ok(l);
@@ -133,9 +127,7 @@ impl LogManager {
         let dir = self.partition_dir(topic, partition);
         if dir.exists() {
             // Rename first so a crash mid-delete never leaves a half log under the live name.
-            let doomed = self
-                .dir
-                .join(format!("{topic}-{partition}.{}-delete", now_ms()));
+            let doomed = self.dir.join(format!("{topic}-{partition}.{}-delete", now_ms()));
             std::fs::rename(&dir, &doomed)?;
             sync_dir(&self.dir)?;
             std::fs::remove_dir_all(&doomed)?;
@@ -162,14 +154,8 @@ impl LogManager {
     /// Writes both checkpoint files atomically (temp file, fsync, rename).
     pub fn write_checkpoints(&self) -> Result<(), StorageError> {
         let all = self.all();
-        let rps: Vec<_> = all
-            .iter()
-            .map(|(k, l)| (k.clone(), l.recovery_point()))
-            .collect();
-        let starts: Vec<_> = all
-            .iter()
-            .map(|(k, l)| (k.clone(), l.log_start_offset()))
-            .collect();
+        let rps: Vec<_> = all.iter().map(|(k, l)| (k.clone(), l.recovery_point())).collect();
+        let starts: Vec<_> = all.iter().map(|(k, l)| (k.clone(), l.log_start_offset())).collect();
         write_checkpoint(&self.dir, RECOVERY_CHECKPOINT, &rps)?;
         write_checkpoint(&self.dir, START_CHECKPOINT, &starts)?;
         Ok(())
@@ -210,11 +196,7 @@ fn read_checkpoint(path: &Path) -> HashMap<TopicPartition, i64> {
     out
 }
 
-fn write_checkpoint(
-    dir: &Path,
-    name: &str,
-    entries: &[(TopicPartition, i64)],
-) -> std::io::Result<()> {
+fn write_checkpoint(dir: &Path, name: &str, entries: &[(TopicPartition, i64)]) -> std::io::Result<()> {
     let mut text = format!("0\n{}\n", entries.len());
     for ((t, p), off) in entries {
         text.push_str(&format!("{t} {p} {off}\n"));

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use strom_protocol::batch::{self, BatchError, BatchView, LOG_OVERHEAD};
+use strom_protocol::batch::{self, BatchError, BatchIter, BatchView, LOG_OVERHEAD};
+use strom_protocol::records::{decode_batch, rebuild_batch};
 use tokio::sync::watch;
 
 use crate::segment::Segment;
@@ -43,6 +44,16 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// `cleanup.policy` contains `delete`
     pub delete_enabled: bool,
+    /// `cleanup.policy` contains `compact`
+    pub compact: bool,
+    /// `min.cleanable.dirty.ratio`
+    pub min_cleanable_ratio: f64,
+    /// `min.compaction.lag.ms`
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long tombstones survive cleaning
+    pub delete_retention_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -57,6 +68,11 @@ impl Default for LogConfig {
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             delete_enabled: true,
+            compact: false,
+            min_cleanable_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
         }
     }
 }
@@ -89,6 +105,8 @@ struct Inner {
     pending_sync: Vec<File>,
     config: LogConfig,
     leader_epoch: i32,
+    /// Offsets below this have been compacted (in memory; a restart re-cleans).
+    cleaned_upto: i64,
 }
 
 pub struct Log {
@@ -105,15 +123,16 @@ impl Log {
     /// Opens (or creates) the log in `dir`. With `clean`, segments are loaded
     /// from their indexes; otherwise every segment from the recovery point on is
     /// scanned with CRC checks and truncated at the first torn or invalid batch.
-    pub fn open(
-        dir: &Path,
-        config: LogConfig,
-        clean: bool,
-        recovery_point: i64,
-        log_start: i64,
-    ) -> Result<Log, StorageError> {
+    pub fn open(dir: &Path, config: LogConfig, clean: bool, recovery_point: i64, log_start: i64) -> Result<Log, StorageError> {
         std::fs::create_dir_all(dir)?;
         let now = now_ms();
+        // A cleaner killed part-way leaves `.cleaned` files; the `.log` files are intact.
+        for e in std::fs::read_dir(dir)?.flatten() {
+            if e.file_name().to_string_lossy().ends_with(".cleaned") {
+                tracing::warn!(file = %e.path().display(), "removing unfinished compaction output");
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
         let mut bases: Vec<i64> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| {
@@ -123,12 +142,7 @@ impl Log {
             .collect();
         bases.sort_unstable();
         let mut segments = BTreeMap::new();
-        let scan_from = bases
-            .iter()
-            .rev()
-            .find(|&&b| b <= recovery_point)
-            .copied()
-            .unwrap_or(i64::MIN);
+        let scan_from = bases.iter().rev().find(|&&b| b <= recovery_point).copied().unwrap_or(i64::MIN);
         let mut cut = false;
         for &base in &bases {
             if cut {
@@ -146,11 +160,7 @@ impl Log {
             segments.insert(base, seg);
         }
         // Drop empty trailing segments other than the first (they carry no offsets).
-        let next_offset = segments
-            .values()
-            .next_back()
-            .map(|s| s.next_offset)
-            .unwrap_or(0);
+        let next_offset = segments.values().next_back().map(|s| s.next_offset).unwrap_or(0);
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, now)?);
         }
@@ -170,6 +180,7 @@ impl Log {
                 pending_sync: Vec::new(),
                 config,
                 leader_epoch: 0,
+                cleaned_upto: 0,
             }),
             flushing: AtomicBool::new(false),
             flushed,
@@ -214,9 +225,22 @@ impl Log {
 
     /// Validates and appends a producer's record set, assigning offsets in place.
     pub fn append(&self, mut data: Vec<u8>) -> Result<AppendInfo, StorageError> {
-        let max = self.lock().config.max_message_bytes;
+        let (max, compact) = {
+            let inner = self.lock();
+            (inner.config.max_message_bytes, inner.config.compact)
+        };
         // CRC work happens before taking the lock.
         batch::validate(&data, max).map_err(map_batch_error)?;
+        if compact {
+            // Compaction needs keys: look inside (only compacted topics pay for this).
+            for b in BatchIter::new(&data) {
+                let b = b.map_err(map_batch_error)?;
+                let records = decode_batch(&b, max.saturating_mul(64)).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                if records.iter().any(|r| r.key.is_none()) {
+                    return Err(StorageError::InvalidRecord("Compacted topic cannot accept message without key.".into()));
+                }
+            }
+        }
         let mut inner = self.lock();
         let now = now_ms();
         let epoch = inner.leader_epoch;
@@ -236,11 +260,7 @@ impl Log {
         }
         self.maybe_roll(&mut inner, data.len() as u64, now)?;
         let interval = inner.config.index_interval_bytes;
-        let active = inner
-            .segments
-            .values_mut()
-            .next_back()
-            .ok_or(StorageError::Offline)?;
+        let active = inner.segments.values_mut().next_back().ok_or(StorageError::Offline)?;
         active.append(&data, &placed, next, interval)?;
         inner.next_offset = next;
         inner.unflushed_messages += next - base_offset;
@@ -248,12 +268,7 @@ impl Log {
         let log_start_offset = inner.log_start_offset;
         drop(inner);
         self.end.send_replace(next);
-        Ok(AppendInfo {
-            base_offset,
-            last_offset: next - 1,
-            log_start_offset,
-            flush_due,
-        })
+        Ok(AppendInfo { base_offset, last_offset: next - 1, log_start_offset, flush_due })
     }
 
     fn maybe_roll(&self, inner: &mut Inner, incoming: u64, now: i64) -> Result<(), StorageError> {
@@ -264,8 +279,7 @@ impl Log {
         };
         let full = active.size > 0 && active.size + incoming > segment_bytes;
         let old = active.size > 0 && now - active.created_ms >= segment_ms;
-        let index_full =
-            active.index.len() >= (1 << 20) || next_offset - active.base_offset >= u32::MAX as i64;
+        let index_full = active.index.len() >= (1 << 20) || next_offset - active.base_offset >= u32::MAX as i64;
         if !(full || old || index_full) {
             return Ok(());
         }
@@ -280,54 +294,33 @@ impl Log {
     }
 
     /// Reads whole batches starting with the one holding `offset`, up to
-    /// `max_bytes` (at least one batch, whatever its size).
+    /// `max_bytes` (at least one batch, whatever its size). If compaction left
+    /// nothing at or after `offset` in its segment, reading continues in the
+    /// following segments, so a consumer never stalls on a gap.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadInfo, StorageError> {
-        let (file, start, end, hw, log_start) = {
+        let (candidates, hw, log_start) = {
             let inner = self.lock();
             let hw = inner.next_offset;
             if offset < inner.log_start_offset || offset > hw {
-                return Err(StorageError::OffsetOutOfRange {
-                    offset,
-                    start: inner.log_start_offset,
-                    end: hw,
-                });
+                return Err(StorageError::OffsetOutOfRange { offset, start: inner.log_start_offset, end: hw });
             }
-            if offset == hw {
-                return Ok(ReadInfo {
-                    records: Bytes::new(),
-                    high_watermark: hw,
-                    log_start_offset: inner.log_start_offset,
-                });
-            }
-            // The segment holding `offset`, or the next non-empty one if it fell in a gap.
-            let seg = inner
-                .segments
-                .range(..=offset)
-                .next_back()
-                .filter(|(_, s)| s.next_offset > offset)
-                .or_else(|| inner.segments.range(offset + 1..).find(|(_, s)| s.size > 0))
-                .map(|(_, s)| s);
-            let Some(seg) = seg else {
-                return Ok(ReadInfo {
-                    records: Bytes::new(),
-                    high_watermark: hw,
-                    log_start_offset: inner.log_start_offset,
-                });
-            };
-            (
-                seg.log.clone(),
-                seg.lookup(offset),
-                seg.size,
-                hw,
-                inner.log_start_offset,
-            )
+            let containing = inner.segments.range(..=offset).next_back().map(|(_, s)| s);
+            let later = inner.segments.range(offset + 1..).map(|(_, s)| s);
+            let candidates: Vec<(Arc<File>, u64, u64)> = containing
+                .into_iter()
+                .chain(later)
+                .filter(|s| s.next_offset > offset && s.size > 0)
+                .map(|s| (s.log.clone(), if s.base_offset <= offset { s.lookup(offset) } else { 0 }, s.size))
+                .collect();
+            (candidates, hw, inner.log_start_offset)
         };
-        let records = read_batches(&file, start, end, offset, max_bytes)?;
-        Ok(ReadInfo {
-            records,
-            high_watermark: hw,
-            log_start_offset: log_start,
-        })
+        for (file, start, end) in candidates {
+            let records = read_batches(&file, start, end, offset, max_bytes)?;
+            if !records.is_empty() {
+                return Ok(ReadInfo { records, high_watermark: hw, log_start_offset: log_start });
+            }
+        }
+        Ok(ReadInfo { records: Bytes::new(), high_watermark: hw, log_start_offset: log_start })
     }
 
     /// The first offset whose batch has a max timestamp >= `ts`, with that
@@ -361,12 +354,7 @@ impl Log {
     pub fn max_timestamp_batch(&self) -> Result<Option<Bytes>, StorageError> {
         let best = {
             let inner = self.lock();
-            let max = inner
-                .segments
-                .values()
-                .map(|s| s.max_timestamp)
-                .max()
-                .unwrap_or(-1);
+            let max = inner.segments.values().map(|s| s.max_timestamp).max().unwrap_or(-1);
             if max < 0 {
                 return Ok(None);
             }
@@ -395,11 +383,8 @@ impl Log {
                 if Some(base) == active {
                     break;
                 }
-                let by_time = cfg.retention_ms >= 0
-                    && seg.max_timestamp >= 0
-                    && now - seg.max_timestamp > cfg.retention_ms;
-                let by_size =
-                    cfg.retention_bytes >= 0 && total - seg.size as i64 >= cfg.retention_bytes;
+                let by_time = cfg.retention_ms >= 0 && seg.max_timestamp >= 0 && now - seg.max_timestamp > cfg.retention_ms;
+                let by_size = cfg.retention_bytes >= 0 && total - seg.size as i64 >= cfg.retention_bytes;
                 if !(by_time || by_size) {
                     break;
                 }
@@ -419,11 +404,119 @@ impl Log {
         for seg in doomed {
             tracing::info!(dir = %self.dir.display(), base = seg.base_offset, bytes = seg.size, "deleting segment out of retention");
             for ext in ["log", "index", "timeindex"] {
-                let _ = std::fs::remove_file(
-                    self.dir
-                        .join(crate::segment::file_name(seg.base_offset, ext)),
-                );
+                let _ = std::fs::remove_file(self.dir.join(crate::segment::file_name(seg.base_offset, ext)));
             }
+        }
+        Ok(n)
+    }
+
+    /// Compacts the log when `cleanup.policy` includes `compact` and enough of it
+    /// is dirty (`min.cleanable.dirty.ratio`, or a dirty segment older than
+    /// `max.compaction.lag.ms`). Only non-active segments at least
+    /// `min.compaction.lag.ms` old are cleaned. Each keeps, per key, only the
+    /// latest record among the cleaned segments; tombstones older than
+    /// `delete.retention.ms` go too. Offsets are kept, leaving gaps.
+    ///
+    /// Crash safety: a segment's cleaned copy is written to `<base>.cleaned`,
+    /// fsynced, and renamed over `<base>.log`; until that rename the original is
+    /// untouched, and leftovers are removed at the next open. The latest record of
+    /// a key is never dropped. Returns the number of segments rewritten.
+    pub fn compact(&self, now: i64) -> Result<usize, StorageError> {
+        let (cfg, eligible, cleaned_upto) = {
+            let inner = self.lock();
+            if !inner.config.compact {
+                return Ok(0);
+            }
+            let active = inner.segments.keys().next_back().copied();
+            let lag = inner.config.min_compaction_lag_ms;
+            let eligible: Vec<(i64, Arc<File>, u64, i64, i64)> = inner
+                .segments
+                .values()
+                .take_while(|s| Some(s.base_offset) != active && (lag <= 0 || s.max_timestamp <= now.saturating_sub(lag)))
+                .map(|s| (s.base_offset, s.log.clone(), s.size, s.next_offset, s.max_timestamp))
+                .collect();
+            (inner.config.clone(), eligible, inner.cleaned_upto)
+        };
+        let total: u64 = eligible.iter().map(|e| e.2).sum();
+        let dirty: u64 = eligible.iter().filter(|e| e.3 > cleaned_upto).map(|e| e.2).sum();
+        if dirty == 0 || total == 0 {
+            return Ok(0);
+        }
+        let overdue = eligible.iter().any(|e| e.3 > cleaned_upto && e.4 >= 0 && now.saturating_sub(e.4) > cfg.max_compaction_lag_ms);
+        if (dirty as f64) / (total as f64) < cfg.min_cleanable_ratio && !overdue {
+            return Ok(0);
+        }
+        // Pass 1: the latest offset of every key.
+        let mut latest: std::collections::HashMap<Bytes, i64> = std::collections::HashMap::new();
+        for (_, file, size, _, _) in &eligible {
+            let data = read_file(file, *size)?;
+            for b in BatchIter::new(&data) {
+                let b = b.map_err(map_batch_error)?;
+                for r in decode_batch(&b, usize::MAX >> 1).map_err(|e| StorageError::Corrupt(e.to_string()))? {
+                    if let Some(k) = r.key {
+                        latest.insert(k, r.offset);
+                    }
+                }
+            }
+        }
+        // Pass 2: rewrite each segment that loses records.
+        let tombstone_horizon = now.saturating_sub(cfg.delete_retention_ms);
+        let mut rewritten = Vec::new();
+        for (base, file, size, next, _) in &eligible {
+            let data = read_file(file, *size)?;
+            let mut out = Vec::with_capacity(data.len());
+            let mut changed = false;
+            for b in BatchIter::new(&data) {
+                let b = b.map_err(map_batch_error)?;
+                let records = decode_batch(&b, usize::MAX >> 1).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                let n = records.len();
+                let kept: Vec<_> = records
+                    .into_iter()
+                    .filter(|r| match &r.key {
+                        None => true,
+                        Some(k) => latest.get(k) == Some(&r.offset) && !(r.value.is_none() && b.max_timestamp() < tombstone_horizon),
+                    })
+                    .collect();
+                if kept.len() == n {
+                    out.extend_from_slice(b.bytes());
+                } else {
+                    changed = true;
+                    if !kept.is_empty() {
+                        let rebuilt = rebuild_batch(&b, &kept).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                        out.extend_from_slice(&rebuilt);
+                    }
+                }
+            }
+            if changed {
+                let tmp = self.dir.join(format!("{}.cleaned", crate::segment::file_name(*base, "log")));
+                let mut f = File::create(&tmp)?;
+                std::io::Write::write_all(&mut f, &out)?;
+                f.sync_all()?;
+                rewritten.push((*base, *size, *next, tmp));
+            }
+        }
+        // Swap the cleaned copies in, under the lock, if the segments are still there.
+        let mut inner = self.lock();
+        let mut n = 0;
+        for (base, size, next, tmp) in rewritten {
+            let still = inner.segments.get(&base).is_some_and(|s| s.size == size);
+            if !still {
+                let _ = std::fs::remove_file(&tmp);
+                continue;
+            }
+            std::fs::rename(&tmp, self.dir.join(crate::segment::file_name(base, "log")))?;
+            let (mut seg, _) = Segment::open_recover(&self.dir, base, now)?;
+            seg.next_offset = seg.next_offset.max(next);
+            inner.segments.insert(base, seg);
+            n += 1;
+        }
+        if let Some(last) = eligible.last() {
+            inner.cleaned_upto = inner.cleaned_upto.max(last.3);
+        }
+        drop(inner);
+        if n > 0 {
+            crate::sync_dir(&self.dir)?;
+            tracing::info!(dir = %self.dir.display(), segments = n, "compacted");
         }
         Ok(n)
     }
@@ -435,11 +528,7 @@ impl Log {
         let (start, doomed) = {
             let mut inner = self.lock();
             if offset > inner.next_offset || offset < 0 {
-                return Err(StorageError::OffsetOutOfRange {
-                    offset,
-                    start: inner.log_start_offset,
-                    end: inner.next_offset,
-                });
+                return Err(StorageError::OffsetOutOfRange { offset, start: inner.log_start_offset, end: inner.next_offset });
             }
             inner.log_start_offset = inner.log_start_offset.max(offset);
             let start = inner.log_start_offset;
@@ -583,26 +672,16 @@ fn read_one_batch(file: &File, pos: u64, end: u64) -> Result<Option<Bytes>, Stor
 
 /// Reads from `start` (an index point at or before the wanted batch), skips
 /// batches that end before `offset`, and returns whole batches up to `max_bytes`.
-fn read_batches(
-    file: &File,
-    mut start: u64,
-    end: u64,
-    offset: i64,
-    max_bytes: usize,
-) -> Result<Bytes, StorageError> {
+fn read_batches(file: &File, mut start: u64, end: u64, offset: i64, max_bytes: usize) -> Result<Bytes, StorageError> {
     // Skip forward over batch headers until the one containing `offset`.
     let mut head = [0u8; batch::HEADER_LEN];
     while start + batch::HEADER_LEN as u64 <= end {
         file.read_exact_at(&mut head, start)?;
         let len = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
         if len < 49 {
-            return Err(StorageError::Corrupt(format!(
-                "bad batch length {len} at {start}"
-            )));
+            return Err(StorageError::Corrupt(format!("bad batch length {len} at {start}")));
         }
-        let base = i64::from_be_bytes([
-            head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
-        ]);
+        let base = i64::from_be_bytes([head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7]]);
         let delta = i32::from_be_bytes([head[23], head[24], head[25], head[26]]);
         if base + delta as i64 >= offset {
             break;
@@ -628,4 +707,10 @@ fn read_batches(
     }
     buf.truncate(keep);
     Ok(Bytes::from(buf))
+}
+
+fn read_file(file: &File, size: u64) -> Result<Vec<u8>, StorageError> {
+    let mut buf = vec![0u8; size as usize];
+    file.read_exact_at(&mut buf, 0)?;
+    Ok(buf)
 }

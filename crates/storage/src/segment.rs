@@ -53,12 +53,7 @@ pub struct Segment {
 impl Segment {
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
         let log_path = dir.join(file_name(base_offset, "log"));
-        let log = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&log_path)?;
+        let log = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&log_path)?;
         let index_file = open_rw(&dir.join(file_name(base_offset, "index")), true)?;
         let time_file = open_rw(&dir.join(file_name(base_offset, "timeindex")), true)?;
         Ok(Segment {
@@ -158,12 +153,7 @@ impl Segment {
     /// Scans batches from `start`. Returns (end position of the last good batch,
     /// next offset, max timestamp, whether a bad batch stopped the scan).
     /// `on_batch(position, view)` sees each good batch.
-    fn scan(
-        &self,
-        start: u64,
-        check_crc: bool,
-        mut on_batch: impl FnMut(u64, &BatchView<'_>),
-    ) -> io::Result<(u64, i64, i64, bool)> {
+    fn scan(&self, start: u64, check_crc: bool, mut on_batch: impl FnMut(u64, &BatchView<'_>)) -> io::Result<(u64, i64, i64, bool)> {
         const CHUNK: usize = 1 << 20;
         let mut pos = start;
         let mut next = self.base_offset;
@@ -223,9 +213,7 @@ impl Segment {
     /// invalid batch. Returns whether anything was truncated.
     fn rebuild(&mut self, check_crc: bool) -> io::Result<bool> {
         let mut entries = Vec::new();
-        let (end, next, _, _) = self.scan(0, check_crc, |pos, v| {
-            entries.push((pos, v.base_offset(), v.max_timestamp(), v.total_len()))
-        })?;
+        let (end, next, _, _) = self.scan(0, check_crc, |pos, v| entries.push((pos, v.base_offset(), v.max_timestamp(), v.total_len())))?;
         let truncated = end != self.size;
         if truncated {
             self.truncate_to(end)?;
@@ -253,14 +241,7 @@ impl Segment {
     /// Records a batch written at `pos` in the sparse indexes. A time entry holds
     /// the max timestamp over every batch up to and including this one, so a
     /// search for `t` may start at the last entry below `t`.
-    pub fn note_batch(
-        &mut self,
-        pos: u64,
-        base: i64,
-        max_ts: i64,
-        len: usize,
-        interval: usize,
-    ) -> io::Result<()> {
+    pub fn note_batch(&mut self, pos: u64, base: i64, max_ts: i64, len: usize, interval: usize) -> io::Result<()> {
         let rel = (base - self.base_offset) as u32;
         let running_max = self.max_timestamp.max(max_ts);
         if self.bytes_since_index >= interval || self.index.is_empty() {
@@ -287,13 +268,7 @@ impl Segment {
 
     /// Appends already-validated, offset-patched batches. `batches` lists
     /// (position within `data`, base offset, max timestamp, length).
-    pub fn append(
-        &mut self,
-        data: &[u8],
-        batches: &[(usize, i64, i64, usize)],
-        next_offset: i64,
-        interval: usize,
-    ) -> io::Result<()> {
+    pub fn append(&mut self, data: &[u8], batches: &[(usize, i64, i64, usize)], next_offset: i64, interval: usize) -> io::Result<()> {
         let start = self.size;
         self.log.write_all_at(data, start)?;
         self.size += data.len() as u64;
@@ -327,12 +302,7 @@ impl Segment {
 }
 
 fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(truncate)
-        .read(true)
-        .write(true)
-        .open(path)
+    OpenOptions::new().create(true).truncate(truncate).read(true).write(true).open(path)
 }
 
 fn read_all(f: &File) -> io::Result<Vec<u8>> {

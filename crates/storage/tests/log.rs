@@ -10,20 +10,13 @@ use strom_storage::{Log, LogConfig, LogManager, StorageError};
 fn batch(n: usize, tag: &str) -> Vec<u8> {
     let mut b = BatchBuilder::new(1_700_000_000_000);
     for i in 0..n {
-        b.push(Record {
-            key: Some(format!("{tag}-{i}").into_bytes().into()),
-            value: Some(vec![b'x'; 100].into()),
-            ..Default::default()
-        });
+        b.push(Record { key: Some(format!("{tag}-{i}").into_bytes().into()), value: Some(vec![b'x'; 100].into()), ..Default::default() });
     }
     b.build(Codec::None).unwrap().to_vec()
 }
 
 fn offsets(bytes: &[u8]) -> Vec<(i64, i64)> {
-    BatchIter::new(bytes)
-        .map(|b| b.unwrap())
-        .map(|b| (b.base_offset(), b.last_offset()))
-        .collect()
+    BatchIter::new(bytes).map(|b| b.unwrap()).map(|b| (b.base_offset(), b.last_offset())).collect()
 }
 
 #[test]
@@ -39,10 +32,7 @@ fn append_assigns_offsets_and_reads_back() {
     let r = log.read(4, 1 << 20).unwrap();
     assert_eq!(offsets(&r.records), vec![(3, 4)]);
     assert!(log.read(5, 100).unwrap().records.is_empty());
-    assert!(matches!(
-        log.read(6, 100),
-        Err(StorageError::OffsetOutOfRange { .. })
-    ));
+    assert!(matches!(log.read(6, 100), Err(StorageError::OffsetOutOfRange { .. })));
 }
 
 #[test]
@@ -58,19 +48,12 @@ fn read_returns_at_least_one_whole_batch() {
 #[test]
 fn segments_roll_and_reads_cross_them() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = LogConfig {
-        segment_bytes: 2_000,
-        index_interval_bytes: 100,
-        ..Default::default()
-    };
+    let cfg = LogConfig { segment_bytes: 2_000, index_interval_bytes: 100, ..Default::default() };
     let log = Log::open(d.path(), cfg.clone(), true, 0, 0).unwrap();
     for i in 0..50 {
         log.append(batch(3, &i.to_string())).unwrap();
     }
-    let logs = std::fs::read_dir(d.path())
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().unwrap() == "log")
-        .count();
+    let logs = std::fs::read_dir(d.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().unwrap() == "log").count();
     assert!(logs > 5, "expected several segments, got {logs}");
     let mut next = 0;
     while next < 150 {
@@ -101,10 +84,7 @@ fn recovery_truncates_a_torn_tail() {
     let log = Log::open(d.path(), LogConfig::default(), false, 0, 0).unwrap();
     assert_eq!(log.log_end_offset(), 6);
     assert_eq!(log.append(batch(1, "d")).unwrap().base_offset, 6);
-    assert_eq!(
-        offsets(&log.read(0, 1 << 20).unwrap().records),
-        vec![(0, 2), (3, 5), (6, 6)]
-    );
+    assert_eq!(offsets(&log.read(0, 1 << 20).unwrap().records), vec![(0, 2), (3, 5), (6, 6)]);
 }
 
 #[test]
@@ -132,15 +112,9 @@ fn corrupt_input_is_refused() {
     let n = b.len();
     b[n - 1] ^= 1;
     assert!(matches!(log.append(b), Err(StorageError::Corrupt(_))));
-    let cfg = LogConfig {
-        max_message_bytes: 100,
-        ..Default::default()
-    };
+    let cfg = LogConfig { max_message_bytes: 100, ..Default::default() };
     log.set_config(cfg);
-    assert!(matches!(
-        log.append(batch(5, "a")),
-        Err(StorageError::MessageTooLarge { .. })
-    ));
+    assert!(matches!(log.append(batch(5, "a")), Err(StorageError::MessageTooLarge { .. })));
     assert_eq!(log.log_end_offset(), 0);
 }
 
@@ -152,9 +126,7 @@ async fn group_commit_flush_advances_recovery_point() {
     for i in 0..20 {
         let info = log.append(batch(1, &i.to_string())).unwrap();
         let l = log.clone();
-        waits.push(tokio::spawn(async move {
-            l.flush_to(info.last_offset + 1).await
-        }));
+        waits.push(tokio::spawn(async move { l.flush_to(info.last_offset + 1).await }));
     }
     for w in waits {
         w.await.unwrap().unwrap();
@@ -184,77 +156,40 @@ fn manager_checkpoints_and_clean_marker() {
 #[test]
 fn find_by_timestamp_uses_batch_max_timestamps() {
     let d = tempfile::tempdir().unwrap();
-    let log = Log::open(
-        d.path(),
-        LogConfig {
-            index_interval_bytes: 1,
-            ..Default::default()
-        },
-        true,
-        0,
-        0,
-    )
-    .unwrap();
+    let log = Log::open(d.path(), LogConfig { index_interval_bytes: 1, ..Default::default() }, true, 0, 0).unwrap();
     for t in [100i64, 200, 300] {
         let mut b = BatchBuilder::new(t);
-        b.push(Record {
-            value: Some(vec![1].into()),
-            timestamp: t,
-            ..Default::default()
-        });
+        b.push(Record { value: Some(vec![1].into()), timestamp: t, ..Default::default() });
         log.append(b.build(Codec::None).unwrap().to_vec()).unwrap();
     }
     let hit = log.find_by_timestamp(150).unwrap().unwrap();
     assert_eq!(offsets(&hit), vec![(1, 1)]);
     assert!(log.find_by_timestamp(301).unwrap().is_none());
-    assert_eq!(
-        offsets(&log.max_timestamp_batch().unwrap().unwrap()),
-        vec![(2, 2)]
-    );
+    assert_eq!(offsets(&log.max_timestamp_batch().unwrap().unwrap()), vec![(2, 2)]);
 }
 
 #[test]
 fn timestamp_lookup_sees_maxima_between_index_points() {
     let d = tempfile::tempdir().unwrap();
     // Index every ~2 batches; the high timestamp sits on a batch between index points.
-    let cfg = LogConfig {
-        index_interval_bytes: 250,
-        ..Default::default()
-    };
+    let cfg = LogConfig { index_interval_bytes: 250, ..Default::default() };
     let log = Log::open(d.path(), cfg.clone(), true, 0, 0).unwrap();
     for t in [100i64, 900, 200, 300, 400, 500] {
         let mut b = BatchBuilder::new(t);
-        b.push(Record {
-            value: Some(vec![1; 100].into()),
-            timestamp: t,
-            ..Default::default()
-        });
+        b.push(Record { value: Some(vec![1; 100].into()), timestamp: t, ..Default::default() });
         log.append(b.build(Codec::None).unwrap().to_vec()).unwrap();
     }
     drop(log);
     let log = Log::open(d.path(), cfg, true, 0, 0).unwrap();
-    assert_eq!(
-        offsets(&log.find_by_timestamp(850).unwrap().unwrap()),
-        vec![(1, 1)]
-    );
-    assert_eq!(
-        offsets(&log.find_by_timestamp(350).unwrap().unwrap()),
-        vec![(1, 1)]
-    );
-    assert_eq!(
-        offsets(&log.max_timestamp_batch().unwrap().unwrap()),
-        vec![(1, 1)]
-    );
+    assert_eq!(offsets(&log.find_by_timestamp(850).unwrap().unwrap()), vec![(1, 1)]);
+    assert_eq!(offsets(&log.find_by_timestamp(350).unwrap().unwrap()), vec![(1, 1)]);
+    assert_eq!(offsets(&log.max_timestamp_batch().unwrap().unwrap()), vec![(1, 1)]);
 }
 
 #[tokio::test]
 async fn flush_messages_and_flush_ms_ask_for_flushes() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = LogConfig {
-        flush_messages: 5,
-        flush_ms: 50,
-        ..Default::default()
-    };
+    let cfg = LogConfig { flush_messages: 5, flush_ms: 50, ..Default::default() };
     let log = Log::open(d.path(), cfg, true, 0, 0).unwrap();
     assert!(!log.append(batch(2, "a")).unwrap().flush_due);
     assert!(!log.append(batch(2, "b")).unwrap().flush_due);
@@ -271,34 +206,17 @@ async fn flush_messages_and_flush_ms_ask_for_flushes() {
 #[test]
 fn retention_deletes_old_segments_but_never_the_active_one() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = LogConfig {
-        segment_bytes: 1_000,
-        retention_ms: 1_000,
-        ..Default::default()
-    };
+    let cfg = LogConfig { segment_bytes: 1_000, retention_ms: 1_000, ..Default::default() };
     let log = Log::open(d.path(), cfg.clone(), true, 0, 0).unwrap();
     // Old timestamps, then new ones.
-    for (i, ts) in [
-        (0, 1_000i64),
-        (1, 1_000),
-        (2, 1_000),
-        (3, 50_000),
-        (4, 50_000),
-    ] {
+    for (i, ts) in [(0, 1_000i64), (1, 1_000), (2, 1_000), (3, 50_000), (4, 50_000)] {
         let mut b = BatchBuilder::new(ts);
-        b.push(Record {
-            value: Some(vec![i as u8; 900].into()),
-            timestamp: ts,
-            ..Default::default()
-        });
+        b.push(Record { value: Some(vec![i as u8; 900].into()), timestamp: ts, ..Default::default() });
         log.append(b.build(Codec::None).unwrap().to_vec()).unwrap();
     }
     assert_eq!(log.delete_old_segments(50_500).unwrap(), 3);
     assert_eq!(log.log_start_offset(), 3);
-    assert!(matches!(
-        log.read(0, 100),
-        Err(StorageError::OffsetOutOfRange { .. })
-    ));
+    assert!(matches!(log.read(0, 100), Err(StorageError::OffsetOutOfRange { .. })));
     assert_eq!(offsets(&log.read(3, 100).unwrap().records), vec![(3, 3)]);
     // Everything is old now, but the active segment stays.
     assert_eq!(log.delete_old_segments(1_000_000).unwrap(), 1);
@@ -306,20 +224,12 @@ fn retention_deletes_old_segments_but_never_the_active_one() {
     assert_eq!(log.log_end_offset(), 5);
     // Size retention: keep at most ~1 segment's worth.
     let d2 = tempfile::tempdir().unwrap();
-    let cfg = LogConfig {
-        segment_bytes: 1_000,
-        retention_ms: -1,
-        retention_bytes: 1_000,
-        ..Default::default()
-    };
+    let cfg = LogConfig { segment_bytes: 1_000, retention_ms: -1, retention_bytes: 1_000, ..Default::default() };
     let log = Log::open(d2.path(), cfg, true, 0, 0).unwrap();
     for _ in 0..5 {
         log.append(batch(1, "x")).unwrap();
         let mut b = BatchBuilder::new(0);
-        b.push(Record {
-            value: Some(vec![0; 900].into()),
-            ..Default::default()
-        });
+        b.push(Record { value: Some(vec![0; 900].into()), ..Default::default() });
         log.append(b.build(Codec::None).unwrap().to_vec()).unwrap();
     }
     let before = log.size_bytes();
@@ -330,4 +240,84 @@ fn retention_deletes_old_segments_but_never_the_active_one() {
     let start = log.log_start_offset();
     assert_eq!(log.advance_log_start(start + 1).unwrap(), start + 1);
     assert!(log.advance_log_start(1_000).is_err());
+}
+
+fn keyed(key: &str, value: Option<&str>, ts: i64) -> Vec<u8> {
+    let mut b = BatchBuilder::new(ts);
+    b.push(Record {
+        key: Some(key.as_bytes().to_vec().into()),
+        value: value.map(|v| v.as_bytes().to_vec().into()),
+        timestamp: ts,
+        ..Default::default()
+    });
+    b.build(Codec::None).unwrap().to_vec()
+}
+
+fn all_records(log: &Log) -> Vec<strom_protocol::records::Record> {
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    while next < log.log_end_offset() {
+        let r = log.read(next, 1 << 20).unwrap();
+        if r.records.is_empty() {
+            break;
+        }
+        for b in BatchIter::new(&r.records) {
+            let b = b.unwrap();
+            next = b.last_offset() + 1;
+            out.extend(strom_protocol::records::decode_batch(&b, 1 << 20).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn compaction_keeps_the_latest_value_per_key_with_offset_gaps() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = LogConfig { segment_bytes: 300, compact: true, min_cleanable_ratio: 0.0, delete_retention_ms: 1_000, ..Default::default() };
+    let log = Log::open(d.path(), cfg.clone(), true, 0, 0).unwrap();
+    // 0..=9: k0..k4 twice; then a tombstone for k1 (old) and one for k2 (recent).
+    for round in 0..2 {
+        for k in 0..5 {
+            log.append(keyed(&format!("k{k}"), Some(&format!("v{round}")), 100)).unwrap();
+        }
+    }
+    log.append(keyed("k1", None, 100)).unwrap(); // 10
+    log.append(keyed("k2", None, 9_500)).unwrap(); // 11
+    log.append(keyed("k9", Some("active"), 9_900)).unwrap(); // 12, lands in the active segment
+    assert!(matches!(log.append(b"x".to_vec()), Err(StorageError::Corrupt(_))));
+    let mut b = BatchBuilder::new(0);
+    b.push(Record { key: None, value: Some(vec![1].into()), ..Default::default() });
+    assert!(matches!(log.append(b.build(Codec::None).unwrap().to_vec()), Err(StorageError::InvalidRecord(_))));
+    assert!(log.compact(10_000).unwrap() > 0);
+    let recs = all_records(&log);
+    let got: Vec<(i64, String, Option<String>)> = recs
+        .iter()
+        .map(|r| {
+            (
+                r.offset,
+                String::from_utf8_lossy(r.key.as_ref().unwrap()).into_owned(),
+                r.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (5, "k0".into(), Some("v1".into())),
+            (8, "k3".into(), Some("v1".into())),
+            (9, "k4".into(), Some("v1".into())),
+            (11, "k2".into(), None), // recent tombstone stays for delete.retention.ms
+            (12, "k9".into(), Some("active".into())),
+        ]
+    );
+    assert_eq!(log.log_end_offset(), 13);
+    // Nothing dirty any more: a second pass does nothing.
+    assert_eq!(log.compact(10_000).unwrap(), 0);
+    drop(log);
+    // A leftover from a cleaner killed part-way is discarded; data is intact.
+    std::fs::write(d.path().join("00000000000000000000.log.cleaned"), b"partial").unwrap();
+    let log = Log::open(d.path(), cfg, false, 0, 0).unwrap();
+    assert!(!d.path().join("00000000000000000000.log.cleaned").exists());
+    assert_eq!(all_records(&log).len(), 5);
+    assert_eq!(log.append(keyed("k0", Some("v2"), 10_000)).unwrap().base_offset, 13);
 }

@@ -14,11 +14,7 @@ use strom_protocol::compression::Codec;
 use strom_protocol::records::Record;
 
 #[derive(Parser)]
-#[command(
-    name = "strom",
-    version,
-    about = "Strom: a Kafka-compatible event-streaming broker"
-)]
+#[command(name = "strom", version, about = "Strom: a Kafka-compatible event-streaming broker")]
 pub struct Args {
     #[command(subcommand)]
     cmd: Cmd,
@@ -39,24 +35,13 @@ enum Cmd {
     Topic {
         #[command(subcommand)]
         cmd: TopicCmd,
-        #[arg(
-            long,
-            short = 'b',
-            global = true,
-            default_value = "127.0.0.1:9092",
-            env = "STROM_BOOTSTRAP"
-        )]
+        #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
         bootstrap_server: String,
     },
     /// Produce lines from stdin, one message per line.
     Produce {
         topic: String,
-        #[arg(
-            long,
-            short = 'b',
-            default_value = "127.0.0.1:9092",
-            env = "STROM_BOOTSTRAP"
-        )]
+        #[arg(long, short = 'b', default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
         bootstrap_server: String,
         /// Send every message to this partition (default: by key hash, else round robin).
         #[arg(long, short)]
@@ -79,37 +64,20 @@ enum Cmd {
     Group {
         #[command(subcommand)]
         cmd: GroupCmd,
-        #[arg(
-            long,
-            short = 'b',
-            global = true,
-            default_value = "127.0.0.1:9092",
-            env = "STROM_BOOTSTRAP"
-        )]
+        #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
         bootstrap_server: String,
     },
     /// Read and change topic (or read broker) configuration.
     Config {
         #[command(subcommand)]
         cmd: ConfigCmd,
-        #[arg(
-            long,
-            short = 'b',
-            global = true,
-            default_value = "127.0.0.1:9092",
-            env = "STROM_BOOTSTRAP"
-        )]
+        #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
         bootstrap_server: String,
     },
     /// Read messages from one partition.
     Consume {
         topic: String,
-        #[arg(
-            long,
-            short = 'b',
-            default_value = "127.0.0.1:9092",
-            env = "STROM_BOOTSTRAP"
-        )]
+        #[arg(long, short = 'b', default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
         bootstrap_server: String,
         #[arg(long, short, default_value_t = 0)]
         partition: i32,
@@ -233,91 +201,37 @@ enum TopicCmd {
 }
 
 fn kv(s: &str) -> anyhow::Result<(String, String)> {
-    let (k, v) = s
-        .split_once('=')
-        .with_context(|| format!("expected KEY=VALUE, got '{s}'"))?;
+    let (k, v) = s.split_once('=').with_context(|| format!("expected KEY=VALUE, got '{s}'"))?;
     Ok((k.trim().to_string(), v.to_string()))
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.cmd {
         Cmd::Server { config, set } => server(config, set).await,
-        Cmd::Topic {
-            cmd,
-            bootstrap_server,
-        } => topic(cmd, &bootstrap_server).await,
-        Cmd::Group {
-            cmd,
-            bootstrap_server,
-        } => group(cmd, &bootstrap_server).await,
-        Cmd::Config {
-            cmd,
-            bootstrap_server,
-        } => config(cmd, &bootstrap_server).await,
-        Cmd::Produce {
-            topic,
-            bootstrap_server,
-            partition,
-            key_separator,
-            headers,
-            acks,
-            compression,
-            batch,
-        } => {
+        Cmd::Topic { cmd, bootstrap_server } => topic(cmd, &bootstrap_server).await,
+        Cmd::Group { cmd, bootstrap_server } => group(cmd, &bootstrap_server).await,
+        Cmd::Config { cmd, bootstrap_server } => config(cmd, &bootstrap_server).await,
+        Cmd::Produce { topic, bootstrap_server, partition, key_separator, headers, acks, compression, batch } => {
             let acks: i16 = if acks == "all" { -1 } else { acks.parse()? };
             let codec = Codec::parse(&compression).context("unknown compression")?;
-            let headers = headers
-                .iter()
-                .map(|h| kv(h))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            produce(
-                &bootstrap_server,
-                &topic,
-                partition,
-                key_separator,
-                headers,
-                acks,
-                codec,
-                batch.max(1),
-            )
-            .await
+            let headers = headers.iter().map(|h| kv(h)).collect::<anyhow::Result<Vec<_>>>()?;
+            produce(&bootstrap_server, &topic, partition, key_separator, headers, acks, codec, batch.max(1)).await
         }
-        Cmd::Consume {
-            topic,
-            bootstrap_server,
-            partition,
-            offset,
-            count,
-            format,
-            timeout_ms,
-        } => {
-            consume(
-                &bootstrap_server,
-                &topic,
-                partition,
-                &offset,
-                count,
-                format,
-                timeout_ms,
-            )
-            .await
+        Cmd::Consume { topic, bootstrap_server, partition, offset, count, format, timeout_ms } => {
+            consume(&bootstrap_server, &topic, partition, &offset, count, format, timeout_ms).await
         }
     }
 }
 
 async fn server(config: Option<String>, set: Vec<String>) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STROM_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut pairs = Vec::new();
     if let Some(path) = &config {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {path}"))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {path}"))?;
         pairs.extend(BrokerConfig::toml_pairs(&text, path)?);
     }
     for s in &set {
@@ -325,19 +239,16 @@ async fn server(config: Option<String>, set: Vec<String>) -> anyhow::Result<Exit
     }
     let cfg = BrokerConfig::from_pairs(pairs)?;
     let (host, port) = cfg.listener();
-    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
-        .await
-        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let listener = tokio::net::TcpListener::bind((host.as_str(), port)).await.with_context(|| format!("cannot listen on {host}:{port}"))?;
     let bound = listener.local_addr()?.port();
     let broker = tokio::task::spawn_blocking(move || Broker::open(cfg, bound)).await??;
     let broker = Arc::new(broker);
     tracing::info!(listener = %format!("{host}:{bound}"), data = %broker.config.data_dir(), node = broker.node_id, cluster = %broker.metadata.cluster_id, "strom broker started");
     let shutdown = async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -354,16 +265,7 @@ async fn group(cmd: GroupCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
         GroupCmd::List => g::list(&mut c).await?,
         GroupCmd::Describe { group } => g::describe(&mut c, &group).await?,
         GroupCmd::Delete { group } => g::delete(&mut c, &group).await?,
-        GroupCmd::ResetOffsets {
-            group,
-            topic,
-            to_earliest,
-            to_latest,
-            to_offset,
-            to_datetime,
-            shift_by,
-            execute,
-        } => {
+        GroupCmd::ResetOffsets { group, topic, to_earliest, to_latest, to_offset, to_datetime, shift_by, execute } => {
             let target = match (to_earliest, to_latest, to_offset, to_datetime, shift_by) {
                 (true, ..) => Target::Earliest,
                 (_, true, ..) => Target::Latest,
@@ -399,16 +301,12 @@ async fn config(cmd: ConfigCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
             }
         }
         ConfigCmd::Set { topic, settings } => {
-            let changes = settings
-                .iter()
-                .map(|s| kv(s).map(|(k, v)| (k, Some(v))))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let changes = settings.iter().map(|s| kv(s).map(|(k, v)| (k, Some(v)))).collect::<anyhow::Result<Vec<_>>>()?;
             c.alter_topic_configs(&topic, &changes).await?;
             println!("Updated {} setting(s) of topic {topic}.", changes.len());
         }
         ConfigCmd::Delete { topic, keys } => {
-            let changes: Vec<(String, Option<String>)> =
-                keys.into_iter().map(|k| (k, None)).collect();
+            let changes: Vec<(String, Option<String>)> = keys.into_iter().map(|k| (k, None)).collect();
             c.alter_topic_configs(&topic, &changes).await?;
             println!("Removed {} override(s) of topic {topic}.", changes.len());
         }
@@ -419,24 +317,9 @@ async fn config(cmd: ConfigCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
 async fn topic(cmd: TopicCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
     let mut c = Client::connect(bootstrap).await?;
     match cmd {
-        TopicCmd::Create {
-            name,
-            partitions,
-            replication_factor,
-            configs,
-            validate_only,
-        } => {
-            let configs = configs
-                .iter()
-                .map(|s| kv(s))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let t = NewTopic {
-                name: name.clone(),
-                partitions,
-                replication_factor,
-                configs,
-                assignments: Vec::new(),
-            };
+        TopicCmd::Create { name, partitions, replication_factor, configs, validate_only } => {
+            let configs = configs.iter().map(|s| kv(s)).collect::<anyhow::Result<Vec<_>>>()?;
+            let t = NewTopic { name: name.clone(), partitions, replication_factor, configs, assignments: Vec::new() };
             let id = c.create_topic(&t, validate_only).await?;
             if validate_only {
                 println!("Topic {name} is valid (not created).");
@@ -460,10 +343,7 @@ async fn topic(cmd: TopicCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
             topics.sort_by(|a, b| a.name.cmp(&b.name));
             for t in topics {
                 if t.error != 0 {
-                    bail!(strom_client::ClientError::broker(
-                        t.error,
-                        Some(format!("topic '{}'", t.name))
-                    ));
+                    bail!(strom_client::ClientError::broker(t.error, Some(format!("topic '{}'", t.name))));
                 }
                 let configs = c.describe_configs(2, &t.name).await?;
                 let overrides: Vec<String> = configs
@@ -497,20 +377,10 @@ async fn topic(cmd: TopicCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
             c.create_partitions(&name, partitions).await?;
             println!("Topic {name} now has {partitions} partitions.");
         }
-        TopicCmd::DeleteRecords {
-            name,
-            before,
-            partition,
-        } => {
+        TopicCmd::DeleteRecords { name, before, partition } => {
             let parts: Vec<i32> = match partition {
                 Some(p) => vec![p],
-                None => c
-                    .topic(&name, false)
-                    .await?
-                    .partitions
-                    .iter()
-                    .map(|p| p.partition)
-                    .collect(),
+                None => c.topic(&name, false).await?.partitions.iter().map(|p| p.partition).collect(),
             };
             for p in parts {
                 let start = c.delete_records(&name, p, before).await?;
@@ -538,10 +408,7 @@ async fn produce(
     let mut round_robin = 0i32;
     let mut sent = 0u64;
     let stdin = std::io::stdin();
-    let headers: Vec<(String, Option<Bytes>)> = headers
-        .into_iter()
-        .map(|(k, v)| (k, Some(Bytes::from(v))))
-        .collect();
+    let headers: Vec<(String, Option<Bytes>)> = headers.into_iter().map(|(k, v)| (k, Some(Bytes::from(v)))).collect();
     for line in stdin.lock().lines() {
         let line = line?;
         let (key, value) = match &sep {
@@ -559,12 +426,7 @@ async fn produce(
                 round_robin
             }
         };
-        let rec = Record {
-            key,
-            value: Some(Bytes::from(value)),
-            headers: headers.clone(),
-            ..Default::default()
-        };
+        let rec = Record { key, value: Some(Bytes::from(value)), headers: headers.clone(), ..Default::default() };
         let q = pending.entry(p).or_default();
         q.push(rec);
         if q.len() >= batch {
@@ -597,9 +459,7 @@ async fn consume(
     let mut next = match offset {
         "beginning" | "earliest" => c.list_offset(topic, partition, -2).await?,
         "end" | "latest" => c.list_offset(topic, partition, -1).await?,
-        n => n
-            .parse::<i64>()
-            .with_context(|| format!("--offset takes beginning, end or a number, got '{n}'"))?,
+        n => n.parse::<i64>().with_context(|| format!("--offset takes beginning, end or a number, got '{n}'"))?,
     };
     let mut seen = 0u64;
     let mut idle_since = std::time::Instant::now();
@@ -613,9 +473,7 @@ async fn consume(
             break;
         }
         let wait = timeout_ms.map(|t| t.min(500)).unwrap_or(500);
-        let r = c
-            .fetch(topic, partition, next, Duration::from_millis(wait), 4 << 20)
-            .await?;
+        let r = c.fetch(topic, partition, next, Duration::from_millis(wait), 4 << 20).await?;
         if !r.records.is_empty() {
             idle_since = std::time::Instant::now();
         }
@@ -634,17 +492,10 @@ async fn consume(
 }
 
 fn text(b: &Option<Bytes>) -> String {
-    b.as_ref()
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_default()
+    b.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
 }
 
-fn print_record(
-    out: &mut impl Write,
-    r: &Record,
-    partition: i32,
-    format: Format,
-) -> std::io::Result<()> {
+fn print_record(out: &mut impl Write, r: &Record, partition: i32, format: Format) -> std::io::Result<()> {
     match format {
         Format::Value => writeln!(out, "{}", text(&r.value)),
         Format::KeyValue => writeln!(out, "{}\t{}", text(&r.key), text(&r.value)),
@@ -653,8 +504,7 @@ fn print_record(
                 None => serde_json::Value::Null,
                 Some(v) => serde_json::Value::String(String::from_utf8_lossy(v).into_owned()),
             };
-            let headers: serde_json::Map<String, serde_json::Value> =
-                r.headers.iter().map(|(k, v)| (k.clone(), opt(v))).collect();
+            let headers: serde_json::Map<String, serde_json::Value> = r.headers.iter().map(|(k, v)| (k.clone(), opt(v))).collect();
             let v = serde_json::json!({
                 "partition": partition,
                 "offset": r.offset,

@@ -21,30 +21,18 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: AlterConfigsRequest) -> Outco
         out.resource_type = r.resource_type;
         out.resource_name = r.resource_name.clone();
         let result = if r.resource_type != TOPIC {
-            Err((
-                ErrorCode::InvalidRequest,
-                "Only topic configurations can be altered so far.".to_string(),
-            ))
+            Err((ErrorCode::InvalidRequest, "Only topic configurations can be altered so far.".to_string()))
         } else {
             let name = r.resource_name.to_string();
-            let current = b
-                .metadata
-                .image()
-                .topic(&name)
-                .map(|t| t.configs.clone())
-                .unwrap_or_default();
-            let mut changes: Vec<(String, Option<String>)> = r
-                .configs
-                .iter()
-                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
-                .collect();
+            let current = b.metadata.image().topic(&name).map(|t| t.configs.clone()).unwrap_or_default();
+            let mut changes: Vec<(String, Option<String>)> =
+                r.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
             for k in current.keys() {
                 if !changes.iter().any(|(n, _)| n == k) {
                     changes.push((k.clone(), None));
                 }
             }
-            b.alter_topic_configs(&name, changes, req.validate_only)
-                .map_err(|e| (e.code, e.message))
+            b.alter_topic_configs(&name, changes, req.validate_only).map_err(|e| (e.code, e.message))
         };
         if let Err((code, msg)) = result {
             out.error_code = code.code();

@@ -32,7 +32,6 @@ pub fn unsupported(correlation_id: i32) -> Outcome {
     let mut resp = ApiVersionsResponse::default();
     resp.error_code = ErrorCode::UnsupportedVersion.code();
     resp.api_keys = table();
-    let bytes =
-        strom_protocol::frame::encode_response(ApiKey::ApiVersions, 0, correlation_id, &resp).ok();
+    let bytes = strom_protocol::frame::encode_response(ApiKey::ApiVersions, 0, correlation_id, &resp).ok();
     Outcome::Ready(bytes)
 }

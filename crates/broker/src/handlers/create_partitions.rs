@@ -15,11 +15,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: CreatePartitionsRequest) -> O
     for t in req.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();
-        let assignments = t.assignments.map(|a| {
-            a.iter()
-                .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
-                .collect()
-        });
+        let assignments = t.assignments.map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect());
         if let Err(e) = b.add_partitions(&t.name, t.count, assignments, req.validate_only) {
             r.error_code = e.code.code();
             r.error_message = Some(s(e.message));

@@ -3,9 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use kafka_protocol::messages::create_topics_response::{
-    CreatableTopicConfigs, CreatableTopicResult,
-};
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use strom_protocol::ErrorCode;
 
@@ -29,9 +27,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: CreateTopicsRequest) -> Outco
         r.replication_factor = -1;
         if seen.get(&name).copied().unwrap_or(0) > 1 {
             r.error_code = ErrorCode::InvalidRequest.code();
-            r.error_message = Some(s(format!(
-                "Create topics request from client contains a duplicate topic: {name}"
-            )));
+            r.error_message = Some(s(format!("Create topics request from client contains a duplicate topic: {name}")));
             resp.topics.push(r);
             continue;
         }
@@ -42,35 +38,17 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: CreateTopicsRequest) -> Outco
             assignments: t
                 .assignments
                 .iter()
-                .map(|a| {
-                    (
-                        a.partition_index,
-                        a.broker_ids.iter().map(|b| b.0).collect(),
-                    )
-                })
+                .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
                 .collect::<BTreeMap<_, _>>(),
-            configs: t
-                .configs
-                .iter()
-                .filter_map(|c| {
-                    c.value
-                        .as_ref()
-                        .map(|v| (c.name.to_string(), v.to_string()))
-                })
-                .collect(),
+            configs: t.configs.iter().filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string()))).collect(),
         };
-        let outcome = if req.validate_only {
-            b.check_new_topic(&b.metadata.image(), &new).map(|_| None)
-        } else {
-            b.create_topic(&new).map(Some)
-        };
+        let outcome =
+            if req.validate_only { b.check_new_topic(&b.metadata.image(), &new).map(|_| None) } else { b.create_topic(&new).map(Some) };
         match outcome {
             Ok(created) => {
                 let partitions = match &created {
                     Some(t) => t.partitions.len() as i32,
-                    None if new.partitions == -1 && new.assignments.is_empty() => {
-                        b.config.int("num.partitions") as i32
-                    }
+                    None if new.partitions == -1 && new.assignments.is_empty() => b.config.int("num.partitions") as i32,
                     None if !new.assignments.is_empty() => new.assignments.len() as i32,
                     None => new.partitions,
                 };

@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
-};
+use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use strom_protocol::ErrorCode;
 
@@ -37,13 +35,7 @@ fn synonym(name: &str, value: String, source: Source) -> DescribeConfigsSynonym 
     syn
 }
 
-fn entry(
-    name: &str,
-    value: String,
-    source: Source,
-    kind: Kind,
-    synonyms: Vec<DescribeConfigsSynonym>,
-) -> DescribeConfigsResourceResult {
+fn entry(name: &str, value: String, source: Source, kind: Kind, synonyms: Vec<DescribeConfigsSynonym>) -> DescribeConfigsResourceResult {
     let mut e = DescribeConfigsResourceResult::default();
     e.name = s(name);
     e.value = Some(s(value));
@@ -54,8 +46,7 @@ fn entry(
 }
 
 fn wanted(keys: &Option<Vec<kafka_protocol::protocol::StrBytes>>, name: &str) -> bool {
-    keys.as_ref()
-        .is_none_or(|k| k.is_empty() || k.iter().any(|x| x.as_str() == name))
+    keys.as_ref().is_none_or(|k| k.is_empty() || k.iter().any(|x| x.as_str() == name))
 }
 
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeConfigsRequest) -> Outcome {
@@ -69,10 +60,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeConfigsRequest) -> Ou
             TOPIC => match image.topic(r.resource_name.as_str()) {
                 None => {
                     out.error_code = ErrorCode::UnknownTopicOrPartition.code();
-                    out.error_message = Some(s(format!(
-                        "Topic {} does not exist",
-                        r.resource_name.as_str()
-                    )));
+                    out.error_message = Some(s(format!("Topic {} does not exist", r.resource_name.as_str())));
                 }
                 Some(t) => {
                     for (name, syn, kind) in TOPIC_DEFS {
@@ -82,13 +70,8 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeConfigsRequest) -> Ou
                         let Some((value, source)) = b.config.topic_value(&t.configs, name) else {
                             continue;
                         };
-                        let synonyms = if req.include_synonyms {
-                            topic_synonyms(&b.config, &t.configs, name, syn)
-                        } else {
-                            Vec::new()
-                        };
-                        out.configs
-                            .push(entry(name, value, source, *kind, synonyms));
+                        let synonyms = if req.include_synonyms { topic_synonyms(&b.config, &t.configs, name, syn) } else { Vec::new() };
+                        out.configs.push(entry(name, value, source, *kind, synonyms));
                     }
                 }
             },
@@ -96,10 +79,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeConfigsRequest) -> Ou
                 let name = r.resource_name.as_str();
                 if !name.is_empty() && name != b.node_id.to_string() {
                     out.error_code = ErrorCode::InvalidRequest.code();
-                    out.error_message = Some(s(format!(
-                        "Broker {name} is not this broker ({})",
-                        b.node_id
-                    )));
+                    out.error_message = Some(s(format!("Broker {name} is not this broker ({})", b.node_id)));
                 } else {
                     for def in BROKER_DEFS {
                         if !wanted(&r.configuration_keys, def.name) {
@@ -108,13 +88,8 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeConfigsRequest) -> Ou
                         let Some((value, source)) = b.config.get_with_source(def.name) else {
                             continue;
                         };
-                        let synonyms = if req.include_synonyms {
-                            vec![synonym(def.name, value.clone(), source)]
-                        } else {
-                            Vec::new()
-                        };
-                        out.configs
-                            .push(entry(def.name, value, source, def.kind, synonyms));
+                        let synonyms = if req.include_synonyms { vec![synonym(def.name, value.clone(), source)] } else { Vec::new() };
+                        out.configs.push(entry(def.name, value, source, def.kind, synonyms));
                     }
                 }
             }
@@ -128,12 +103,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeConfigsRequest) -> Ou
     reply.ready(&resp)
 }
 
-fn topic_synonyms(
-    c: &BrokerConfig,
-    overrides: &BTreeMap<String, String>,
-    name: &str,
-    broker_name: &str,
-) -> Vec<DescribeConfigsSynonym> {
+fn topic_synonyms(c: &BrokerConfig, overrides: &BTreeMap<String, String>, name: &str, broker_name: &str) -> Vec<DescribeConfigsSynonym> {
     let mut out = Vec::new();
     if let Some(v) = overrides.get(name) {
         out.push(synonym(name, v.clone(), Source::TopicOverride));
@@ -141,11 +111,7 @@ fn topic_synonyms(
     if let Some((v, src)) = c.get_with_source(broker_name) {
         out.push(synonym(broker_name, v.clone(), src));
         if src != Source::Default {
-            if let Some(d) = BROKER_DEFS
-                .iter()
-                .find(|d| d.name == broker_name)
-                .and_then(|d| d.default)
-            {
+            if let Some(d) = BROKER_DEFS.iter().find(|d| d.name == broker_name).and_then(|d| d.default) {
                 out.push(synonym(broker_name, d.to_string(), Source::Default));
             }
         }

@@ -45,11 +45,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
                 Some(topic) => topic.name.clone(),
                 None => {
                     for p in &t.partitions {
-                        unknown.push((
-                            (String::new(), p.partition),
-                            t.topic_id,
-                            ErrorCode::UnknownTopicId,
-                        ));
+                        unknown.push(((String::new(), p.partition), t.topic_id, ErrorCode::UnknownTopicId));
                     }
                     continue;
                 }
@@ -58,33 +54,18 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
             t.topic.to_string()
         };
         for p in &t.partitions {
-            requested.push((
-                (name.clone(), p.partition),
-                t.topic_id,
-                p.fetch_offset,
-                p.partition_max_bytes,
-            ));
+            requested.push(((name.clone(), p.partition), t.topic_id, p.fetch_offset, p.partition_max_bytes));
         }
     }
     let forgotten: Vec<Key> = req
         .forgotten_topics_data
         .iter()
         .flat_map(|f| {
-            let name = if by_id {
-                image
-                    .topic_by_id(&f.topic_id)
-                    .map(|t| t.name.clone())
-                    .unwrap_or_default()
-            } else {
-                f.topic.to_string()
-            };
+            let name = if by_id { image.topic_by_id(&f.topic_id).map(|t| t.name.clone()).unwrap_or_default() } else { f.topic.to_string() };
             f.partitions.iter().map(move |&p| (name.clone(), p))
         })
         .collect();
-    let plan = match b
-        .sessions
-        .plan(req.session_id, req.session_epoch, requested, forgotten)
-    {
+    let plan = match b.sessions.plan(req.session_id, req.session_epoch, requested, forgotten) {
         Ok(plan) => plan,
         Err(code) => {
             let mut resp = FetchResponse::default();
@@ -96,11 +77,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
     let reply = reply.clone();
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let min_bytes = req.min_bytes.max(0) as usize;
-    let max_bytes = if req.max_bytes <= 0 {
-        i32::MAX as usize
-    } else {
-        req.max_bytes as usize
-    };
+    let max_bytes = if req.max_bytes <= 0 { i32::MAX as usize } else { req.max_bytes as usize };
     let read_committed = req.isolation_level == 1;
     Outcome::Later(Box::pin(async move {
         let deadline = Instant::now() + wait;
@@ -114,36 +91,24 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
             if bytes >= min_bytes || errors || now >= deadline || bytes > 0 && min_bytes == 0 {
                 break results;
             }
-            if tokio::time::timeout(deadline - now, appended.changed())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(deadline - now, appended.changed()).await.is_err() {
                 break read_all(&b, &plan, max_bytes);
             }
         };
         let mut resp = FetchResponse::default();
         resp.session_id = plan.session_id;
         let mut topics: Vec<FetchableTopicResponse> = Vec::new();
-        let all = results
-            .into_iter()
-            .chain(unknown.into_iter().map(|(key, topic_id, code)| PartResult {
-                key,
-                topic_id,
-                code,
-                hw: -1,
-                log_start: -1,
-                records: Bytes::new(),
-            }));
+        let all = results.into_iter().chain(unknown.into_iter().map(|(key, topic_id, code)| PartResult {
+            key,
+            topic_id,
+            code,
+            hw: -1,
+            log_start: -1,
+            records: Bytes::new(),
+        }));
         for r in all {
             let news = !r.records.is_empty() || r.code != ErrorCode::None;
-            if !b.sessions.note_sent(
-                plan.session_id,
-                &r.key,
-                r.hw,
-                r.log_start,
-                news,
-                plan.incremental,
-            ) {
+            if !b.sessions.note_sent(plan.session_id, &r.key, r.hw, r.log_start, news, plan.incremental) {
                 continue;
             }
             let mut pd = PartitionData::default();
@@ -153,15 +118,9 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
             pd.last_stable_offset = r.hw;
             pd.log_start_offset = r.log_start;
             pd.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
-            pd.aborted_transactions = if read_committed {
-                Some(Vec::new())
-            } else {
-                None
-            };
+            pd.aborted_transactions = if read_committed { Some(Vec::new()) } else { None };
             pd.records = Some(r.records);
-            let same = topics
-                .last()
-                .is_some_and(|t| t.topic.as_str() == r.key.0 && t.topic_id == r.topic_id);
+            let same = topics.last().is_some_and(|t| t.topic.as_str() == r.key.0 && t.topic_id == r.topic_id);
             if !same {
                 let mut t = FetchableTopicResponse::default();
                 t.topic = TopicName(s(r.key.0.clone()));
@@ -183,24 +142,12 @@ fn read_all(b: &Broker, plan: &Plan, max_bytes: usize) -> Vec<PartResult> {
     let mut out = Vec::with_capacity(plan.parts.len());
     let mut first = true;
     for (key, st) in &plan.parts {
-        let mut r = PartResult {
-            key: key.clone(),
-            topic_id: st.topic_id,
-            code: ErrorCode::None,
-            hw: -1,
-            log_start: -1,
-            records: Bytes::new(),
-        };
+        let mut r =
+            PartResult { key: key.clone(), topic_id: st.topic_id, code: ErrorCode::None, hw: -1, log_start: -1, records: Bytes::new() };
         let topic = image.topic(&key.0);
-        let log = topic
-            .filter(|t| t.partitions.contains_key(&key.1))
-            .and_then(|_| b.partition_log(&key.0, key.1));
+        let log = topic.filter(|t| t.partitions.contains_key(&key.1)).and_then(|_| b.partition_log(&key.0, key.1));
         let Some(log) = log else {
-            r.code = if st.topic_id.is_nil() {
-                ErrorCode::UnknownTopicOrPartition
-            } else {
-                ErrorCode::UnknownTopicId
-            };
+            r.code = if st.topic_id.is_nil() { ErrorCode::UnknownTopicOrPartition } else { ErrorCode::UnknownTopicId };
             out.push(r);
             continue;
         };
@@ -210,11 +157,7 @@ fn read_all(b: &Broker, plan: &Plan, max_bytes: usize) -> Vec<PartResult> {
         let part_max = (st.max_bytes.max(0) as usize).min(left);
         // Once the response is full, later partitions are reported without data.
         let budget = if left == 0 && !first { 0 } else { part_max };
-        let res = if budget == 0 && !first {
-            Ok(None)
-        } else {
-            log.read(st.fetch_offset, budget.max(1)).map(Some)
-        };
+        let res = if budget == 0 && !first { Ok(None) } else { log.read(st.fetch_offset, budget.max(1)).map(Some) };
         match res {
             Ok(Some(info)) => {
                 r.hw = info.high_watermark;

@@ -17,11 +17,7 @@ const GROUP: i8 = 0;
 
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FindCoordinatorRequest) -> Outcome {
     let available = req.key_type == GROUP && ensure_offsets_topic(b);
-    let code = if available {
-        ErrorCode::None
-    } else {
-        ErrorCode::CoordinatorNotAvailable
-    };
+    let code = if available { ErrorCode::None } else { ErrorCode::CoordinatorNotAvailable };
     let (host, port) = (b.advertised.0.clone(), b.advertised.1 as i32);
     let mut resp = FindCoordinatorResponse::default();
     if reply.version >= 4 {

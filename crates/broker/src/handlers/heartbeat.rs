@@ -10,13 +10,7 @@ use crate::server::Broker;
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: HeartbeatRequest) -> Outcome {
     let now = strom_storage::now_ms();
     let instance = req.group_instance_id.as_ref().map(|i| i.to_string());
-    let code = b.groups.lock().heartbeat(
-        &req.group_id,
-        req.generation_id,
-        &req.member_id,
-        instance.as_deref(),
-        now,
-    );
+    let code = b.groups.lock().heartbeat(&req.group_id, req.generation_id, &req.member_id, instance.as_deref(), now);
     let mut resp = HeartbeatResponse::default();
     resp.error_code = code;
     reply.ready(&resp)

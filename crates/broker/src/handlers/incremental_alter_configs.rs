@@ -25,41 +25,23 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: IncrementalAlterConfigsReques
         out.resource_type = r.resource_type;
         out.resource_name = r.resource_name.clone();
         let result = if r.resource_type != TOPIC {
-            Err((
-                ErrorCode::InvalidRequest,
-                "Only topic configurations can be altered so far.".to_string(),
-            ))
+            Err((ErrorCode::InvalidRequest, "Only topic configurations can be altered so far.".to_string()))
         } else {
             let name = r.resource_name.to_string();
             let image = b.metadata.image();
-            let overrides = image
-                .topic(&name)
-                .map(|t| t.configs.clone())
-                .unwrap_or_default();
+            let overrides = image.topic(&name).map(|t| t.configs.clone()).unwrap_or_default();
             let mut changes = Vec::new();
             let mut bad = None;
             for c in &r.configs {
                 let key = c.name.to_string();
                 let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
-                let current = || {
-                    b.config
-                        .topic_value(&overrides, &key)
-                        .map(|(v, _)| v)
-                        .unwrap_or_default()
-                };
-                let list = |v: String| {
-                    v.split(',')
-                        .map(|x| x.trim().to_string())
-                        .filter(|x| !x.is_empty())
-                        .collect::<Vec<_>>()
-                };
+                let current = || b.config.topic_value(&overrides, &key).map(|(v, _)| v).unwrap_or_default();
+                let list = |v: String| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>();
                 match c.config_operation {
                     SET => changes.push((key, Some(value))),
                     DELETE => changes.push((key, None)),
                     APPEND | SUBTRACT if !LIST_CONFIGS.contains(&key.as_str()) => {
-                        bad = Some(format!(
-                            "Config value append/subtract is not allowed for config key {key}"
-                        ));
+                        bad = Some(format!("Config value append/subtract is not allowed for config key {key}"));
                     }
                     APPEND => {
                         let mut items = list(current());
@@ -72,10 +54,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: IncrementalAlterConfigsReques
                     }
                     SUBTRACT => {
                         let drop = list(value);
-                        let items: Vec<String> = list(current())
-                            .into_iter()
-                            .filter(|x| !drop.contains(x))
-                            .collect();
+                        let items: Vec<String> = list(current()).into_iter().filter(|x| !drop.contains(x)).collect();
                         changes.push((key, Some(items.join(","))));
                     }
                     op => bad = Some(format!("Unknown config operation {op}")),
@@ -83,9 +62,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: IncrementalAlterConfigsReques
             }
             match bad {
                 Some(msg) => Err((ErrorCode::InvalidConfig, msg)),
-                None => b
-                    .alter_topic_configs(&name, changes, req.validate_only)
-                    .map_err(|e| (e.code, e.message)),
+                None => b.alter_topic_configs(&name, changes, req.validate_only).map_err(|e| (e.code, e.message)),
             }
         };
         if let Err((code, msg)) = result {

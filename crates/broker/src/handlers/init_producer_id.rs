@@ -37,11 +37,7 @@ fn allocate(b: &Broker) -> Result<i64, ErrorCode> {
     let mut next = b.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
     let reserved = b.metadata.image().next_producer_id;
     if *next >= reserved {
-        b.metadata
-            .commit(vec![MetadataRecord::ProducerIds {
-                next: *next + BLOCK,
-            }])
-            .map_err(|_| ErrorCode::KafkaStorageError)?;
+        b.metadata.commit(vec![MetadataRecord::ProducerIds { next: *next + BLOCK }]).map_err(|_| ErrorCode::KafkaStorageError)?;
     }
     let id = *next;
     *next += 1;

@@ -19,17 +19,9 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: JoinGroupRequest) -> Outcome 
         group_instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
         session_timeout_ms: req.session_timeout_ms,
         // v0 has no rebalance timeout: Kafka uses the session timeout.
-        rebalance_timeout_ms: if v >= 1 {
-            req.rebalance_timeout_ms
-        } else {
-            req.session_timeout_ms
-        },
+        rebalance_timeout_ms: if v >= 1 { req.rebalance_timeout_ms } else { req.session_timeout_ms },
         protocol_type: req.protocol_type.to_string(),
-        protocols: req
-            .protocols
-            .iter()
-            .map(|p| (p.name.to_string(), p.metadata.clone()))
-            .collect(),
+        protocols: req.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect(),
         client_id: reply.client_id.clone().unwrap_or_default(),
         client_host: format!("/{}", reply.peer.ip()),
         require_known_member_id: v >= 4,
@@ -42,13 +34,11 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: JoinGroupRequest) -> Outcome 
     let reply = reply.clone();
     Outcome::Later(Box::pin(async move {
         b.groups.finish(pending).await;
-        let r = rx
-            .await
-            .unwrap_or_else(|_| strom_coordinator::group::JoinResponse {
-                error: COORDINATOR_NOT_AVAILABLE,
-                generation: -1,
-                ..Default::default()
-            });
+        let r = rx.await.unwrap_or_else(|_| strom_coordinator::group::JoinResponse {
+            error: COORDINATOR_NOT_AVAILABLE,
+            generation: -1,
+            ..Default::default()
+        });
         let mut resp = JoinGroupResponse::default();
         resp.error_code = r.error;
         resp.generation_id = r.generation;

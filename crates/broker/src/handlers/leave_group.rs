@@ -13,15 +13,7 @@ use crate::server::Broker;
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: LeaveGroupRequest) -> Outcome {
     let v = reply.version;
     let members: Vec<(String, Option<String>)> = if v >= 3 {
-        req.members
-            .iter()
-            .map(|m| {
-                (
-                    m.member_id.to_string(),
-                    m.group_instance_id.as_ref().map(|i| i.to_string()),
-                )
-            })
-            .collect()
+        req.members.iter().map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|i| i.to_string()))).collect()
     } else {
         vec![(req.member_id.to_string(), None)]
     };

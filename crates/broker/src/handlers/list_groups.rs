@@ -16,12 +16,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ListGroupsRequest) -> Outcome
         if !states.is_empty() && !states.contains(&state.name().to_lowercase()) {
             continue;
         }
-        if !req.types_filter.is_empty()
-            && !req
-                .types_filter
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case("classic"))
-        {
+        if !req.types_filter.is_empty() && !req.types_filter.iter().any(|t| t.eq_ignore_ascii_case("classic")) {
             continue;
         }
         let mut g = ListedGroup::default();

@@ -7,9 +7,7 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use strom_protocol::batch::BatchView;
 use strom_protocol::records::decode_batch;
@@ -38,9 +36,8 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ListOffsetsRequest) -> Outcom
             pr.timestamp = -1;
             pr.offset = -1;
             pr.leader_epoch = -1;
-            let log = topic
-                .filter(|t| t.partitions.contains_key(&p.partition_index))
-                .and_then(|_| b.partition_log(&t.name, p.partition_index));
+            let log =
+                topic.filter(|t| t.partitions.contains_key(&p.partition_index)).and_then(|_| b.partition_log(&t.name, p.partition_index));
             match log {
                 None => pr.error_code = ErrorCode::UnknownTopicOrPartition.code(),
                 Some(log) => match lookup(&log, p.timestamp) {
@@ -68,15 +65,11 @@ fn lookup(log: &Log, ts: i64) -> Result<Option<(i64, i64)>, ErrorCode> {
         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
         LATEST | LATEST_TIERED => Ok(Some((log.log_end_offset(), -1))),
         MAX_TIMESTAMP => {
-            let batch = log
-                .max_timestamp_batch()
-                .map_err(|_| ErrorCode::KafkaStorageError)?;
+            let batch = log.max_timestamp_batch().map_err(|_| ErrorCode::KafkaStorageError)?;
             Ok(batch.and_then(|b| first_record_at_or_after(&b, None)))
         }
         t if t >= 0 => {
-            let batch = log
-                .find_by_timestamp(t)
-                .map_err(|_| ErrorCode::KafkaStorageError)?;
+            let batch = log.find_by_timestamp(t).map_err(|_| ErrorCode::KafkaStorageError)?;
             Ok(batch.and_then(|b| first_record_at_or_after(&b, Some(t))))
         }
         _ => Err(ErrorCode::InvalidRequest),
@@ -89,10 +82,7 @@ fn first_record_at_or_after(batch: &[u8], t: Option<i64>) -> Option<(i64, i64)> 
     let view = BatchView::parse(batch).ok()?;
     let target = t.unwrap_or(view.max_timestamp());
     match decode_batch(&view, 64 << 20) {
-        Ok(records) => records
-            .iter()
-            .find(|r| r.timestamp >= target)
-            .map(|r| (r.offset, r.timestamp)),
+        Ok(records) => records.iter().find(|r| r.timestamp >= target).map(|r| (r.offset, r.timestamp)),
         // Undecodable batch: fall back to batch granularity.
         Err(_) => Some((view.base_offset(), view.max_timestamp())),
     }

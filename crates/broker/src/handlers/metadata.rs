@@ -7,9 +7,7 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::metadata_response::{
-    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
-};
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use strom_metadata::TopicImage;
 use strom_protocol::ErrorCode;
@@ -41,8 +39,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: MetadataRequest) -> Outcome {
         resp.topics = image.topics.values().map(|t| topic_entry(b, t)).collect();
         return reply.ready(&resp);
     }
-    let may_create = b.config.bool("auto.create.topics.enable")
-        && (reply.version < 4 || req.allow_auto_topic_creation);
+    let may_create = b.config.bool("auto.create.topics.enable") && (reply.version < 4 || req.allow_auto_topic_creation);
     for t in req.topics.unwrap_or_default() {
         let entry = match (&t.name, t.topic_id) {
             (Some(name), _) => {
@@ -50,16 +47,12 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: MetadataRequest) -> Outcome {
                 match image.topic(&name) {
                     Some(topic) => topic_entry(b, topic),
                     None => match validate_topic_name(&name) {
-                        Err(_) => {
-                            error_entry(Some(name), Uuid::nil(), ErrorCode::InvalidTopicException)
-                        }
+                        Err(_) => error_entry(Some(name), Uuid::nil(), ErrorCode::InvalidTopicException),
                         Ok(()) if may_create => match b.auto_create(&name) {
                             Ok(topic) => topic_entry(b, &topic),
                             Err(e) => error_entry(Some(name), Uuid::nil(), e.code),
                         },
-                        Ok(()) => {
-                            error_entry(Some(name), Uuid::nil(), ErrorCode::UnknownTopicOrPartition)
-                        }
+                        Ok(()) => error_entry(Some(name), Uuid::nil(), ErrorCode::UnknownTopicOrPartition),
                     },
                 }
             }

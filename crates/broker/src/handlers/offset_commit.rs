@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::offset_commit_response::{
-    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
-};
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use strom_coordinator::errors::{COORDINATOR_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION};
 use strom_coordinator::group::CommitRequest;
@@ -22,11 +20,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: OffsetCommitRequest) -> Outco
         for p in &t.partitions {
             if topic.is_some_and(|tp| tp.partitions.contains_key(&p.partition_index)) {
                 shape.push((ti, p.partition_index, Some(entries.len())));
-                let epoch = if reply.version >= 6 {
-                    p.committed_leader_epoch
-                } else {
-                    -1
-                };
+                let epoch = if reply.version >= 6 { p.committed_leader_epoch } else { -1 };
                 entries.push((
                     t.name.to_string(),
                     p.partition_index,

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
-    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use strom_coordinator::records::OffsetValue;
@@ -34,11 +34,8 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: OffsetFetchRequest) -> Outcom
     let mut resp = OffsetFetchResponse::default();
     if v >= 8 {
         for g in &req.groups {
-            let wanted: Option<Vec<(String, Vec<i32>)>> = g.topics.as_ref().map(|ts| {
-                ts.iter()
-                    .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
-                    .collect()
-            });
+            let wanted: Option<Vec<(String, Vec<i32>)>> =
+                g.topics.as_ref().map(|ts| ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect());
             let rows = coord.fetch_offsets(&g.group_id, wanted.as_deref());
             let mut rg = OffsetFetchResponseGroup::default();
             rg.group_id = g.group_id.clone();
@@ -53,8 +50,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: OffsetFetchRequest) -> Outcom
                             let mut rp = OffsetFetchResponsePartitions::default();
                             rp.partition_index = p;
                             rp.committed_offset = val.as_ref().map(|x| x.offset).unwrap_or(-1);
-                            rp.committed_leader_epoch =
-                                val.as_ref().map(|x| x.leader_epoch).unwrap_or(-1);
+                            rp.committed_leader_epoch = val.as_ref().map(|x| x.leader_epoch).unwrap_or(-1);
                             rp.metadata = Some(s(val.map(|x| x.metadata).unwrap_or_default()));
                             rp
                         })
@@ -66,11 +62,8 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: OffsetFetchRequest) -> Outcom
         }
         return reply.ready(&resp);
     }
-    let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.as_ref().map(|ts| {
-        ts.iter()
-            .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
-            .collect()
-    });
+    let wanted: Option<Vec<(String, Vec<i32>)>> =
+        req.topics.as_ref().map(|ts| ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect());
     let rows = coord.fetch_offsets(&req.group_id, wanted.as_deref());
     resp.topics = grouped(rows)
         .into_iter()
@@ -84,8 +77,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: OffsetFetchRequest) -> Outcom
                     rp.partition_index = p;
                     rp.committed_offset = val.as_ref().map(|x| x.offset).unwrap_or(-1);
                     if v >= 5 {
-                        rp.committed_leader_epoch =
-                            val.as_ref().map(|x| x.leader_epoch).unwrap_or(-1);
+                        rp.committed_leader_epoch = val.as_ref().map(|x| x.leader_epoch).unwrap_or(-1);
                     }
                     rp.metadata = Some(s(val.map(|x| x.metadata).unwrap_or_default()));
                     rp

@@ -28,6 +28,7 @@ pub fn storage_error_code(e: &StorageError) -> ErrorCode {
         StorageError::Corrupt(_) => ErrorCode::CorruptMessage,
         StorageError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
         StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        StorageError::InvalidRecord(_) => ErrorCode::InvalidRecord,
         _ => ErrorCode::KafkaStorageError,
     }
 }
@@ -50,57 +51,38 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
     let mut pending = Vec::new();
     let mut appended = false;
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
-        let t = if topic.name.is_empty() {
-            image.topic_by_id(&topic.topic_id)
-        } else {
-            image.topic(&topic.name)
-        };
+        let t = if topic.name.is_empty() { image.topic_by_id(&topic.topic_id) } else { image.topic(&topic.name) };
         let mut tr = TopicProduceResponse::default();
         tr.name = topic.name.clone();
         tr.topic_id = topic.topic_id;
         for (pi, pd) in topic.partition_data.into_iter().enumerate() {
             let p = pd.index;
             if !matches!(acks, -1..=1) {
-                tr.partition_responses
-                    .push(part(p, ErrorCode::InvalidRequiredAcks, None));
+                tr.partition_responses.push(part(p, ErrorCode::InvalidRequiredAcks, None));
                 continue;
             }
             let Some(t) = t else {
-                let code = if topic.name.is_empty() {
-                    ErrorCode::UnknownTopicId
-                } else {
-                    ErrorCode::UnknownTopicOrPartition
-                };
+                let code = if topic.name.is_empty() { ErrorCode::UnknownTopicId } else { ErrorCode::UnknownTopicOrPartition };
                 tr.partition_responses.push(part(p, code, None));
                 continue;
             };
             let log = match b.partition_log(&t.name, p) {
                 Some(l) if t.partitions.contains_key(&p) => l,
                 _ => {
-                    tr.partition_responses
-                        .push(part(p, ErrorCode::UnknownTopicOrPartition, None));
+                    tr.partition_responses.push(part(p, ErrorCode::UnknownTopicOrPartition, None));
                     continue;
                 }
             };
             if acks == -1 {
-                let min_isr = b
-                    .config
-                    .topic_value(&t.configs, "min.insync.replicas")
-                    .and_then(|(v, _)| v.parse::<i64>().ok())
-                    .unwrap_or(1);
+                let min_isr = b.config.topic_value(&t.configs, "min.insync.replicas").and_then(|(v, _)| v.parse::<i64>().ok()).unwrap_or(1);
                 if min_isr > 1 {
                     let msg = format!("The size of the current ISR 1 is insufficient to satisfy the min.isr requirement of {min_isr}");
-                    tr.partition_responses
-                        .push(part(p, ErrorCode::NotEnoughReplicas, Some(msg)));
+                    tr.partition_responses.push(part(p, ErrorCode::NotEnoughReplicas, Some(msg)));
                     continue;
                 }
             }
             let Some(records) = pd.records else {
-                tr.partition_responses.push(part(
-                    p,
-                    ErrorCode::CorruptMessage,
-                    Some("no records".into()),
-                ));
+                tr.partition_responses.push(part(p, ErrorCode::CorruptMessage, Some("no records".into())));
                 continue;
             };
             match log.append(records.to_vec()) {
@@ -110,12 +92,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
                     r.base_offset = info.base_offset;
                     r.log_start_offset = info.log_start_offset;
                     if acks == -1 || info.flush_due {
-                        pending.push(Pending {
-                            topic: ti,
-                            partition: pi,
-                            log: log.clone(),
-                            end: info.last_offset + 1,
-                        });
+                        pending.push(Pending { topic: ti, partition: pi, log: log.clone(), end: info.last_offset + 1 });
                     }
                     tr.partition_responses.push(r);
                 }
@@ -124,8 +101,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
                     if code == ErrorCode::KafkaStorageError {
                         tracing::error!(topic = %t.name, partition = p, error = %e, "append failed");
                     }
-                    tr.partition_responses
-                        .push(part(p, code, Some(e.to_string())));
+                    tr.partition_responses.push(part(p, code, Some(e.to_string())));
                 }
             }
         }
@@ -135,22 +111,14 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
         b.appended.send_modify(|v| *v = v.wrapping_add(1));
     }
     if pending.is_empty() {
-        return if acks == 0 {
-            Outcome::Ready(None)
-        } else {
-            reply.ready(&resp)
-        };
+        return if acks == 0 { Outcome::Ready(None) } else { reply.ready(&resp) };
     }
     let reply = reply.clone();
     Outcome::Later(Box::pin(async move {
         for p in pending {
             if let Err(e) = p.log.flush_to(p.end).await {
                 tracing::error!(dir = %p.log.dir().display(), error = %e, "fsync failed");
-                if let Some(r) = resp
-                    .responses
-                    .get_mut(p.topic)
-                    .and_then(|t| t.partition_responses.get_mut(p.partition))
-                {
+                if let Some(r) = resp.responses.get_mut(p.topic).and_then(|t| t.partition_responses.get_mut(p.partition)) {
                     *r = part(r.index, ErrorCode::KafkaStorageError, Some(e.to_string()));
                 }
             }

@@ -19,11 +19,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: SyncGroupRequest) -> Outcome 
         group_instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
         protocol_type: req.protocol_type.as_ref().map(|p| p.to_string()),
         protocol_name: req.protocol_name.as_ref().map(|p| p.to_string()),
-        assignments: req
-            .assignments
-            .iter()
-            .map(|a| (a.member_id.to_string(), a.assignment.clone()))
-            .collect(),
+        assignments: req.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect(),
     };
     // The state change happens now, in request order; only the wait is deferred.
     let (token, rx) = b.groups.sync_token();
@@ -33,10 +29,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: SyncGroupRequest) -> Outcome 
     let reply = reply.clone();
     Outcome::Later(Box::pin(async move {
         b.groups.finish(pending).await;
-        let r = rx.await.unwrap_or(SyncResponse {
-            error: COORDINATOR_NOT_AVAILABLE,
-            ..Default::default()
-        });
+        let r = rx.await.unwrap_or(SyncResponse { error: COORDINATOR_NOT_AVAILABLE, ..Default::default() });
         let mut resp = SyncGroupResponse::default();
         resp.error_code = r.error;
         resp.assignment = r.assignment;
