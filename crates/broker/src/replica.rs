@@ -73,6 +73,13 @@ impl Broker {
             min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
             max_compaction_lag_ms: long("max.compaction.lag.ms", i64::MAX),
             delete_retention_ms: long("delete.retention.ms", 86_400_000),
+            log_append_time: get("message.timestamp.type") == "LogAppendTime",
+            timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX),
+            timestamp_after_max_ms: long("message.timestamp.after.max.ms", i64::MAX),
+            recompress: match get("compression.type").as_str() {
+                "producer" | "" => None,
+                other => strom_protocol::compression::Codec::parse(other),
+            },
         }
     }
 

@@ -268,6 +268,16 @@ fn check_uncompressed_count(mut records: &[u8], count: i32) -> Result<(), BatchE
     Ok(())
 }
 
+/// Marks a batch as LogAppendTime with `now` as its max timestamp and
+/// recomputes the CRC (both fields are covered by it).
+pub fn set_log_append_time(batch: &mut [u8], now: i64) {
+    let attrs = i16::from_be_bytes([batch[21], batch[22]]) | ATTR_TIMESTAMP_TYPE;
+    batch[21..23].copy_from_slice(&attrs.to_be_bytes());
+    batch[35..43].copy_from_slice(&now.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Patches base offset and partition leader epoch in place. The CRC stays valid.
 pub fn patch_offsets(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());

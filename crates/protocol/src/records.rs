@@ -249,6 +249,13 @@ impl BatchBuilder {
 /// still spans its original offsets, leaving gaps), timestamps, attributes and
 /// codec, producer fields. Used by compaction.
 pub fn rebuild_batch(original: &BatchView<'_>, kept: &[Record]) -> Result<Bytes, CompressionError> {
+    let codec = Codec::from_attributes(original.attributes()).unwrap_or(Codec::None);
+    rebuild_batch_with(original, kept, codec)
+}
+
+/// [`rebuild_batch`] with another codec: the broker recompresses a batch this
+/// way when a topic's `compression.type` differs from what the producer sent.
+pub fn rebuild_batch_with(original: &BatchView<'_>, kept: &[Record], codec: Codec) -> Result<Bytes, CompressionError> {
     let base = original.base_offset();
     let base_ts = original.base_timestamp();
     let mut records = Vec::new();
@@ -267,11 +274,12 @@ pub fn rebuild_batch(original: &BatchView<'_>, kept: &[Record]) -> Result<Bytes,
         put_varint(&mut records, body.len() as i32);
         records.extend_from_slice(&body);
     }
-    let codec = Codec::from_attributes(original.attributes()).unwrap_or(Codec::None);
     let payload = compression::compress(codec, &records)?;
     let head = &original.bytes()[..HEADER_LEN];
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(head);
+    let attrs = (original.attributes() & !crate::batch::ATTR_COMPRESSION_MASK) | codec.id();
+    out[21..23].copy_from_slice(&attrs.to_be_bytes());
     out[8..12].copy_from_slice(&((HEADER_LEN - 12 + payload.len()) as i32).to_be_bytes());
     out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
     out.extend_from_slice(&payload);

@@ -41,6 +41,8 @@ pub enum StorageError {
     Offline,
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
 }
 
 pub fn now_ms() -> i64 {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use strom_protocol::batch::{self, BatchError, BatchIter, BatchView, LOG_OVERHEAD};
-use strom_protocol::records::{decode_batch, rebuild_batch};
+use strom_protocol::records::{decode_batch, rebuild_batch, rebuild_batch_with};
 use tokio::sync::watch;
 
 use crate::segment::Segment;
@@ -54,6 +54,14 @@ pub struct LogConfig {
     pub max_compaction_lag_ms: i64,
     /// `delete.retention.ms`: how long tombstones survive cleaning
     pub delete_retention_ms: i64,
+    /// `message.timestamp.type=LogAppendTime`
+    pub log_append_time: bool,
+    /// `message.timestamp.before.max.ms`
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`
+    pub timestamp_after_max_ms: i64,
+    /// `compression.type` other than `producer`: the codec batches are stored in
+    pub recompress: Option<strom_protocol::compression::Codec>,
 }
 
 impl Default for LogConfig {
@@ -73,6 +81,10 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             delete_retention_ms: 86_400_000,
+            log_append_time: false,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
+            recompress: None,
         }
     }
 }
@@ -85,6 +97,8 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
     /// Whether `flush.messages` now asks for a flush.
     pub flush_due: bool,
+    /// The broker's timestamp for LogAppendTime topics, else -1.
+    pub log_append_time: i64,
 }
 
 /// What a read returned.
@@ -225,24 +239,56 @@ impl Log {
 
     /// Validates and appends a producer's record set, assigning offsets in place.
     pub fn append(&self, mut data: Vec<u8>) -> Result<AppendInfo, StorageError> {
-        let (max, compact) = {
-            let inner = self.lock();
-            (inner.config.max_message_bytes, inner.config.compact)
-        };
+        let cfg = self.lock().config.clone();
+        let max = cfg.max_message_bytes;
         // CRC work happens before taking the lock.
         batch::validate(&data, max).map_err(map_batch_error)?;
-        if compact {
-            // Compaction needs keys: look inside (only compacted topics pay for this).
-            for b in BatchIter::new(&data) {
-                let b = b.map_err(map_batch_error)?;
+        let now = now_ms();
+        let mut rebuilt: Option<Vec<u8>> = None;
+        for b in BatchIter::new(&data) {
+            let b = b.map_err(map_batch_error)?;
+            if !cfg.log_append_time {
+                for ts in [b.base_timestamp(), b.max_timestamp()] {
+                    let early = ts >= 0 && ts < now.saturating_sub(cfg.timestamp_before_max_ms);
+                    let late = ts >= 0 && ts > now.saturating_add(cfg.timestamp_after_max_ms);
+                    if early || late {
+                        return Err(StorageError::InvalidTimestamp(format!(
+                            "timestamp {ts} is outside [now - message.timestamp.before.max.ms, now + message.timestamp.after.max.ms]"
+                        )));
+                    }
+                }
+            }
+            // Compaction needs keys, recompression needs records: only topics that
+            // ask for either pay for looking inside.
+            let recode = cfg.recompress.filter(|c| c.id() != b.compression() && !b.is_control());
+            if cfg.compact || recode.is_some() {
                 let records = decode_batch(&b, max.saturating_mul(64)).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-                if records.iter().any(|r| r.key.is_none()) {
+                if cfg.compact && records.iter().any(|r| r.key.is_none()) {
                     return Err(StorageError::InvalidRecord("Compacted topic cannot accept message without key.".into()));
                 }
+                let out = rebuilt.get_or_insert_with(Vec::new);
+                match recode {
+                    Some(codec) => {
+                        out.extend_from_slice(&rebuild_batch_with(&b, &records, codec).map_err(|e| StorageError::Corrupt(e.to_string()))?)
+                    }
+                    None => out.extend_from_slice(b.bytes()),
+                }
+            } else if let Some(out) = rebuilt.as_mut() {
+                out.extend_from_slice(b.bytes());
+            }
+        }
+        if let Some(r) = rebuilt {
+            data = r;
+        }
+        if cfg.log_append_time {
+            let mut at = 0;
+            while at < data.len() {
+                let len = BatchView::parse(&data[at..]).map_err(map_batch_error)?.total_len();
+                batch::set_log_append_time(&mut data[at..at + len], now);
+                at += len;
             }
         }
         let mut inner = self.lock();
-        let now = now_ms();
         let epoch = inner.leader_epoch;
         let base_offset = inner.next_offset;
         let mut next = base_offset;
@@ -268,7 +314,8 @@ impl Log {
         let log_start_offset = inner.log_start_offset;
         drop(inner);
         self.end.send_replace(next);
-        Ok(AppendInfo { base_offset, last_offset: next - 1, log_start_offset, flush_due })
+        let log_append_time = if cfg.log_append_time { now } else { -1 };
+        Ok(AppendInfo { base_offset, last_offset: next - 1, log_start_offset, flush_due, log_append_time })
     }
 
     fn maybe_roll(&self, inner: &mut Inner, incoming: u64, now: i64) -> Result<(), StorageError> {

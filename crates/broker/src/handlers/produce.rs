@@ -29,6 +29,7 @@ pub fn storage_error_code(e: &StorageError) -> ErrorCode {
         StorageError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
         StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         StorageError::InvalidRecord(_) => ErrorCode::InvalidRecord,
+        StorageError::InvalidTimestamp(_) => ErrorCode::InvalidTimestamp,
         _ => ErrorCode::KafkaStorageError,
     }
 }
@@ -91,6 +92,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
                     let mut r = part(p, ErrorCode::None, None);
                     r.base_offset = info.base_offset;
                     r.log_start_offset = info.log_start_offset;
+                    r.log_append_time_ms = info.log_append_time;
                     if acks == -1 || info.flush_due {
                         pending.push(Pending { topic: ti, partition: pi, log: log.clone(), end: info.last_offset + 1 });
                     }
