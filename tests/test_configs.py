@@ -97,3 +97,35 @@ def test_cli_config_and_topic_alter(broker, topic_name):
     out = broker.cli("topic", "alter", topic_name, "--partitions", "3")
     assert out.returncode == 0, out.stderr
     assert "PartitionCount: 3" in broker.cli("topic", "describe", topic_name).stdout
+
+
+def test_dynamic_broker_settings(broker, topic_name):
+    create_topic(broker.bootstrap, topic_name, 1)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    res = ConfigResource("broker", "1", incremental_configs=[ConfigEntry("message.max.bytes", "3000", incremental_operation=AlterConfigOpType.SET)])
+    list(admin.incremental_alter_configs([res]).values())[0].result(10)
+    bcfg = list(admin.describe_configs([ConfigResource("broker", "1")]).values())[0].result(10)
+    assert bcfg["message.max.bytes"].value == "3000" and bcfg["message.max.bytes"].source == 2  # DYNAMIC_BROKER_CONFIG
+    # The topic has no override, so it follows the broker at once.
+    tcfg = describe(admin, topic_name)
+    assert tcfg["max.message.bytes"].value == "3000" and tcfg["max.message.bytes"].source == 2
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    errs = []
+    p.produce(topic_name, value=b"x" * 5000, on_delivery=lambda e, m: errs.append(e))
+    p.flush(10)
+    assert errs[0] is not None and errs[0].name() == "MSG_SIZE_TOO_LARGE"
+    # Static-only settings cannot change at run time.
+    bad = ConfigResource("broker", "1", incremental_configs=[ConfigEntry("num.partitions", "3", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as e:
+        list(admin.incremental_alter_configs([bad]).values())[0].result(10)
+    assert e.value.args[0].code() == 42  # INVALID_REQUEST
+    # Survives a restart; the CLI sees and changes it too.
+    broker.restart(hard=True)
+    out = broker.cli("config", "get", "--broker", "1")
+    assert "message.max.bytes=3000\t(dynamic broker)" in out.stdout
+    out = broker.cli("config", "set", "--broker-default", "log.retention.ms=120000")
+    assert out.returncode == 0, out.stderr
+    assert "retention.ms=120000\t(dynamic broker)" in broker.cli("config", "get", "--topic", topic_name).stdout
+    out = broker.cli("config", "delete", "--broker", "1", "message.max.bytes")
+    assert out.returncode == 0, out.stderr
+    assert "message.max.bytes=1048588\t(default)" in broker.cli("config", "get", "--broker", "1").stdout

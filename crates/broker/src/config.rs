@@ -144,6 +144,8 @@ pub fn check_value(name: &str, kind: Kind, value: &str) -> Result<(), ConfigErro
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     TopicOverride = 1,
+    DynamicBroker = 2,
+    DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
 }
@@ -152,6 +154,15 @@ pub enum Source {
 #[derive(Debug, Clone, Default)]
 pub struct BrokerConfig {
     set: BTreeMap<String, String>,
+    /// Dynamic settings from the metadata log: (this node's, cluster default's).
+    /// Shared by clones, so every holder sees a change at once.
+    dynamic: std::sync::Arc<std::sync::RwLock<(BTreeMap<String, String>, BTreeMap<String, String>)>>,
+}
+
+/// Broker keys that may change while running: the broker synonyms of topic
+/// settings (and the hour/minute forms of retention and roll).
+pub fn is_dynamic(name: &str) -> bool {
+    TOPIC_DEFS.iter().any(|(_, syn, _)| *syn == name) || matches!(name, "log.retention.hours" | "log.retention.minutes" | "log.roll.hours")
 }
 
 impl BrokerConfig {
@@ -163,7 +174,7 @@ impl BrokerConfig {
             check_value(&k, def.kind, &v)?;
             set.insert(k, v.trim().to_string());
         }
-        let c = BrokerConfig { set };
+        let c = BrokerConfig { set, dynamic: Default::default() };
         c.check_listeners()?;
         Ok(c)
     }
@@ -186,8 +197,23 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// The effective value and its source.
+    /// Replaces the dynamic layer (from the metadata image).
+    pub fn set_dynamic(&self, node: BTreeMap<String, String>, default: BTreeMap<String, String>) {
+        *self.dynamic.write().unwrap_or_else(|p| p.into_inner()) = (node, default);
+    }
+
+    /// The effective value and its source: dynamic per-node, dynamic cluster
+    /// default, static (file or --set), then Kafka's default.
     pub fn get_with_source(&self, name: &str) -> Option<(String, Source)> {
+        {
+            let d = self.dynamic.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(v) = d.0.get(name) {
+                return Some((v.clone(), Source::DynamicBroker));
+            }
+            if let Some(v) = d.1.get(name) {
+                return Some((v.clone(), Source::DynamicDefaultBroker));
+            }
+        }
         if let Some(v) = self.set.get(name) {
             return Some((v.clone(), Source::StaticBroker));
         }

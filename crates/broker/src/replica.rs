@@ -347,3 +347,52 @@ impl Broker {
         Ok(())
     }
 }
+
+impl Broker {
+    /// Loads the dynamic broker settings of the current image into the config.
+    pub fn apply_dynamic_config(&self) {
+        let image = self.metadata.image();
+        let node = image.broker_configs.get(&Some(self.node_id)).cloned().unwrap_or_default();
+        let default = image.broker_configs.get(&None).cloned().unwrap_or_default();
+        self.config.set_dynamic(node, default);
+    }
+
+    /// Re-derives every open log's settings (after a broker default changed).
+    pub fn refresh_log_configs(&self) {
+        let image = self.metadata.image();
+        for t in image.topics.values() {
+            let cfg = self.log_config(t);
+            for p in t.partitions.keys() {
+                if let Some(log) = self.logs.get(&t.name, *p) {
+                    log.set_config(cfg.clone());
+                }
+            }
+        }
+    }
+
+    /// Changes dynamic broker settings for one node (`Some(id)`) or the cluster
+    /// default (`None`): validated, committed to the metadata log, applied at once.
+    pub fn alter_broker_configs(&self, node: Option<i32>, changes: Vec<ConfigChange>, validate_only: bool) -> Result<(), TopicError> {
+        for (k, v) in &changes {
+            let def = crate::config::BROKER_DEFS
+                .iter()
+                .find(|d| d.name == k)
+                .ok_or_else(|| TopicError::new(ErrorCode::InvalidConfig, format!("Unknown broker config name: {k}")))?;
+            if !crate::config::is_dynamic(k) {
+                return Err(TopicError::new(ErrorCode::InvalidRequest, format!("Cannot update these configs dynamically: {k}")));
+            }
+            if let Some(v) = v {
+                crate::config::check_value(k, def.kind, v).map_err(|e| TopicError::new(ErrorCode::InvalidConfig, e.to_string()))?;
+            }
+        }
+        if validate_only || changes.is_empty() {
+            return Ok(());
+        }
+        let records = changes.into_iter().map(|(key, value)| MetadataRecord::BrokerConfig { node, key, value }).collect();
+        self.metadata.commit(records).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        self.apply_dynamic_config();
+        self.refresh_log_configs();
+        tracing::info!(?node, "dynamic broker configuration changed");
+        Ok(())
+    }
+}

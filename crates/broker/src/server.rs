@@ -74,6 +74,7 @@ impl Broker {
             appended: watch::channel(0).0,
             groups: crate::groups::GroupManager::new(crate::groups::group_config(&config_for_groups)),
         };
+        broker.apply_dynamic_config();
         let clean = broker.logs.was_clean();
         let started = std::time::Instant::now();
         broker.sync_logs()?;

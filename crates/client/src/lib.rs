@@ -435,10 +435,16 @@ impl Client {
 
     /// IncrementalAlterConfigs on a topic: `Some(value)` sets, `None` deletes.
     pub async fn alter_topic_configs(&mut self, topic: &str, changes: &[(String, Option<String>)]) -> Result<()> {
+        self.alter_configs(2, topic, changes).await
+    }
+
+    /// IncrementalAlterConfigs on any resource (2 topic, 4 broker; "" is the
+    /// cluster-wide broker default).
+    pub async fn alter_configs(&mut self, resource_type: i8, name: &str, changes: &[(String, Option<String>)]) -> Result<()> {
         use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
         let mut r = AlterConfigsResource::default();
-        r.resource_type = 2;
-        r.resource_name = sb(topic);
+        r.resource_type = resource_type;
+        r.resource_name = sb(name);
         r.configs = changes
             .iter()
             .map(|(k, v)| {

@@ -63,6 +63,13 @@ pub enum MetadataRecord {
     ProducerIds {
         next: i64,
     },
+    /// A dynamic broker setting for one node, or (`node: None`) the cluster default.
+    /// `value: None` removes it.
+    BrokerConfig {
+        node: Option<i32>,
+        key: String,
+        value: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +93,8 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, Arc<TopicImage>>,
     pub topic_names: BTreeMap<Uuid, String>,
     pub next_producer_id: i64,
+    /// Dynamic broker settings: (node or None for the cluster default) → key → value.
+    pub broker_configs: BTreeMap<Option<i32>, BTreeMap<String, String>>,
     /// Number of records applied so far.
     pub records: u64,
 }
@@ -146,6 +155,13 @@ impl MetadataImage {
             }
             MetadataRecord::ProducerIds { next } => {
                 self.next_producer_id = self.next_producer_id.max(*next);
+            }
+            MetadataRecord::BrokerConfig { node, key, value } => {
+                let scope = self.broker_configs.entry(*node).or_default();
+                match value {
+                    Some(v) => scope.insert(key.clone(), v.clone()),
+                    None => scope.remove(key),
+                };
             }
         }
     }

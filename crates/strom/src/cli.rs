@@ -138,27 +138,50 @@ enum GroupCmd {
 
 #[derive(Subcommand)]
 enum ConfigCmd {
-    /// Every value with its source (topic, static broker, default).
+    /// Every value with its source (topic, dynamic broker, static broker, default).
     Get {
         #[arg(long, conflicts_with = "broker")]
         topic: Option<String>,
         #[arg(long)]
         broker: Option<i32>,
     },
-    /// Set topic settings: `strom config set --topic T retention.ms=60000 ...`.
+    /// Set settings: `strom config set --topic T retention.ms=60000 ...`, or a
+    /// dynamic broker setting with `--broker ID` (`--broker-default` for all brokers).
     Set {
-        #[arg(long)]
-        topic: String,
+        #[command(flatten)]
+        target: ConfigTarget,
         #[arg(required = true)]
         settings: Vec<String>,
     },
-    /// Remove topic overrides, back to the broker's value.
+    /// Remove overrides, back to the next value down (broker, then default).
     Delete {
-        #[arg(long)]
-        topic: String,
+        #[command(flatten)]
+        target: ConfigTarget,
         #[arg(required = true)]
         keys: Vec<String>,
     },
+}
+
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct ConfigTarget {
+    #[arg(long)]
+    topic: Option<String>,
+    #[arg(long)]
+    broker: Option<i32>,
+    #[arg(long)]
+    broker_default: bool,
+}
+
+impl ConfigTarget {
+    /// (resource type, resource name) for the config APIs.
+    fn resource(&self) -> (i8, String) {
+        match (&self.topic, self.broker) {
+            (Some(t), _) => (2, t.clone()),
+            (None, Some(b)) => (4, b.to_string()),
+            (None, None) => (4, String::new()),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -300,15 +323,17 @@ async fn config(cmd: ConfigCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
                 println!("{k}={}\t({})", v.unwrap_or_default(), source(s));
             }
         }
-        ConfigCmd::Set { topic, settings } => {
+        ConfigCmd::Set { target, settings } => {
             let changes = settings.iter().map(|s| kv(s).map(|(k, v)| (k, Some(v)))).collect::<anyhow::Result<Vec<_>>>()?;
-            c.alter_topic_configs(&topic, &changes).await?;
-            println!("Updated {} setting(s) of topic {topic}.", changes.len());
+            let (kind, name) = target.resource();
+            c.alter_configs(kind, &name, &changes).await?;
+            println!("Updated {} setting(s).", changes.len());
         }
-        ConfigCmd::Delete { topic, keys } => {
+        ConfigCmd::Delete { target, keys } => {
             let changes: Vec<(String, Option<String>)> = keys.into_iter().map(|k| (k, None)).collect();
-            c.alter_topic_configs(&topic, &changes).await?;
-            println!("Removed {} override(s) of topic {topic}.", changes.len());
+            let (kind, name) = target.resource();
+            c.alter_configs(kind, &name, &changes).await?;
+            println!("Removed {} setting(s).", changes.len());
         }
     }
     Ok(ExitCode::SUCCESS)
