@@ -1,5 +1,7 @@
 """kafka-python against a real strom server."""
 
+from pathlib import Path
+
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -67,3 +69,18 @@ def test_admin_describe_and_delete(broker, topic_name):
     admin.delete_topics([topic_name])
     assert topic_name not in admin.list_topics()
     admin.close()
+
+
+def test_describe_log_dirs(broker, topic_name):
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    for i in range(10):
+        p.send(topic_name, value=b"x" * 100, partition=0)
+    p.flush()
+    p.close()
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    resp = admin.describe_log_dirs()
+    admin.close()
+    (dir_entry,) = resp[0]["log_dirs"]
+    assert dir_entry["log_dir"] == str(Path(broker.data_dir).resolve())
+    (topic,) = [t for t in dir_entry["topics"] if t["name"] == topic_name]
+    assert topic["partitions"][0]["partition_size"] > 10 * 100

@@ -156,8 +156,11 @@ pub struct BrokerConfig {
     set: BTreeMap<String, String>,
     /// Dynamic settings from the metadata log: (this node's, cluster default's).
     /// Shared by clones, so every holder sees a change at once.
-    dynamic: std::sync::Arc<std::sync::RwLock<(BTreeMap<String, String>, BTreeMap<String, String>)>>,
+    dynamic: std::sync::Arc<std::sync::RwLock<DynamicLayer>>,
 }
+
+/// (this node's settings, the cluster default's)
+type DynamicLayer = (BTreeMap<String, String>, BTreeMap<String, String>);
 
 /// Broker keys that may change while running: the broker synonyms of topic
 /// settings (and the hour/minute forms of retention and roll).
