@@ -39,8 +39,9 @@ pub enum StorageError {
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
     #[error("log is offline")]
     Offline,
-    #[error("invalid record: {0}")]
-    InvalidRecord(String),
+    /// Some records are unacceptable; `records` are their indexes within their batch.
+    #[error("invalid record: {message}")]
+    InvalidRecord { message: String, records: Vec<i32> },
     #[error("invalid timestamp: {0}")]
     InvalidTimestamp(String),
 }

@@ -263,8 +263,12 @@ impl Log {
             let recode = cfg.recompress.filter(|c| c.id() != b.compression() && !b.is_control());
             if cfg.compact || recode.is_some() {
                 let records = decode_batch(&b, max.saturating_mul(64)).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-                if cfg.compact && records.iter().any(|r| r.key.is_none()) {
-                    return Err(StorageError::InvalidRecord("Compacted topic cannot accept message without key.".into()));
+                if cfg.compact {
+                    let keyless: Vec<i32> = records.iter().enumerate().filter(|(_, r)| r.key.is_none()).map(|(i, _)| i as i32).collect();
+                    if !keyless.is_empty() {
+                        let message = "Compacted topic cannot accept message without key.".to_string();
+                        return Err(StorageError::InvalidRecord { message, records: keyless });
+                    }
                 }
                 let out = rebuilt.get_or_insert_with(Vec::new);
                 match recode {

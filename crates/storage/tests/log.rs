@@ -287,7 +287,7 @@ fn compaction_keeps_the_latest_value_per_key_with_offset_gaps() {
     assert!(matches!(log.append(b"x".to_vec()), Err(StorageError::Corrupt(_))));
     let mut b = BatchBuilder::new(0);
     b.push(Record { key: None, value: Some(vec![1].into()), ..Default::default() });
-    assert!(matches!(log.append(b.build(Codec::None).unwrap().to_vec()), Err(StorageError::InvalidRecord(_))));
+    assert!(matches!(log.append(b.build(Codec::None).unwrap().to_vec()), Err(StorageError::InvalidRecord { .. })));
     assert!(log.compact(10_000).unwrap() > 0);
     let recs = all_records(&log);
     let got: Vec<(i64, String, Option<String>)> = recs

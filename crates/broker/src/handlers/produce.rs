@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use strom_protocol::ErrorCode;
 use strom_storage::{Log, StorageError};
@@ -28,7 +28,7 @@ pub fn storage_error_code(e: &StorageError) -> ErrorCode {
         StorageError::Corrupt(_) => ErrorCode::CorruptMessage,
         StorageError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
         StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
-        StorageError::InvalidRecord(_) => ErrorCode::InvalidRecord,
+        StorageError::InvalidRecord { .. } => ErrorCode::InvalidRecord,
         StorageError::InvalidTimestamp(_) => ErrorCode::InvalidTimestamp,
         _ => ErrorCode::KafkaStorageError,
     }
@@ -103,7 +103,20 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
                     if code == ErrorCode::KafkaStorageError {
                         tracing::error!(topic = %t.name, partition = p, error = %e, "append failed");
                     }
-                    tr.partition_responses.push(part(p, code, Some(e.to_string())));
+                    let mut r = part(p, code, Some(e.to_string()));
+                    // v8+: name the offending records so clients fail only those.
+                    if let (StorageError::InvalidRecord { message, records }, true) = (&e, reply.version >= 8) {
+                        r.record_errors = records
+                            .iter()
+                            .map(|&i| {
+                                let mut x = BatchIndexAndErrorMessage::default();
+                                x.batch_index = i;
+                                x.batch_index_error_message = Some(s(message.clone()));
+                                x
+                            })
+                            .collect();
+                    }
+                    tr.partition_responses.push(r);
                 }
             }
         }
