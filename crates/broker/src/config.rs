@@ -75,6 +75,9 @@ pub const BROKER_DEFS: &[Def] = &[
     d("connections.max.idle.ms", Kind::Long, Some("600000")),
     d("offsets.topic.num.partitions", Kind::Int, Some("50")),
     d("offsets.topic.replication.factor", Kind::Int, Some("1")),
+    // Kafka's dynamic SASL setting; accepted so admin tools that set it keep
+    // working. Strom has no SASL yet, so it has no effect.
+    d("sasl.kerberos.min.time.before.relogin", Kind::Long, Some("60000")),
     d("group.initial.rebalance.delay.ms", Kind::Int, Some("3000")),
     d("group.min.session.timeout.ms", Kind::Int, Some("6000")),
     d("group.max.session.timeout.ms", Kind::Int, Some("1800000")),
@@ -165,7 +168,8 @@ type DynamicLayer = (BTreeMap<String, String>, BTreeMap<String, String>);
 /// Broker keys that may change while running: the broker synonyms of topic
 /// settings (and the hour/minute forms of retention and roll).
 pub fn is_dynamic(name: &str) -> bool {
-    TOPIC_DEFS.iter().any(|(_, syn, _)| *syn == name) || matches!(name, "log.retention.hours" | "log.retention.minutes" | "log.roll.hours")
+    TOPIC_DEFS.iter().any(|(_, syn, _)| *syn == name)
+        || matches!(name, "log.retention.hours" | "log.retention.minutes" | "log.roll.hours" | "sasl.kerberos.min.time.before.relogin")
 }
 
 impl BrokerConfig {

@@ -16,6 +16,9 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeGroupsRequest) -> Out
     for g in req.groups {
         let mut dg = DescribedGroup::default();
         dg.group_id = g.clone();
+        if req.include_authorized_operations && reply.version >= 3 {
+            dg.authorized_operations = super::ops::GROUP;
+        }
         match coord.describe(&g) {
             None => dg.group_state = s("Dead"),
             Some(d) => {

@@ -30,13 +30,18 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: MetadataRequest) -> Outcome {
     resp.brokers = vec![broker];
     resp.cluster_id = Some(s(b.metadata.cluster_id.clone()));
     resp.controller_id = BrokerId(b.node_id);
-    resp.cluster_authorized_operations = AUTHORIZED_OPS_OMITTED;
+    resp.cluster_authorized_operations = if req.include_cluster_authorized_operations && (8..=10).contains(&reply.version) {
+        super::ops::CLUSTER
+    } else {
+        AUTHORIZED_OPS_OMITTED
+    };
+    let topic_ops = if req.include_topic_authorized_operations && reply.version >= 8 { super::ops::TOPIC } else { AUTHORIZED_OPS_OMITTED };
     let all = match &req.topics {
         None => true,
         Some(t) => t.is_empty() && reply.version == 0,
     };
     if all {
-        resp.topics = image.topics.values().map(|t| topic_entry(b, t)).collect();
+        resp.topics = image.topics.values().map(|t| topic_entry(topic_ops, t)).collect();
         return reply.ready(&resp);
     }
     let may_create = b.config.bool("auto.create.topics.enable") && (reply.version < 4 || req.allow_auto_topic_creation);
@@ -45,11 +50,11 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: MetadataRequest) -> Outcome {
             (Some(name), _) => {
                 let name = name.to_string();
                 match image.topic(&name) {
-                    Some(topic) => topic_entry(b, topic),
+                    Some(topic) => topic_entry(topic_ops, topic),
                     None => match validate_topic_name(&name) {
                         Err(_) => error_entry(Some(name), Uuid::nil(), ErrorCode::InvalidTopicException),
                         Ok(()) if may_create => match b.auto_create(&name) {
-                            Ok(topic) => topic_entry(b, &topic),
+                            Ok(topic) => topic_entry(topic_ops, &topic),
                             Err(e) => error_entry(Some(name), Uuid::nil(), e.code),
                         },
                         Ok(()) => error_entry(Some(name), Uuid::nil(), ErrorCode::UnknownTopicOrPartition),
@@ -57,7 +62,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: MetadataRequest) -> Outcome {
                 }
             }
             (None, id) => match image.topic_by_id(&id) {
-                Some(topic) => topic_entry(b, topic),
+                Some(topic) => topic_entry(topic_ops, topic),
                 None => error_entry(None, id, ErrorCode::UnknownTopicId),
             },
         };
@@ -75,12 +80,12 @@ fn error_entry(name: Option<String>, id: Uuid, code: ErrorCode) -> MetadataRespo
     e
 }
 
-fn topic_entry(_b: &Broker, t: &TopicImage) -> MetadataResponseTopic {
+fn topic_entry(ops: i32, t: &TopicImage) -> MetadataResponseTopic {
     let mut e = MetadataResponseTopic::default();
     e.name = Some(TopicName(s(t.name.clone())));
     e.topic_id = t.id;
     e.is_internal = t.name.starts_with("__");
-    e.topic_authorized_operations = AUTHORIZED_OPS_OMITTED;
+    e.topic_authorized_operations = ops;
     e.partitions = t
         .partitions
         .values()

@@ -32,3 +32,22 @@ use kafka_protocol::protocol::StrBytes;
 pub(crate) fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
+
+/// Authorized-operation bitfields (bit n = ACL operation n). Strom has no
+/// authorizer yet, so, as Kafka without one, every operation is allowed.
+pub(crate) mod ops {
+    const fn bits(ops: &[i32]) -> i32 {
+        let mut b = 0;
+        let mut i = 0;
+        while i < ops.len() {
+            b |= 1 << ops[i];
+            i += 1;
+        }
+        b
+    }
+    // READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
+    // DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12
+    pub const CLUSTER: i32 = bits(&[5, 7, 8, 9, 10, 11, 12]);
+    pub const TOPIC: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
+    pub const GROUP: i32 = bits(&[3, 6, 8]);
+}
