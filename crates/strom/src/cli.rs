@@ -74,6 +74,13 @@ enum Cmd {
         #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
         bootstrap_server: String,
     },
+    /// Load-test a broker: produce, consume, or end-to-end latency.
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+        #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
+        bootstrap_server: String,
+    },
     /// Read messages from one partition.
     Consume {
         topic: String,
@@ -133,6 +140,45 @@ enum GroupCmd {
     },
     Delete {
         group: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    Produce {
+        #[arg(long, default_value = "strom-bench")]
+        topic: String,
+        #[arg(long, short = 'n', default_value_t = 1_000_000)]
+        messages: u64,
+        #[arg(long, short = 's', default_value_t = 1024)]
+        size: usize,
+        #[arg(long, default_value = "1", value_parser = ["0", "1", "all", "-1"])]
+        acks: String,
+        /// Messages per produce request.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Partitions when the topic is created.
+        #[arg(long, default_value_t = 8)]
+        partitions: i32,
+    },
+    Consume {
+        #[arg(long, default_value = "strom-bench")]
+        topic: String,
+        #[arg(long, short = 'n', default_value_t = u64::MAX)]
+        messages: u64,
+    },
+    E2e {
+        #[arg(long, default_value = "strom-bench-e2e")]
+        topic: String,
+        /// Messages per second (open loop).
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, short = 's', default_value_t = 1024)]
+        size: usize,
     },
 }
 
@@ -234,6 +280,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Topic { cmd, bootstrap_server } => topic(cmd, &bootstrap_server).await,
         Cmd::Group { cmd, bootstrap_server } => group(cmd, &bootstrap_server).await,
         Cmd::Config { cmd, bootstrap_server } => config(cmd, &bootstrap_server).await,
+        Cmd::Bench { cmd, bootstrap_server } => {
+            use crate::bench_cmd as b;
+            match cmd {
+                BenchCmd::Produce { topic, messages, size, acks, batch, connections, partitions } => {
+                    let acks: i16 = if acks == "all" { -1 } else { acks.parse()? };
+                    b::produce(&bootstrap_server, &topic, messages, size, acks, batch.max(1), connections, partitions).await?
+                }
+                BenchCmd::Consume { topic, messages } => b::consume(&bootstrap_server, &topic, messages).await?,
+                BenchCmd::E2e { topic, rate, seconds, size } => {
+                    b::e2e(&bootstrap_server, &topic, rate, Duration::from_secs(seconds), size).await?
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Produce { topic, bootstrap_server, partition, key_separator, headers, acks, compression, batch } => {
             let acks: i16 = if acks == "all" { -1 } else { acks.parse()? };
             let codec = Codec::parse(&compression).context("unknown compression")?;

@@ -2,6 +2,7 @@
 //! subcommands are the admin and data CLI built on `strom-client`.
 
 mod alloc;
+mod bench_cmd;
 mod cli;
 mod group_cmd;
 
