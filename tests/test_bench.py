@@ -1,0 +1,27 @@
+"""Smoke tests: the benchmark tools run end to end on a tiny workload.
+They time nothing; the figures are for docs/performance.md, not for CI."""
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_strom_bench_produce_consume_e2e(broker):
+    out = broker.cli("bench", "produce", "-n", "2000", "--batch", "100", "--connections", "2", timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "messages       2000" in out.stdout and "latency" in out.stdout
+    out = broker.cli("bench", "consume", "-n", "2000", timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "messages       2000" in out.stdout
+    out = broker.cli("bench", "e2e", "--rate", "500", "--seconds", "1", timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "messages       500" in out.stdout and "p99.9" in out.stdout
+
+
+def test_compare_script_smoke():
+    # Builds librdkafka's tools on first use (about 10 minutes on 2 cores).
+    out = subprocess.run(["bash", str(ROOT / "bench" / "compare.sh"), "--smoke"], capture_output=True, text=True, timeout=1500)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for figure in ["produce_acks1_msgs", "produce_acksall_msgs", "consume_MBps", "e2e_p99_ms", "peak_rss_MiB", "cpu_s_per_GB"]:
+        assert figure in out.stdout
