@@ -170,10 +170,7 @@ impl Broker {
             }
         }
         for (k, v) in &t.configs {
-            check_topic_config(k, v).map_err(|e| match e {
-                ConfigError::Unknown(_) => TopicError::new(ErrorCode::InvalidConfig, format!("Unknown topic config name: {k}")),
-                other => TopicError::new(ErrorCode::InvalidConfig, other.to_string()),
-            })?;
+            check_topic_config(k, v).map_err(|e| invalid_config(k, e))?;
         }
         Ok(())
     }
@@ -263,11 +260,7 @@ impl Broker {
         validate_only: bool,
     ) -> Result<(), TopicError> {
         let _guard = self.topic_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let image = self.metadata.image();
-        let topic = image
-            .topic(name)
-            .cloned()
-            .ok_or_else(|| TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("The topic '{name}' does not exist.")))?;
+        let topic = self.existing_topic(name)?;
         let current = topic.partitions.len() as i32;
         if count <= current {
             let msg = if count == current {
@@ -315,20 +308,13 @@ impl Broker {
     /// hands the new settings to the topic's open logs so they apply at once.
     pub fn alter_topic_configs(&self, name: &str, changes: Vec<ConfigChange>, validate_only: bool) -> Result<(), TopicError> {
         let _guard = self.topic_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let image = self.metadata.image();
-        let topic = image
-            .topic(name)
-            .cloned()
-            .ok_or_else(|| TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("The topic '{name}' does not exist.")))?;
+        let topic = self.existing_topic(name)?;
         for (k, v) in &changes {
             let check = match v {
                 Some(v) => check_topic_config(k, v),
                 None => check_topic_config(k, &self.config.topic_value(&BTreeMap::new(), k).map(|(d, _)| d).unwrap_or_default()),
             };
-            check.map_err(|e| match e {
-                ConfigError::Unknown(_) => TopicError::new(ErrorCode::InvalidConfig, format!("Unknown topic config name: {k}")),
-                other => TopicError::new(ErrorCode::InvalidConfig, other.to_string()),
-            })?;
+            check.map_err(|e| invalid_config(k, e))?;
         }
         if validate_only || changes.is_empty() {
             return Ok(());
@@ -336,12 +322,7 @@ impl Broker {
         let records = changes.into_iter().map(|(key, value)| MetadataRecord::TopicConfig { topic_id: topic.id, key, value }).collect();
         let image = self.metadata.commit(records).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
         if let Some(t) = image.topic(name) {
-            let cfg = self.log_config(t);
-            for p in t.partitions.keys() {
-                if let Some(log) = self.logs.get(name, *p) {
-                    log.set_config(cfg.clone());
-                }
-            }
+            self.apply_log_config(t);
         }
         tracing::info!(topic = name, "topic configuration changed");
         Ok(())
@@ -361,13 +342,27 @@ impl Broker {
     pub fn refresh_log_configs(&self) {
         let image = self.metadata.image();
         for t in image.topics.values() {
-            let cfg = self.log_config(t);
-            for p in t.partitions.keys() {
-                if let Some(log) = self.logs.get(&t.name, *p) {
-                    log.set_config(cfg.clone());
-                }
+            self.apply_log_config(t);
+        }
+    }
+
+    /// Hands a topic's current settings to its open partition logs.
+    fn apply_log_config(&self, t: &TopicImage) {
+        let cfg = self.log_config(t);
+        for p in t.partitions.keys() {
+            if let Some(log) = self.logs.get(&t.name, *p) {
+                log.set_config(cfg.clone());
             }
         }
+    }
+
+    /// The topic named, or UNKNOWN_TOPIC_OR_PARTITION.
+    fn existing_topic(&self, name: &str) -> Result<Arc<TopicImage>, TopicError> {
+        self.metadata
+            .image()
+            .topic(name)
+            .cloned()
+            .ok_or_else(|| TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("The topic '{name}' does not exist.")))
     }
 
     /// Changes dynamic broker settings for one node (`Some(id)`) or the cluster
@@ -394,5 +389,13 @@ impl Broker {
         self.refresh_log_configs();
         tracing::info!(?node, "dynamic broker configuration changed");
         Ok(())
+    }
+}
+
+/// A topic-config validation failure as Kafka reports it: INVALID_CONFIG.
+fn invalid_config(key: &str, e: ConfigError) -> TopicError {
+    match e {
+        ConfigError::Unknown(_) => TopicError::new(ErrorCode::InvalidConfig, format!("Unknown topic config name: {key}")),
+        other => TopicError::new(ErrorCode::InvalidConfig, other.to_string()),
     }
 }

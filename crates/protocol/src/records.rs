@@ -205,19 +205,7 @@ impl BatchBuilder {
     pub fn push(&mut self, r: Record) {
         let ts = if r.timestamp != 0 { r.timestamp } else { self.base_timestamp + self.count as i64 };
         self.max_timestamp = self.max_timestamp.max(ts);
-        let mut body = Vec::with_capacity(32);
-        body.push(0u8);
-        put_varlong(&mut body, ts - self.base_timestamp);
-        put_varint(&mut body, self.count);
-        put_opt(&mut body, r.key.as_deref());
-        put_opt(&mut body, r.value.as_deref());
-        put_varint(&mut body, r.headers.len() as i32);
-        for (k, v) in &r.headers {
-            put_opt(&mut body, Some(k.as_bytes()));
-            put_opt(&mut body, v.as_deref());
-        }
-        put_varint(&mut self.records, body.len() as i32);
-        self.records.extend_from_slice(&body);
+        put_record(&mut self.records, ts - self.base_timestamp, self.count, &r);
         self.count += 1;
     }
 
@@ -260,19 +248,7 @@ pub fn rebuild_batch_with(original: &BatchView<'_>, kept: &[Record], codec: Code
     let base_ts = original.base_timestamp();
     let mut records = Vec::new();
     for r in kept {
-        let mut body = Vec::with_capacity(32);
-        body.push(0u8);
-        put_varlong(&mut body, r.timestamp - base_ts);
-        put_varint(&mut body, (r.offset - base) as i32);
-        put_opt(&mut body, r.key.as_deref());
-        put_opt(&mut body, r.value.as_deref());
-        put_varint(&mut body, r.headers.len() as i32);
-        for (k, v) in &r.headers {
-            put_opt(&mut body, Some(k.as_bytes()));
-            put_opt(&mut body, v.as_deref());
-        }
-        put_varint(&mut records, body.len() as i32);
-        records.extend_from_slice(&body);
+        put_record(&mut records, r.timestamp - base_ts, (r.offset - base) as i32, r);
     }
     let payload = compression::compress(codec, &records)?;
     let head = &original.bytes()[..HEADER_LEN];
@@ -286,6 +262,23 @@ pub fn rebuild_batch_with(original: &BatchView<'_>, kept: &[Record], codec: Code
     let crc = crc32c::crc32c(&out[21..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(Bytes::from(out))
+}
+
+/// Appends one length-prefixed record (attributes 0) with the given deltas.
+fn put_record(out: &mut Vec<u8>, timestamp_delta: i64, offset_delta: i32, r: &Record) {
+    let mut body = Vec::with_capacity(32);
+    body.push(0u8);
+    put_varlong(&mut body, timestamp_delta);
+    put_varint(&mut body, offset_delta);
+    put_opt(&mut body, r.key.as_deref());
+    put_opt(&mut body, r.value.as_deref());
+    put_varint(&mut body, r.headers.len() as i32);
+    for (k, v) in &r.headers {
+        put_opt(&mut body, Some(k.as_bytes()));
+        put_opt(&mut body, v.as_deref());
+    }
+    put_varint(out, body.len() as i32);
+    out.extend_from_slice(&body);
 }
 
 fn put_opt(out: &mut Vec<u8>, v: Option<&[u8]>) {
