@@ -61,7 +61,7 @@ impl Reply {
 }
 
 fn decode<R: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<R, FrameError> {
-    R::decode(body, version).map_err(|e| FrameError::Malformed { api, version, reason: e.to_string() })
+    frame::decode_body(api, version, body)
 }
 
 pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> Result<Outcome, DispatchError> {

@@ -54,6 +54,10 @@ pub enum BatchError {
     TooLarge { size: usize, max: usize },
     #[error("unknown compression codec {0}")]
     BadCodec(i16),
+    #[error("records decompress to more than max.message.bytes {max}")]
+    Inflated { max: usize },
+    #[error("records cannot be decompressed: {0}")]
+    Undecodable(String),
     #[error("empty record set")]
     Empty,
 }
@@ -201,8 +205,8 @@ pub struct ValidatedSet {
 
 /// Validates a record set sent by a producer: every batch complete, magic 2, CRC
 /// correct, sizes within `max_batch_bytes`, offset delta consistent with the record
-/// count and, for uncompressed batches, the record count matching the records
-/// actually present. Does not decompress.
+/// count, and the record count matching the records actually present. Compressed
+/// batches are decompressed for that, up to `max_batch_bytes` and no further.
 pub fn validate(set: &[u8], max_batch_bytes: usize) -> Result<ValidatedSet, BatchError> {
     if set.is_empty() {
         return Err(BatchError::Empty);
@@ -241,7 +245,16 @@ fn validate_one(b: &BatchView<'_>, max_batch_bytes: usize) -> Result<(), BatchEr
     }
     match b.compression() {
         0 => check_uncompressed_count(b.records_bytes(), count),
-        1..=4 => Ok(()),
+        c @ 1..=4 => {
+            // A compressed batch is inflated once, capped at max.message.bytes, so a
+            // compression bomb stops at the cap and the record count is checked too.
+            let codec = crate::compression::Codec::from_attributes(c).ok_or(BatchError::BadCodec(c))?;
+            let raw = crate::compression::decompress(codec, b.records_bytes(), max_batch_bytes).map_err(|e| match e {
+                crate::compression::CompressionError::TooLarge(_) => BatchError::Inflated { max: max_batch_bytes },
+                other => BatchError::Undecodable(other.to_string()),
+            })?;
+            check_uncompressed_count(&raw, count)
+        }
         c => Err(BatchError::BadCodec(c)),
     }
 }
@@ -287,6 +300,7 @@ pub fn patch_offsets(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compression::Codec;
     use crate::records::{BatchBuilder, Record};
 
     fn sample(n: usize) -> Vec<u8> {
@@ -295,6 +309,18 @@ mod tests {
             b.push(Record { key: Some(format!("k{i}").into()), value: Some(vec![7u8; 10].into()), ..Default::default() });
         }
         b.build(crate::compression::Codec::None).unwrap().to_vec()
+    }
+
+    #[test]
+    fn compression_bomb_stops_at_the_cap() {
+        for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
+            let mut b = BatchBuilder::new(1_000);
+            b.push(Record { value: Some(vec![0u8; 8 << 20].into()), ..Default::default() });
+            let set = b.build(codec).unwrap().to_vec();
+            assert!(set.len() < 1 << 20, "{codec:?} compresses 8 MiB of zeros to {} bytes", set.len());
+            assert_eq!(validate(&set, 1 << 20), Err(BatchError::Inflated { max: 1 << 20 }), "{codec:?}");
+            assert!(validate(&set, 9 << 20).is_ok(), "{codec:?}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! A frame on the wire is a 4-byte big-endian length followed by that many bytes.
 //! The connection layer reads whole frames (with a size cap) and hands the payload
-//! here. Nothing in this module sizes an allocation from a length read off the wire.
+//! here. Nothing in this module sizes an allocation from a length read off the wire,
+//! and request bodies reach the codec only after the bounds check.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -43,6 +44,14 @@ pub fn peek_prefix(frame: &[u8]) -> Result<HeaderPrefix, FrameError> {
 pub fn decode_header(api: ApiKey, version: i16, body: &mut Bytes) -> Result<RequestHeader, FrameError> {
     let header_version = api.request_header_version(version);
     RequestHeader::decode(body, header_version).map_err(|e| FrameError::Malformed { api, version, reason: format!("header: {e}") })
+}
+
+/// Decodes a request body (after its header). The body first passes
+/// [`crate::bounds::check_request`], so the codec never sizes an allocation from a
+/// count the bytes cannot back.
+pub fn decode_body<R: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<R, FrameError> {
+    crate::bounds::check_request(api, version, body).map_err(|e| FrameError::Malformed { api, version, reason: e.to_string() })?;
+    R::decode(body, version).map_err(|e| FrameError::Malformed { api, version, reason: e.to_string() })
 }
 
 /// Encodes a response frame: length prefix, response header, body.

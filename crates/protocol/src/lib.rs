@@ -15,6 +15,7 @@
 #![deny(unsafe_code)]
 
 pub mod batch;
+pub mod bounds;
 pub mod compression;
 pub mod error;
 pub mod frame;

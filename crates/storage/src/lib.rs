@@ -35,6 +35,8 @@ pub enum StorageError {
     Corrupt(String),
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
     MessageTooLarge { size: usize, max: usize },
+    #[error("records decompress to more than max.message.bytes {max}")]
+    Inflated { max: usize },
     #[error("offset {offset} outside [{start}, {end}]")]
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
     #[error("log is offline")]

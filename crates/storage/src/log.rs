@@ -262,7 +262,7 @@ impl Log {
             // ask for either pay for looking inside.
             let recode = cfg.recompress.filter(|c| c.id() != b.compression() && !b.is_control());
             if cfg.compact || recode.is_some() {
-                let records = decode_batch(&b, max.saturating_mul(64)).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                let records = decode_batch(&b, max).map_err(|e| StorageError::Corrupt(e.to_string()))?;
                 if cfg.compact {
                     let keyless: Vec<i32> = records.iter().enumerate().filter(|(_, r)| r.key.is_none()).map(|(i, _)| i as i32).collect();
                     if !keyless.is_empty() {
@@ -701,6 +701,7 @@ fn remove_segment_files(dir: &Path, base: i64) {
 fn map_batch_error(e: BatchError) -> StorageError {
     match e {
         BatchError::TooLarge { size, max } => StorageError::MessageTooLarge { size, max },
+        BatchError::Inflated { max } => StorageError::Inflated { max },
         other => StorageError::Corrupt(other.to_string()),
     }
 }

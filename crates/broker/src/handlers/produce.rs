@@ -26,7 +26,7 @@ struct Pending {
 pub fn storage_error_code(e: &StorageError) -> ErrorCode {
     match e {
         StorageError::Corrupt(_) => ErrorCode::CorruptMessage,
-        StorageError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+        StorageError::MessageTooLarge { .. } | StorageError::Inflated { .. } => ErrorCode::MessageTooLarge,
         StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         StorageError::InvalidRecord { .. } => ErrorCode::InvalidRecord,
         StorageError::InvalidTimestamp(_) => ErrorCode::InvalidTimestamp,
