@@ -27,8 +27,9 @@ def free_port():
 class Broker:
     """A strom server process that can be stopped, killed and restarted on the same data."""
 
-    def __init__(self, data_dir, settings=None, config_file=None):
+    def __init__(self, data_dir, settings=None, config_file=None, env=None):
         self.data_dir = data_dir
+        self.env = dict(env or {})
         self.config_file = config_file
         self.port = free_port()
         self.settings = dict(settings or {})
@@ -46,7 +47,7 @@ class Broker:
         for k, v in {**self.settings, **(extra or {})}.items():
             args += ["--set", f"{k}={v}"]
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -96,8 +97,8 @@ def broker(tmp_path):
 def make_broker(tmp_path):
     made = []
 
-    def make(settings=None, config_file=None):
-        b = Broker(str(tmp_path / f"data{len(made)}"), settings, config_file)
+    def make(settings=None, config_file=None, env=None, data_dir=None):
+        b = Broker(data_dir or str(tmp_path / f"data{len(made)}"), settings, config_file, env)
         made.append(b)
         return b
 

@@ -73,6 +73,8 @@ pub const BROKER_DEFS: &[Def] = &[
     d("socket.request.max.bytes", Kind::Int, Some("104857600")),
     d("queued.max.requests", Kind::Int, Some("500")),
     d("connections.max.idle.ms", Kind::Long, Some("600000")),
+    d("max.connections", Kind::Int, Some("2147483647")),
+    d("max.connections.per.ip", Kind::Int, Some("2147483647")),
     d("offsets.topic.num.partitions", Kind::Int, Some("50")),
     d("offsets.topic.replication.factor", Kind::Int, Some("1")),
     // Kafka's dynamic SASL setting; accepted so admin tools that set it keep
@@ -169,7 +171,15 @@ type DynamicLayer = (BTreeMap<String, String>, BTreeMap<String, String>);
 /// settings (and the hour/minute forms of retention and roll).
 pub fn is_dynamic(name: &str) -> bool {
     TOPIC_DEFS.iter().any(|(_, syn, _)| *syn == name)
-        || matches!(name, "log.retention.hours" | "log.retention.minutes" | "log.roll.hours" | "sasl.kerberos.min.time.before.relogin")
+        || matches!(
+            name,
+            "log.retention.hours"
+                | "log.retention.minutes"
+                | "log.roll.hours"
+                | "sasl.kerberos.min.time.before.relogin"
+                | "max.connections"
+                | "max.connections.per.ip"
+        )
 }
 
 impl BrokerConfig {

@@ -1,19 +1,35 @@
 //! One client connection: framing, pipelining and in-order responses.
 //!
-//! The reader reads a frame (rejecting sizes over `socket.request.max.bytes`
-//! before allocating), runs the handler's ordered stage inline, and queues the
-//! handler's waiting stage as a task. The writer awaits those tasks in queue order
-//! and writes their responses, so responses leave in request order while many
-//! requests are in flight. The queue bound caps in-flight requests.
+//! The reader reads a frame, runs the handler's ordered stage inline, and queues
+//! the handler's waiting stage as a task. The writer awaits those tasks in queue
+//! order and writes their responses, so responses leave in request order while many
+//! requests are in flight. The queue bound caps in-flight requests per connection.
 //!
-//! A malformed frame closes this connection with a logged reason. A panic in a
-//! handler ends only this connection's task; the broker keeps serving.
+//! Limits on what one peer can hold:
+//! - a declared frame size over `socket.request.max.bytes` closes the connection
+//!   before anything is allocated;
+//! - a frame's buffer grows with the bytes that actually arrive (starting at
+//!   64 KiB, at most four times what was received), so a peer that declares a large
+//!   frame and stalls holds little;
+//! - a connection with no request in flight that sends nothing for
+//!   `connections.max.idle.ms` is closed, as is one that stalls mid-frame that long.
+//!
+//! A malformed frame closes this connection with a logged reason. A panic while
+//! handling a request is caught, logged with the peer, and closes only this
+//! connection; the broker keeps serving everyone else.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -21,18 +37,25 @@ use tokio::task::JoinHandle;
 use crate::dispatch::{self, Outcome};
 use crate::server::Broker;
 
-const MAX_IN_FLIGHT: usize = 64;
+/// Requests one connection may have in flight before the reader stops reading.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// The first allocation for a frame's body, whatever size it declares.
+pub const FIRST_CHUNK: usize = 64 * 1024;
 
 pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let (mut rd, wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<JoinHandle<Option<Bytes>>>(MAX_IN_FLIGHT);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let pending = in_flight.clone();
     let writer = tokio::spawn(async move {
         let mut wr = BufWriter::with_capacity(64 * 1024, wr);
         while let Some(task) = rx.recv().await {
-            let out = match task.await {
+            let out = task.await;
+            pending.fetch_sub(1, Ordering::Relaxed);
+            let out = match out {
                 Ok(out) => out,
                 Err(e) => {
-                    tracing::error!(%peer, error = %e, "request handler failed; closing connection");
+                    tracing::error!(%peer, error = %e, "request handler panicked; closing this connection");
                     break;
                 }
             };
@@ -53,44 +76,94 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
         let _ = wr.flush().await;
     });
     let max_frame = broker.config.int("socket.request.max.bytes").clamp(1024, i32::MAX as i64) as usize;
+    let idle = Duration::from_millis(broker.config.int("connections.max.idle.ms").clamp(1, i64::MAX / 2) as u64);
     let reason = loop {
-        let mut len = [0u8; 4];
-        let read = tokio::select! {
-            r = rd.read_exact(&mut len) => r,
+        let frame = tokio::select! {
+            r = read_frame(&mut rd, max_frame, idle, &in_flight) => r,
             _ = stop.changed() => break "broker shutting down".to_string(),
         };
-        if read.is_err() {
-            break "peer closed".to_string();
-        }
-        let size = i32::from_be_bytes(len);
-        if size < 0 || size as usize > max_frame {
-            break format!("frame size {size} outside 0..={max_frame} (socket.request.max.bytes)");
-        }
-        let mut frame = BytesMut::zeroed(size as usize);
-        if rd.read_exact(&mut frame).await.is_err() {
-            break "peer closed mid-frame".to_string();
-        }
-        match dispatch::dispatch(&broker, frame.freeze(), peer).await {
-            Ok(Outcome::Ready(bytes)) => {
-                let task = tokio::spawn(async move { bytes });
-                if tx.send(task).await.is_err() {
-                    break "writer closed".to_string();
-                }
-            }
-            Ok(Outcome::Later(fut)) => {
-                if tx.send(tokio::spawn(fut)).await.is_err() {
-                    break "writer closed".to_string();
-                }
-            }
-            Err(e) => break e.to_string(),
+        let frame = match frame {
+            Ok(f) => f,
+            Err(reason) => break reason,
+        };
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        let handled = CatchUnwind(std::pin::pin!(dispatch::dispatch(&broker, frame, peer))).await;
+        let task = match handled {
+            Ok(Ok(Outcome::Ready(bytes))) => tokio::spawn(async move { bytes }),
+            Ok(Ok(Outcome::Later(fut))) => tokio::spawn(fut),
+            Ok(Err(e)) => break e.to_string(),
+            Err(msg) => break format!("request handler panicked: {msg}"),
+        };
+        if tx.send(task).await.is_err() {
+            break "writer closed".to_string();
         }
     };
     match reason.as_str() {
-        "peer closed" | "broker shutting down" => {
-            tracing::debug!(%peer, %reason, "connection closed")
-        }
+        "peer closed" | "broker shutting down" => tracing::debug!(%peer, %reason, "connection closed"),
+        r if r.starts_with("request handler panicked") => tracing::error!(%peer, %reason, "closing connection"),
         _ => tracing::info!(%peer, %reason, "closing connection"),
     }
     drop(tx);
     let _ = writer.await;
+}
+
+/// Reads one frame's payload. The error is the reason to close the connection.
+async fn read_frame(rd: &mut OwnedReadHalf, max_frame: usize, idle: Duration, in_flight: &AtomicUsize) -> Result<Bytes, String> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    // Waiting for the next request: idle time counts only while nothing is in
+    // flight (a long-polling fetch is not idleness). `read` is cancel-safe, so a
+    // timeout loses no bytes.
+    while got < 4 {
+        match tokio::time::timeout(idle, rd.read(&mut len[got..])).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Err("peer closed".into()),
+            Ok(Ok(n)) => got += n,
+            Err(_) if in_flight.load(Ordering::Relaxed) == 0 => {
+                return Err(format!("idle for {} ms (connections.max.idle.ms)", idle.as_millis()));
+            }
+            Err(_) => {}
+        }
+    }
+    let size = i32::from_be_bytes(len);
+    if size < 0 || size as usize > max_frame {
+        return Err(format!("frame size {size} outside 0..={max_frame} (socket.request.max.bytes)"));
+    }
+    let size = size as usize;
+    let mut frame = BytesMut::with_capacity(size.min(FIRST_CHUNK));
+    while frame.len() < size {
+        if frame.len() == frame.capacity() {
+            let grow = (frame.capacity() * 3).max(FIRST_CHUNK).min(size - frame.len());
+            frame.reserve(grow);
+        }
+        let room = (frame.capacity() - frame.len()).min(size - frame.len());
+        let mut limited = (&mut frame).limit(room);
+        match tokio::time::timeout(idle, rd.read_buf(&mut limited)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Err("peer closed mid-frame".into()),
+            Ok(Ok(_)) => {}
+            Err(_) => return Err(format!("stalled mid-frame for {} ms (connections.max.idle.ms)", idle.as_millis())),
+        }
+    }
+    Ok(frame.freeze())
+}
+
+/// Runs a future, turning a panic inside it into an error carrying the message.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, String>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(payload) => {
+                let msg = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-text panic payload".into());
+                Poll::Ready(Err(msg))
+            }
+        }
+    }
 }

@@ -64,6 +64,14 @@ fn decode<R: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<R
     frame::decode_body(api, version, body)
 }
 
+/// Test hook: requests whose client id equals `STROM_TEST_PANIC_CLIENT_ID` (read
+/// once at start) panic here, so tests can prove a panic stays inside its connection.
+fn panic_hook_matches(client_id: &Option<String>) -> bool {
+    static HOOK: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let hook = HOOK.get_or_init(|| std::env::var("STROM_TEST_PANIC_CLIENT_ID").ok().filter(|s| !s.is_empty()));
+    hook.is_some() && hook == client_id
+}
+
 pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> Result<Outcome, DispatchError> {
     let prefix = frame::peek_prefix(&frame)?;
     let api = ApiKey::try_from(prefix.api_key).map_err(|_| FrameError::UnknownApiKey(prefix.api_key))?;
@@ -78,6 +86,9 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> R
     let header: RequestHeader = frame::decode_header(api, v, &mut body)?;
     let reply =
         Reply { api, version: v, correlation_id: header.correlation_id, client_id: header.client_id.as_ref().map(|s| s.to_string()), peer };
+    if panic_hook_matches(&reply.client_id) {
+        panic!("STROM_TEST_PANIC_CLIENT_ID matched client id {:?}", reply.client_id);
+    }
     let b = broker;
     Ok(match api {
         ApiKey::ApiVersions => handlers::api_versions::handle(&reply, decode(api, v, &mut body)?),

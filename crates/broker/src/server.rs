@@ -5,7 +5,9 @@
 //! stops, connections are told to close, and storage writes its clean-shutdown
 //! checkpoints.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -94,19 +96,70 @@ impl Broker {
     }
 }
 
+/// Open connections, in all and per client address, for `max.connections` and
+/// `max.connections.per.ip`.
+#[derive(Default)]
+struct OpenConnections {
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Holds one connection's place in [`OpenConnections`] until dropped.
+struct Slot {
+    open: Arc<OpenConnections>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut m = self.open.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Admits a new connection or refuses it (it is then closed at once, and the
+/// refusal logged). Both limits are read per connection, so changes apply live.
+fn admit(broker: &Broker, open: &Arc<OpenConnections>, ip: IpAddr) -> Option<Slot> {
+    let max_total = broker.config.int("max.connections").max(0) as usize;
+    let max_ip = broker.config.int("max.connections.per.ip").max(0) as usize;
+    let mut m = open.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+    let total: usize = m.values().sum();
+    let here = m.get(&ip).copied().unwrap_or(0);
+    if total >= max_total {
+        tracing::warn!(%ip, open = total, "refusing connection: max.connections reached");
+        return None;
+    }
+    if here >= max_ip {
+        tracing::warn!(%ip, open = here, "refusing connection: max.connections.per.ip reached");
+        return None;
+    }
+    *m.entry(ip).or_insert(0) += 1;
+    Some(Slot { open: open.clone(), ip })
+}
+
 /// Accepts connections until `shutdown` resolves, then closes the broker cleanly.
 pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = tokio::spawn(background_tasks(broker.clone(), stop_rx.clone()));
     tokio::pin!(shutdown);
     let mut conns = tokio::task::JoinSet::new();
+    let open = Arc::new(OpenConnections::default());
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Some(slot) = admit(&broker, &open, peer.ip()) else { continue };
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(crate::connection::serve(stream, peer, broker.clone(), stop_rx.clone()));
+                    let (b, stop) = (broker.clone(), stop_rx.clone());
+                    conns.spawn(async move {
+                        crate::connection::serve(stream, peer, b, stop).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.

@@ -19,6 +19,8 @@ pub mod bounds;
 pub mod compression;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod records;
 pub mod versions;
 

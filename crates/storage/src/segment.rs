@@ -268,12 +268,23 @@ impl Segment {
 
     /// Appends already-validated, offset-patched batches. `batches` lists
     /// (position within `data`, base offset, max timestamp, length).
+    ///
+    /// All or nothing: if a write fails (a full disk, say), the segment's state is
+    /// as before the call, and the next append writes over whatever part landed.
     pub fn append(&mut self, data: &[u8], batches: &[(usize, i64, i64, usize)], next_offset: i64, interval: usize) -> io::Result<()> {
         let start = self.size;
-        self.log.write_all_at(data, start)?;
-        self.size += data.len() as u64;
-        for &(at, base, ts, len) in batches {
-            self.note_batch(start + at as u64, base, ts, len, interval)?;
+        let before = (self.index.len(), self.time_index.len(), self.bytes_since_index, self.max_timestamp);
+        let written = self.log.write_all_at(data, start).and_then(|()| {
+            self.size += data.len() as u64;
+            batches.iter().try_for_each(|&(at, base, ts, len)| self.note_batch(start + at as u64, base, ts, len, interval))
+        });
+        if let Err(e) = written {
+            self.size = start;
+            self.index.truncate(before.0);
+            self.time_index.truncate(before.1);
+            self.bytes_since_index = before.2;
+            self.max_timestamp = before.3;
+            return Err(e);
         }
         self.next_offset = next_offset;
         Ok(())

@@ -11,10 +11,10 @@
 //! (`socket.request.max.bytes`), because elements are only materialised from
 //! bytes that arrived.
 //!
-//! Limit: under strict overcommit (`vm.overcommit_memory=2`) the kernel accounts
-//! even `MAP_NORESERVE` mappings, and such a request still fails. The
-//! schema-aware pre-validation planned for the hostile-input issue removes that
-//! dependency; see docs/ARCHITECTURE.md.
+//! Since then request bodies pass a bounds walk (`strom_protocol::bounds`) before
+//! the codec sees them, so no such count reaches it. This allocator stays as a
+//! second line of defence. Its own limit: under strict overcommit
+//! (`vm.overcommit_memory=2`) the kernel accounts even `MAP_NORESERVE` mappings.
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -16,29 +16,23 @@ fn every_accepted_api_has_a_layout() {
     }
 }
 
+fn default_passes<R: Encodable + Default + kafka_protocol::protocol::Message>(
+    api: ApiKey,
+    lo: i16,
+    hi: i16,
+) -> Result<(), crate::frame::FrameError> {
+    for v in lo.max(R::VERSIONS.min)..=hi {
+        let b = body(&R::default(), v);
+        assert_eq!(check_request(api, v, &b), Ok(b.len()), "{api:?} v{v}");
+    }
+    Ok(())
+}
+
 #[test]
 fn default_requests_pass_at_every_accepted_version() {
-    macro_rules! each {
-        ($($api:ident => $ty:ty),* $(,)?) => {$(
-            let (lo, hi) = crate::versions::advertised(ApiKey::$api).unwrap();
-            for v in lo.max(<$ty as kafka_protocol::protocol::Message>::VERSIONS.min)..=hi {
-                let b = body(&<$ty>::default(), v);
-                assert_eq!(check_request(ApiKey::$api, v, &b), Ok(b.len()), "{:?} v{v}", ApiKey::$api);
-            }
-        )*};
+    for &(api, lo, hi) in crate::versions::SUPPORTED {
+        crate::with_request_type!(api, default_passes, api, lo, hi).unwrap();
     }
-    each!(
-        Produce => ProduceRequest, Fetch => FetchRequest, ListOffsets => ListOffsetsRequest,
-        Metadata => MetadataRequest, ApiVersions => ApiVersionsRequest, CreateTopics => CreateTopicsRequest,
-        DeleteTopics => DeleteTopicsRequest, InitProducerId => InitProducerIdRequest,
-        DescribeConfigs => DescribeConfigsRequest, DescribeCluster => DescribeClusterRequest,
-        FindCoordinator => FindCoordinatorRequest, JoinGroup => JoinGroupRequest, SyncGroup => SyncGroupRequest,
-        Heartbeat => HeartbeatRequest, LeaveGroup => LeaveGroupRequest, OffsetCommit => OffsetCommitRequest,
-        OffsetFetch => OffsetFetchRequest, DescribeGroups => DescribeGroupsRequest, ListGroups => ListGroupsRequest,
-        DeleteGroups => DeleteGroupsRequest, OffsetDelete => OffsetDeleteRequest, DeleteRecords => DeleteRecordsRequest,
-        CreatePartitions => CreatePartitionsRequest, AlterConfigs => AlterConfigsRequest,
-        DescribeLogDirs => DescribeLogDirsRequest, IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
-    );
 }
 
 #[test]

@@ -1,0 +1,3 @@
+#![no_main]
+//! See `strom_protocol::fuzzing::decompress`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| strom_protocol::fuzzing::decompress(data));
