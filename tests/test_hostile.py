@@ -339,3 +339,25 @@ def test_hostile_traffic_beside_a_normal_client(broker, topic_name):
     assert rss_kib(pid, "VmPeak") < 3 * 1024 * 1024, "virtual memory reserved for undelivered frame bytes"
     for s in held:
         s.close()
+
+
+def test_malformed_batches_are_corrupt_message(broker, topic_name):
+    create_topic(broker.bootstrap, topic_name, 1)
+    good = batch_v2(record(b"a") + record(b"b", 1), 2, 0)
+    bad_crc = bytearray(good)
+    bad_crc[-2] ^= 0x01
+    cases = {
+        "bad crc": bytes(bad_crc),
+        "count above the records present": batch_v2(record(b"a"), 2, 0),
+        "count below the records present": batch_v2(record(b"a") + record(b"b", 1), 1, 0),
+        "record length varint overflows": batch_v2(b"\xff" * 11, 1, 0),
+        "negative record length": batch_v2(zigzag(-7) + b"\x00" * 8, 1, 0),
+        "negative batch length": struct.pack(">qi", 0, -5) + good[12:],
+        "batch length past the set": struct.pack(">qi", 0, len(good) + 100) + good[12:],
+        "unknown codec": batch_v2(record(b"a"), 1, 6),
+    }
+    for name, records in cases.items():
+        code = produce_error_code(broker.port, produce_request_v3(topic_name, records))
+        assert code == 2, f"{name}: error code {code}"
+    assert produce_error_code(broker.port, produce_request_v3(topic_name, good)) == 0
+    assert [m.value() for m in consume_all(broker.bootstrap, topic_name, 1)] == [b"a", b"b"]
