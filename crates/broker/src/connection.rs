@@ -8,9 +8,10 @@
 //! Limits on what one peer can hold:
 //! - a declared frame size over `socket.request.max.bytes` closes the connection
 //!   before anything is allocated;
-//! - a frame's buffer grows with the bytes that actually arrive (starting at
-//!   64 KiB, at most four times what was received), so a peer that declares a large
-//!   frame and stalls holds little;
+//! - frames are read into one buffer per connection, reused from frame to frame;
+//!   it grows with the bytes that actually arrive (from 64 KiB, to at most four
+//!   times what was received), so a peer that declares a large frame and stalls
+//!   holds little;
 //! - a connection with no request in flight that sends nothing for
 //!   `connections.max.idle.ms` is closed, as is one that stalls mid-frame that long.
 //!
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -41,6 +42,8 @@ use crate::server::Broker;
 pub const MAX_IN_FLIGHT: usize = 64;
 /// The first allocation for a frame's body, whatever size it declares.
 pub const FIRST_CHUNK: usize = 64 * 1024;
+/// A connection keeps its read buffer for reuse up to this size.
+const KEEP_BUFFER: usize = 16 << 20;
 
 pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let (mut rd, wr) = stream.into_split();
@@ -77,9 +80,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
     });
     let max_frame = broker.config.int("socket.request.max.bytes").clamp(1024, i32::MAX as i64) as usize;
     let idle = Duration::from_millis(broker.config.int("connections.max.idle.ms").clamp(1, i64::MAX / 2) as u64);
+    let mut frames = FrameReader { buf: BytesMut::new(), max_frame, idle };
     let reason = loop {
         let frame = tokio::select! {
-            r = read_frame(&mut rd, max_frame, idle, &in_flight) => r,
+            r = frames.next(&mut rd, &in_flight) => r,
             _ = stop.changed() => break "broker shutting down".to_string(),
         };
         let frame = match frame {
@@ -107,43 +111,61 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
     let _ = writer.await;
 }
 
-/// Reads one frame's payload. The error is the reason to close the connection.
-async fn read_frame(rd: &mut OwnedReadHalf, max_frame: usize, idle: Duration, in_flight: &AtomicUsize) -> Result<Bytes, String> {
-    let mut len = [0u8; 4];
-    let mut got = 0;
-    // Waiting for the next request: idle time counts only while nothing is in
-    // flight (a long-polling fetch is not idleness). `read` is cancel-safe, so a
-    // timeout loses no bytes.
-    while got < 4 {
-        match tokio::time::timeout(idle, rd.read(&mut len[got..])).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Err("peer closed".into()),
-            Ok(Ok(n)) => got += n,
-            Err(_) if in_flight.load(Ordering::Relaxed) == 0 => {
-                return Err(format!("idle for {} ms (connections.max.idle.ms)", idle.as_millis()));
+/// Reads frames from one connection into a buffer that is reused from frame to
+/// frame: once the previous frame's bytes are dropped, `reserve` reclaims the
+/// same allocation, so steady traffic neither allocates nor faults in fresh pages.
+/// One read may bring in several small frames.
+struct FrameReader {
+    buf: BytesMut,
+    max_frame: usize,
+    idle: Duration,
+}
+
+impl FrameReader {
+    /// The next frame's payload. The error is the reason to close the connection.
+    async fn next(&mut self, rd: &mut OwnedReadHalf, in_flight: &AtomicUsize) -> Result<Bytes, String> {
+        loop {
+            if self.buf.len() >= 4 {
+                let size = i32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
+                if size < 0 || size as usize > self.max_frame {
+                    return Err(format!("frame size {size} outside 0..={} (socket.request.max.bytes)", self.max_frame));
+                }
+                let need = 4 + size as usize;
+                if self.buf.len() >= need {
+                    let mut frame = self.buf.split_to(need);
+                    frame.advance(4);
+                    if self.buf.is_empty() && frame.capacity() > KEEP_BUFFER {
+                        // Do not hold an outsized buffer for the rest of the connection.
+                        self.buf = BytesMut::new();
+                    }
+                    return Ok(frame.freeze());
+                }
+                // Room for more of this frame, in proportion to what has arrived:
+                // a declared size alone never sizes the buffer.
+                if self.buf.capacity() - self.buf.len() < 4096 {
+                    let grow = (self.buf.len() * 3).max(FIRST_CHUNK).min(need - self.buf.len());
+                    self.buf.reserve(grow);
+                }
+            } else if self.buf.capacity() - self.buf.len() < 4096 {
+                self.buf.reserve(FIRST_CHUNK);
             }
-            Err(_) => {}
+            let mid_frame = !self.buf.is_empty();
+            match tokio::time::timeout(self.idle, rd.read_buf(&mut self.buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) if mid_frame => return Err("peer closed mid-frame".into()),
+                Ok(Ok(0)) | Ok(Err(_)) => return Err("peer closed".into()),
+                Ok(Ok(_)) => {}
+                Err(_) if mid_frame => {
+                    return Err(format!("stalled mid-frame for {} ms (connections.max.idle.ms)", self.idle.as_millis()));
+                }
+                // Between requests, idle time counts only while nothing is in flight
+                // (a long-polling fetch is not idleness). `read_buf` is cancel-safe.
+                Err(_) if in_flight.load(Ordering::Relaxed) == 0 => {
+                    return Err(format!("idle for {} ms (connections.max.idle.ms)", self.idle.as_millis()));
+                }
+                Err(_) => {}
+            }
         }
     }
-    let size = i32::from_be_bytes(len);
-    if size < 0 || size as usize > max_frame {
-        return Err(format!("frame size {size} outside 0..={max_frame} (socket.request.max.bytes)"));
-    }
-    let size = size as usize;
-    let mut frame = BytesMut::with_capacity(size.min(FIRST_CHUNK));
-    while frame.len() < size {
-        if frame.len() == frame.capacity() {
-            let grow = (frame.capacity() * 3).max(FIRST_CHUNK).min(size - frame.len());
-            frame.reserve(grow);
-        }
-        let room = (frame.capacity() - frame.len()).min(size - frame.len());
-        let mut limited = (&mut frame).limit(room);
-        match tokio::time::timeout(idle, rd.read_buf(&mut limited)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Err("peer closed mid-frame".into()),
-            Ok(Ok(_)) => {}
-            Err(_) => return Err(format!("stalled mid-frame for {} ms (connections.max.idle.ms)", idle.as_millis())),
-        }
-    }
-    Ok(frame.freeze())
 }
 
 /// Runs a future, turning a panic inside it into an error carrying the message.

@@ -230,7 +230,7 @@ fn append_records(b: &Broker, records: &[(i32, GroupRecord)]) -> Vec<(Arc<Log>, 
                 continue;
             }
         };
-        match log.append(batch.to_vec()) {
+        match log.append(batch) {
             Ok(info) => out.push((log, info.last_offset + 1)),
             Err(e) => tracing::error!(partition = p, error = %e, "cannot append group records"),
         }

@@ -13,7 +13,7 @@ fn index(c: &mut Criterion) {
     for _ in 0..16 {
         b.push(Record { value: Some(vec![1u8; 1024].into()), ..Default::default() });
     }
-    let batch = b.build(Codec::None).unwrap().to_vec();
+    let batch = b.build(Codec::None).unwrap();
     for _ in 0..4096 {
         log.append(batch.clone()).unwrap();
     }

@@ -23,6 +23,10 @@ use tokio::sync::watch;
 use crate::segment::Segment;
 use crate::{now_ms, StorageError};
 
+/// The bytes of a batch header the broker patches: base offset (0..8), length
+/// (8..12, unchanged) and partition leader epoch (12..16).
+pub const PATCHED_HEAD: usize = 16;
+
 /// The per-topic settings the log needs, under Kafka's names in comments.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -237,8 +241,14 @@ impl Log {
         self.end.subscribe()
     }
 
-    /// Validates and appends a producer's record set, assigning offsets in place.
-    pub fn append(&self, mut data: Vec<u8>) -> Result<AppendInfo, StorageError> {
+    /// Validates and appends a producer's record set, assigning offsets.
+    ///
+    /// The record set is written as received: only each batch's first 16 bytes
+    /// (base offset, length, leader epoch, none covered by the CRC) are patched,
+    /// in a small copy written ahead of the rest, so the common path copies no
+    /// record bytes. Topics that rebuild batches (compaction checks, recompression,
+    /// LogAppendTime) work on an owned copy.
+    pub fn append(&self, data: Bytes) -> Result<AppendInfo, StorageError> {
         let cfg = self.lock().config.clone();
         let max = cfg.max_message_bytes;
         // CRC work happens before taking the lock.
@@ -281,29 +291,30 @@ impl Log {
                 out.extend_from_slice(b.bytes());
             }
         }
-        if let Some(r) = rebuilt {
-            data = r;
-        }
         if cfg.log_append_time {
+            let owned = rebuilt.get_or_insert_with(|| data.to_vec());
             let mut at = 0;
-            while at < data.len() {
-                let len = BatchView::parse(&data[at..]).map_err(map_batch_error)?.total_len();
-                batch::set_log_append_time(&mut data[at..at + len], now);
+            while at < owned.len() {
+                let len = BatchView::parse(&owned[at..]).map_err(map_batch_error)?.total_len();
+                batch::set_log_append_time(&mut owned[at..at + len], now);
                 at += len;
             }
         }
+        let data: &[u8] = rebuilt.as_deref().unwrap_or(&data);
         let mut inner = self.lock();
         let epoch = inner.leader_epoch;
         let base_offset = inner.next_offset;
         let mut next = base_offset;
         let mut placed = Vec::new();
+        let mut heads = Vec::new();
         let mut at = 0usize;
         while at < data.len() {
-            let (len, delta, max_ts) = {
-                let v = BatchView::parse(&data[at..]).map_err(map_batch_error)?;
-                (v.total_len(), v.last_offset_delta(), v.max_timestamp())
-            };
-            batch::patch_offsets(&mut data[at..at + len], next, epoch);
+            let v = BatchView::parse(&data[at..]).map_err(map_batch_error)?;
+            let (len, delta, max_ts) = (v.total_len(), v.last_offset_delta(), v.max_timestamp());
+            let mut head = [0u8; PATCHED_HEAD];
+            head.copy_from_slice(&data[at..at + PATCHED_HEAD]);
+            batch::patch_offsets(&mut head, next, epoch);
+            heads.push(head);
             placed.push((at, next, max_ts, len));
             next += delta as i64 + 1;
             at += len;
@@ -311,7 +322,7 @@ impl Log {
         self.maybe_roll(&mut inner, data.len() as u64, now)?;
         let interval = inner.config.index_interval_bytes;
         let active = inner.segments.values_mut().next_back().ok_or(StorageError::Offline)?;
-        active.append(&data, &placed, next, interval)?;
+        active.append(data, &heads, &placed, next, interval)?;
         inner.next_offset = next;
         inner.unflushed_messages += next - base_offset;
         let flush_due = inner.unflushed_messages >= inner.config.flush_messages;

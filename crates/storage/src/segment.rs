@@ -271,10 +271,26 @@ impl Segment {
     ///
     /// All or nothing: if a write fails (a full disk, say), the segment's state is
     /// as before the call, and the next append writes over whatever part landed.
-    pub fn append(&mut self, data: &[u8], batches: &[(usize, i64, i64, usize)], next_offset: i64, interval: usize) -> io::Result<()> {
+    /// `heads[i]` replaces the first bytes of batch `i` (its patched offsets), so
+    /// the caller never copies `data` to patch it.
+    pub fn append(
+        &mut self,
+        data: &[u8],
+        heads: &[[u8; crate::log::PATCHED_HEAD]],
+        batches: &[(usize, i64, i64, usize)],
+        next_offset: i64,
+        interval: usize,
+    ) -> io::Result<()> {
         let start = self.size;
         let before = (self.index.len(), self.time_index.len(), self.bytes_since_index, self.max_timestamp);
-        let written = self.log.write_all_at(data, start).and_then(|()| {
+        let write = || -> io::Result<()> {
+            for (head, &(at, _, _, len)) in heads.iter().zip(batches) {
+                self.log.write_all_at(head, start + at as u64)?;
+                self.log.write_all_at(&data[at + head.len()..at + len], start + (at + head.len()) as u64)?;
+            }
+            Ok(())
+        };
+        let written = write().and_then(|()| {
             self.size += data.len() as u64;
             batches.iter().try_for_each(|&(at, base, ts, len)| self.note_batch(start + at as u64, base, ts, len, interval))
         });

@@ -7,12 +7,12 @@ use strom_protocol::compression::Codec;
 use strom_protocol::records::{BatchBuilder, Record};
 use strom_storage::{Log, LogConfig, LogManager, StorageError};
 
-fn batch(n: usize, tag: &str) -> Vec<u8> {
+fn batch(n: usize, tag: &str) -> bytes::Bytes {
     let mut b = BatchBuilder::new(1_700_000_000_000);
     for i in 0..n {
         b.push(Record { key: Some(format!("{tag}-{i}").into_bytes().into()), value: Some(vec![b'x'; 100].into()), ..Default::default() });
     }
-    b.build(Codec::None).unwrap().to_vec()
+    b.build(Codec::None).unwrap()
 }
 
 fn offsets(bytes: &[u8]) -> Vec<(i64, i64)> {
@@ -108,10 +108,10 @@ fn recovery_truncates_at_a_bad_crc() {
 fn corrupt_input_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let log = Log::open(d.path(), LogConfig::default(), true, 0, 0).unwrap();
-    let mut b = batch(2, "a");
+    let mut b = batch(2, "a").to_vec();
     let n = b.len();
     b[n - 1] ^= 1;
-    assert!(matches!(log.append(b), Err(StorageError::Corrupt(_))));
+    assert!(matches!(log.append(b.into()), Err(StorageError::Corrupt(_))));
     let cfg = LogConfig { max_message_bytes: 100, ..Default::default() };
     log.set_config(cfg);
     assert!(matches!(log.append(batch(5, "a")), Err(StorageError::MessageTooLarge { .. })));
@@ -160,7 +160,7 @@ fn find_by_timestamp_uses_batch_max_timestamps() {
     for t in [100i64, 200, 300] {
         let mut b = BatchBuilder::new(t);
         b.push(Record { value: Some(vec![1].into()), timestamp: t, ..Default::default() });
-        log.append(b.build(Codec::None).unwrap().to_vec()).unwrap();
+        log.append(b.build(Codec::None).unwrap()).unwrap();
     }
     let hit = log.find_by_timestamp(150).unwrap().unwrap();
     assert_eq!(offsets(&hit), vec![(1, 1)]);
@@ -177,7 +177,7 @@ fn timestamp_lookup_sees_maxima_between_index_points() {
     for t in [100i64, 900, 200, 300, 400, 500] {
         let mut b = BatchBuilder::new(t);
         b.push(Record { value: Some(vec![1; 100].into()), timestamp: t, ..Default::default() });
-        log.append(b.build(Codec::None).unwrap().to_vec()).unwrap();
+        log.append(b.build(Codec::None).unwrap()).unwrap();
     }
     drop(log);
     let log = Log::open(d.path(), cfg, true, 0, 0).unwrap();
@@ -212,7 +212,7 @@ fn retention_deletes_old_segments_but_never_the_active_one() {
     for (i, ts) in [(0, 1_000i64), (1, 1_000), (2, 1_000), (3, 50_000), (4, 50_000)] {
         let mut b = BatchBuilder::new(ts);
         b.push(Record { value: Some(vec![i as u8; 900].into()), timestamp: ts, ..Default::default() });
-        log.append(b.build(Codec::None).unwrap().to_vec()).unwrap();
+        log.append(b.build(Codec::None).unwrap()).unwrap();
     }
     assert_eq!(log.delete_old_segments(50_500).unwrap(), 3);
     assert_eq!(log.log_start_offset(), 3);
@@ -230,7 +230,7 @@ fn retention_deletes_old_segments_but_never_the_active_one() {
         log.append(batch(1, "x")).unwrap();
         let mut b = BatchBuilder::new(0);
         b.push(Record { value: Some(vec![0; 900].into()), ..Default::default() });
-        log.append(b.build(Codec::None).unwrap().to_vec()).unwrap();
+        log.append(b.build(Codec::None).unwrap()).unwrap();
     }
     let before = log.size_bytes();
     assert!(log.delete_old_segments(0).unwrap() > 0);
@@ -242,7 +242,7 @@ fn retention_deletes_old_segments_but_never_the_active_one() {
     assert!(log.advance_log_start(1_000).is_err());
 }
 
-fn keyed(key: &str, value: Option<&str>, ts: i64) -> Vec<u8> {
+fn keyed(key: &str, value: Option<&str>, ts: i64) -> bytes::Bytes {
     let mut b = BatchBuilder::new(ts);
     b.push(Record {
         key: Some(key.as_bytes().to_vec().into()),
@@ -250,7 +250,7 @@ fn keyed(key: &str, value: Option<&str>, ts: i64) -> Vec<u8> {
         timestamp: ts,
         ..Default::default()
     });
-    b.build(Codec::None).unwrap().to_vec()
+    b.build(Codec::None).unwrap()
 }
 
 fn all_records(log: &Log) -> Vec<strom_protocol::records::Record> {
@@ -284,10 +284,10 @@ fn compaction_keeps_the_latest_value_per_key_with_offset_gaps() {
     log.append(keyed("k1", None, 100)).unwrap(); // 10
     log.append(keyed("k2", None, 9_500)).unwrap(); // 11
     log.append(keyed("k9", Some("active"), 9_900)).unwrap(); // 12, lands in the active segment
-    assert!(matches!(log.append(b"x".to_vec()), Err(StorageError::Corrupt(_))));
+    assert!(matches!(log.append(bytes::Bytes::from_static(b"x")), Err(StorageError::Corrupt(_))));
     let mut b = BatchBuilder::new(0);
     b.push(Record { key: None, value: Some(vec![1].into()), ..Default::default() });
-    assert!(matches!(log.append(b.build(Codec::None).unwrap().to_vec()), Err(StorageError::InvalidRecord { .. })));
+    assert!(matches!(log.append(b.build(Codec::None).unwrap()), Err(StorageError::InvalidRecord { .. })));
     assert!(log.compact(10_000).unwrap() > 0);
     let recs = all_records(&log);
     let got: Vec<(i64, String, Option<String>)> = recs

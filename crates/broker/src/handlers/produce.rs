@@ -86,7 +86,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
                 tr.partition_responses.push(part(p, ErrorCode::CorruptMessage, Some("no records".into())));
                 continue;
             };
-            match log.append(records.to_vec()) {
+            match log.append(records) {
                 Ok(info) => {
                     appended = true;
                     let mut r = part(p, ErrorCode::None, None);
@@ -130,8 +130,18 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
     }
     let reply = reply.clone();
     Outcome::Later(Box::pin(async move {
-        for p in pending {
-            if let Err(e) = p.log.flush_to(p.end).await {
+        // The partitions' flushes run at once (each is group-committed with other
+        // requests' flushes of the same partition); the answer waits for all.
+        let flushes: Vec<_> = pending
+            .iter()
+            .map(|p| {
+                let (log, end) = (p.log.clone(), p.end);
+                tokio::spawn(async move { log.flush_to(end).await })
+            })
+            .collect();
+        for (p, flush) in pending.into_iter().zip(flushes) {
+            let result = flush.await.unwrap_or(Err(StorageError::Offline));
+            if let Err(e) = result {
                 tracing::error!(dir = %p.log.dir().display(), error = %e, "fsync failed");
                 if let Some(r) = resp.responses.get_mut(p.topic).and_then(|t| t.partition_responses.get_mut(p.partition)) {
                     *r = part(r.index, ErrorCode::KafkaStorageError, Some(e.to_string()));
