@@ -5,6 +5,7 @@
 # ceiling on this machine.
 #
 #   bench/compare.sh [--rounds N] [--messages N] [--smoke]
+#   STROM_DATA_ROOT=/dev/shm bench/compare.sh ...   # Strom's data on tmpfs: the broker without the disk
 #
 # Figures: produce msg/s and MB/s (acks=1 and acks=all, which Strom answers only
 # after fsync), consume MB/s catching up from the start of the topic (the topic
@@ -79,7 +80,7 @@ PY
 
 for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round/$ROUNDS" >&2
-  port=$(free_port); data=$(mktemp -d)
+  port=$(free_port); data=$(mktemp -d -p "${STROM_DATA_ROOT:-${TMPDIR:-/tmp}}")
   "$STROM" server --set "listeners=PLAINTEXT://127.0.0.1:$port" --set "log.dirs=$data" --set group.initial.rebalance.delay.ms=0 >"$OUT/strom.log" 2>&1 &
   spid=$!
   for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done

@@ -45,15 +45,24 @@ pub const FIRST_CHUNK: usize = 64 * 1024;
 /// A connection keeps its read buffer for reuse up to this size.
 const KEEP_BUFFER: usize = 16 << 20;
 
+/// A response in the writer's queue: ready now, or the task that will produce it.
+enum Queued {
+    Ready(Option<Bytes>),
+    Later(JoinHandle<Option<Bytes>>),
+}
+
 pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let (mut rd, wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<JoinHandle<Option<Bytes>>>(MAX_IN_FLIGHT);
+    let (tx, mut rx) = mpsc::channel::<Queued>(MAX_IN_FLIGHT);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let pending = in_flight.clone();
     let writer = tokio::spawn(async move {
         let mut wr = BufWriter::with_capacity(64 * 1024, wr);
-        while let Some(task) = rx.recv().await {
-            let out = task.await;
+        while let Some(queued) = rx.recv().await {
+            let out = match queued {
+                Queued::Ready(bytes) => Ok(bytes),
+                Queued::Later(task) => task.await,
+            };
             pending.fetch_sub(1, Ordering::Relaxed);
             let out = match out {
                 Ok(out) => out,
@@ -93,8 +102,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
         in_flight.fetch_add(1, Ordering::Relaxed);
         let handled = CatchUnwind(std::pin::pin!(dispatch::dispatch(&broker, frame, peer))).await;
         let task = match handled {
-            Ok(Ok(Outcome::Ready(bytes))) => tokio::spawn(async move { bytes }),
-            Ok(Ok(Outcome::Later(fut))) => tokio::spawn(fut),
+            Ok(Ok(Outcome::Ready(bytes))) => Queued::Ready(bytes),
+            Ok(Ok(Outcome::Later(fut))) => Queued::Later(tokio::spawn(fut)),
             Ok(Err(e)) => break e.to_string(),
             Err(msg) => break format!("request handler panicked: {msg}"),
         };
