@@ -25,3 +25,9 @@ def test_compare_script_smoke():
     assert out.returncode == 0, out.stderr[-3000:]
     for figure in ["produce_acks1_msgs", "produce_acksall_msgs", "consume_MBps", "e2e_p99_ms", "peak_rss_MiB", "cpu_s_per_GB"]:
         assert figure in out.stdout
+
+
+def test_latency_script_smoke():
+    out = subprocess.run(["bash", str(ROOT / "bench" / "latency.sh"), "--messages", "2000", "1000"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "rate    1000 msg/s" in out.stdout and "n=2000" in out.stdout, out.stdout
