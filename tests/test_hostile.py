@@ -145,10 +145,19 @@ def test_idle_connections_close(make_broker):
 
 def test_connection_limits(make_broker):
     b = make_broker({"max.connections.per.ip": 5}).start()
-    held = [socket.create_connection(("127.0.0.1", b.port)) for _ in range(5)]
-    for s in held:
+    held = []
+    deadline = time.time() + 10
+    while len(held) < 5:
+        # The start-up probe's connection may not be released yet: retry until
+        # five connections are served at once.
+        s = socket.create_connection(("127.0.0.1", b.port))
         s.sendall(api_versions_frame())
-        assert s.recv(4, socket.MSG_WAITALL)
+        if s.recv(4, socket.MSG_WAITALL):
+            held.append(s)
+        else:
+            s.close()
+            assert time.time() < deadline, "five connections never served at once"
+            time.sleep(0.1)
     extra = socket.create_connection(("127.0.0.1", b.port))
     assert closed_by_peer(extra)
     assert "max.connections.per.ip" in b.read_log()
