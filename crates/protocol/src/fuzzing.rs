@@ -87,7 +87,7 @@ pub fn request(data: &[u8]) {
 }
 
 /// [`request`] for a given API and version.
-pub fn request_at(api: ApiKey, version: i16, body: &[u8]) {
+fn request_at(api: ApiKey, version: i16, body: &[u8]) {
     let walked = bounds::check_request(api, version, body);
     if matches!(walked, Err(BoundsError::ImpossibleCount { .. })) {
         // The codec would size an allocation from this count: that is what the

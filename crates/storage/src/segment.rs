@@ -52,31 +52,14 @@ pub struct Segment {
 
 impl Segment {
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
-        let log_path = dir.join(file_name(base_offset, "log"));
-        let log = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&log_path)?;
-        let index_file = open_rw(&dir.join(file_name(base_offset, "index")), true)?;
-        let time_file = open_rw(&dir.join(file_name(base_offset, "timeindex")), true)?;
-        Ok(Segment {
-            base_offset,
-            log: Arc::new(log),
-            log_path,
-            index_file,
-            time_file,
-            size: 0,
-            index: Vec::new(),
-            time_index: Vec::new(),
-            bytes_since_index: 0,
-            max_timestamp: -1,
-            next_offset: base_offset,
-            created_ms: now_ms,
-        })
+        Self::open_files(dir, base_offset, now_ms, true)
     }
 
     /// Opens an existing segment and loads its indexes from their files without
     /// reading the log, except for the tail after the last index entry (to learn
     /// the next offset). Falls back to a full rebuild if the indexes look wrong.
     pub fn open_trusted(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
-        let mut seg = Self::open_files(dir, base_offset, now_ms)?;
+        let mut seg = Self::open_files(dir, base_offset, now_ms, false)?;
         let index_ok = seg.load_indexes()?;
         if !index_ok {
             tracing::warn!(segment = %seg.log_path.display(), "index inconsistent, rebuilding");
@@ -99,17 +82,18 @@ impl Segment {
     /// checking each batch's CRC and truncating at the first bad or torn batch.
     /// Returns the segment and whether it was truncated.
     pub fn open_recover(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<(Segment, bool)> {
-        let mut seg = Self::open_files(dir, base_offset, now_ms)?;
+        let mut seg = Self::open_files(dir, base_offset, now_ms, false)?;
         let truncated = seg.rebuild(true)?;
         Ok((seg, truncated))
     }
 
-    fn open_files(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
+    /// Opens a segment's three files: existing ones, or (`create`) new, empty ones.
+    fn open_files(dir: &Path, base_offset: i64, now_ms: i64, create: bool) -> io::Result<Segment> {
         let log_path = dir.join(file_name(base_offset, "log"));
-        let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
+        let log = OpenOptions::new().create(create).truncate(create).read(true).write(true).open(&log_path)?;
         let size = log.metadata()?.len();
-        let index_file = open_rw(&dir.join(file_name(base_offset, "index")), false)?;
-        let time_file = open_rw(&dir.join(file_name(base_offset, "timeindex")), false)?;
+        let index_file = open_rw(&dir.join(file_name(base_offset, "index")), create)?;
+        let time_file = open_rw(&dir.join(file_name(base_offset, "timeindex")), create)?;
         Ok(Segment {
             base_offset,
             log: Arc::new(log),
