@@ -201,6 +201,8 @@ impl Broker {
                 replicas: vec![self.node_id],
                 leader: self.node_id,
                 leader_epoch: 0,
+                isr: vec![self.node_id],
+                partition_epoch: 0,
             });
         }
         let image = self.metadata.commit(records).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
@@ -291,6 +293,8 @@ impl Broker {
                 replicas: vec![self.node_id],
                 leader: self.node_id,
                 leader_epoch: 0,
+                isr: vec![self.node_id],
+                partition_epoch: 0,
             })
             .collect();
         let image = self.metadata.commit(records).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;

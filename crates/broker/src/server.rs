@@ -185,6 +185,8 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
 async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut last_checkpoint = std::time::Instant::now();
+    // Kafka's first retention pass runs 30 s after start-up, then every interval.
+    let mut first_retention = Duration::from_secs(30);
     let mut last_retention = std::time::Instant::now();
     let mut last_clean = std::time::Instant::now();
     let clean_every = Duration::from_millis(broker.config.int("log.cleaner.backoff.ms").max(100) as u64);
@@ -204,8 +206,10 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
         }
         broker.sessions.expire(Duration::from_secs(120));
         broker.groups.tick(&broker).await;
-        if last_retention.elapsed() >= retention_every {
+        let retention_due = if first_retention.is_zero() { retention_every } else { first_retention.min(retention_every) };
+        if last_retention.elapsed() >= retention_due {
             last_retention = std::time::Instant::now();
+            first_retention = Duration::ZERO;
             let b = broker.clone();
             let _ = tokio::task::spawn_blocking(move || {
                 let now = strom_storage::now_ms();

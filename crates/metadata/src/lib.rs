@@ -16,14 +16,16 @@
 //! to come; the record/image split is what it plugs into.
 #![deny(unsafe_code)]
 
-use std::collections::BTreeMap;
+pub mod image;
+
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+pub use image::{BrokerImage, MetadataDelta, MetadataImage, MetadataRecord, PartitionImage, TopicImage};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -34,137 +36,6 @@ pub enum MetadataError {
     Encoding(#[from] serde_json::Error),
     #[error("bad meta.properties: {0}")]
     Properties(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-pub enum MetadataRecord {
-    Topic {
-        name: String,
-        id: Uuid,
-    },
-    Partition {
-        topic_id: Uuid,
-        partition: i32,
-        replicas: Vec<i32>,
-        leader: i32,
-        leader_epoch: i32,
-    },
-    /// `value: None` removes the override.
-    TopicConfig {
-        topic_id: Uuid,
-        key: String,
-        value: Option<String>,
-    },
-    RemoveTopic {
-        id: Uuid,
-    },
-    /// Reserves producer ids below `next`.
-    ProducerIds {
-        next: i64,
-    },
-    /// A dynamic broker setting for one node, or (`node: None`) the cluster default.
-    /// `value: None` removes it.
-    BrokerConfig {
-        node: Option<i32>,
-        key: String,
-        value: Option<String>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionImage {
-    pub partition: i32,
-    pub replicas: Vec<i32>,
-    pub leader: i32,
-    pub leader_epoch: i32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicImage {
-    pub name: String,
-    pub id: Uuid,
-    pub partitions: BTreeMap<i32, PartitionImage>,
-    pub configs: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct MetadataImage {
-    pub topics: BTreeMap<String, Arc<TopicImage>>,
-    pub topic_names: BTreeMap<Uuid, String>,
-    pub next_producer_id: i64,
-    /// Dynamic broker settings: (node or None for the cluster default) → key → value.
-    pub broker_configs: BTreeMap<Option<i32>, BTreeMap<String, String>>,
-    /// Number of records applied so far.
-    pub records: u64,
-}
-
-impl MetadataImage {
-    pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
-        self.topics.get(name)
-    }
-
-    pub fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicImage>> {
-        self.topic_names.get(id).and_then(|n| self.topics.get(n))
-    }
-
-    /// Builds the next image. Topics no record touches are shared with `self`.
-    pub fn apply(&self, records: &[MetadataRecord]) -> MetadataImage {
-        let mut next = self.clone();
-        for r in records {
-            next.replay(r);
-        }
-        next
-    }
-
-    fn touch(&mut self, id: &Uuid) -> Option<&mut TopicImage> {
-        let name = self.topic_names.get(id)?.clone();
-        self.topics.get_mut(&name).map(Arc::make_mut)
-    }
-
-    fn replay(&mut self, r: &MetadataRecord) {
-        self.records += 1;
-        match r {
-            MetadataRecord::Topic { name, id } => {
-                self.topic_names.insert(*id, name.clone());
-                self.topics.insert(
-                    name.clone(),
-                    Arc::new(TopicImage { name: name.clone(), id: *id, partitions: BTreeMap::new(), configs: BTreeMap::new() }),
-                );
-            }
-            MetadataRecord::Partition { topic_id, partition, replicas, leader, leader_epoch } => {
-                if let Some(t) = self.touch(topic_id) {
-                    t.partitions.insert(
-                        *partition,
-                        PartitionImage { partition: *partition, replicas: replicas.clone(), leader: *leader, leader_epoch: *leader_epoch },
-                    );
-                }
-            }
-            MetadataRecord::TopicConfig { topic_id, key, value } => {
-                if let Some(t) = self.touch(topic_id) {
-                    match value {
-                        Some(v) => t.configs.insert(key.clone(), v.clone()),
-                        None => t.configs.remove(key),
-                    };
-                }
-            }
-            MetadataRecord::RemoveTopic { id } => {
-                if let Some(name) = self.topic_names.remove(id) {
-                    self.topics.remove(&name);
-                }
-            }
-            MetadataRecord::ProducerIds { next } => {
-                self.next_producer_id = self.next_producer_id.max(*next);
-            }
-            MetadataRecord::BrokerConfig { node, key, value } => {
-                let scope = self.broker_configs.entry(*node).or_default();
-                match value {
-                    Some(v) => scope.insert(key.clone(), v.clone()),
-                    None => scope.remove(key),
-                };
-            }
-        }
-    }
 }
 
 /// The durable metadata log and the current image.
@@ -295,7 +166,7 @@ mod tests {
             assert_eq!(cluster.len(), 22);
             s.commit(vec![
                 MetadataRecord::Topic { name: "a".into(), id },
-                MetadataRecord::Partition { topic_id: id, partition: 0, replicas: vec![1], leader: 1, leader_epoch: 0 },
+                MetadataRecord::Partition { topic_id: id, partition: 0, replicas: vec![1], leader: 1, leader_epoch: 0, isr: vec![1], partition_epoch: 0 },
                 MetadataRecord::TopicConfig { topic_id: id, key: "retention.ms".into(), value: Some("5".into()) },
             ])
             .unwrap();
@@ -314,16 +185,5 @@ mod tests {
         s.commit(vec![MetadataRecord::RemoveTopic { id }]).unwrap();
         assert!(s.image().topic("a").is_none());
         assert!(MetadataStore::open(d.path(), 2).is_err());
-    }
-
-    #[test]
-    fn apply_shares_untouched_topics() {
-        let a = Uuid::new_v4();
-        let b = Uuid::new_v4();
-        let img = MetadataImage::default()
-            .apply(&[MetadataRecord::Topic { name: "a".into(), id: a }, MetadataRecord::Topic { name: "b".into(), id: b }]);
-        let next = img.apply(&[MetadataRecord::TopicConfig { topic_id: b, key: "k".into(), value: Some("v".into()) }]);
-        assert!(Arc::ptr_eq(&img.topics["a"], &next.topics["a"]));
-        assert!(!Arc::ptr_eq(&img.topics["b"], &next.topics["b"]));
     }
 }
