@@ -118,3 +118,111 @@ def create_topic(bootstrap, name, partitions=1, config=None):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     fut = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})])
     fut[name].result(timeout=30)
+
+
+class Cluster:
+    """Several `strom server` processes on loopback forming one cluster.
+
+    `voters` nodes are combined broker+controller (or controller-only when
+    `dedicated_controllers`); `extra_brokers` more are broker-only. Timeouts are
+    short so failovers happen in a second or two on a loaded 2-core machine.
+    """
+
+    FAST = {
+        "controller.quorum.election.timeout.ms": "500",
+        "controller.quorum.request.timeout.ms": "2000",
+        "broker.heartbeat.interval.ms": "200",
+        "broker.session.timeout.ms": "2000",
+        "group.initial.rebalance.delay.ms": "0",
+        "offsets.topic.num.partitions": "6",
+    }
+
+    def __init__(self, root, voters=3, extra_brokers=0, dedicated_controllers=False, settings=None, racks=None):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.nodes = {}
+        ids = list(range(1, voters + extra_brokers + 1))
+        cports = {i: free_port() for i in ids[:voters]}
+        quorum = ",".join(f"{i}@127.0.0.1:{cports[i]}" for i in ids[:voters])
+        for i in ids:
+            voter = i <= voters
+            roles = ("controller" if dedicated_controllers else "broker,controller") if voter else "broker"
+            s = {**self.FAST, **(settings or {}), "node.id": str(i), "process.roles": roles,
+                 "controller.quorum.voters": quorum, "controller.listener.names": "CONTROLLER"}
+            if racks:
+                s["broker.rack"] = racks[(i - 1) % len(racks)]
+            b = Broker(str(self.root / f"node{i}"), s)
+            b.log_path = self.root / f"node{i}.log"
+            listeners = []
+            if "broker" in roles:
+                listeners.append(f"PLAINTEXT://127.0.0.1:{b.port}")
+            if voter:
+                listeners.append(f"CONTROLLER://127.0.0.1:{cports[i]}")
+                b.controller_port = cports[i]
+            b.settings["listeners"] = ",".join(listeners)
+            b.is_broker = "broker" in roles
+            b.node_id = i
+            if not b.is_broker:
+                b.port = cports[i]  # wait for the controller listener instead
+            self.nodes[i] = b
+
+    def start(self):
+        # All at once: voters wait for each other to elect a leader.
+        procs = []
+        for b in self.nodes.values():
+            procs.append(b)
+            b.start_async()
+        for b in procs:
+            b.wait_listening()
+        return self
+
+    @property
+    def brokers(self):
+        return [b for b in self.nodes.values() if b.is_broker]
+
+    def bootstrap(self, exclude=()):
+        return ",".join(b.bootstrap for b in self.brokers if b.node_id not in exclude and b.proc)
+
+    def stop(self):
+        for b in self.nodes.values():
+            b.kill9()
+
+
+def _start_async(self, extra=None):
+    args = [STROM, "server", "--set", f"listeners=PLAINTEXT://127.0.0.1:{self.port}", "--set", f"log.dirs={self.data_dir}"]
+    for k, v in {**self.settings, **(extra or {})}.items():
+        args += ["--set", f"{k}={v}"]
+    self.log = open(self.log_path, "ab")
+    self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
+    return self
+
+
+def _wait_listening(self, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"strom exited with {self.proc.returncode}: {self.read_log()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return self
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("strom did not start listening")
+
+
+Broker.start_async = _start_async
+Broker.wait_listening = _wait_listening
+
+
+@pytest.fixture
+def make_cluster(tmp_path):
+    made = []
+
+    def make(**kw):
+        c = Cluster(tmp_path / f"cluster{len(made)}", **kw)
+        made.append(c)
+        return c.start()
+
+    yield make
+    for c in made:
+        c.stop()

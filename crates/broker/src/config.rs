@@ -87,6 +87,20 @@ pub const BROKER_DEFS: &[Def] = &[
     d("offsets.retention.minutes", Kind::Int, Some("10080")),
     d("offsets.retention.check.interval.ms", Kind::Long, Some("600000")),
     d("offset.metadata.max.bytes", Kind::Int, Some("4096")),
+    // The cluster (KRaft) settings, under Kafka's names.
+    d("process.roles", Kind::List, Some("broker,controller")),
+    d("controller.quorum.voters", Kind::Str, None),
+    d("controller.quorum.bootstrap.servers", Kind::Str, None),
+    d("controller.listener.names", Kind::Str, Some("CONTROLLER")),
+    d("listener.security.protocol.map", Kind::Str, None),
+    d("inter.broker.listener.name", Kind::Str, None),
+    d("controller.quorum.election.timeout.ms", Kind::Int, Some("1000")),
+    d("controller.quorum.fetch.timeout.ms", Kind::Int, Some("2000")),
+    d("controller.quorum.request.timeout.ms", Kind::Int, Some("2000")),
+    d("broker.heartbeat.interval.ms", Kind::Int, Some("2000")),
+    d("broker.session.timeout.ms", Kind::Int, Some("9000")),
+    d("broker.rack", Kind::Str, None),
+    d("controlled.shutdown.enable", Kind::Bool, Some("true")),
 ];
 
 /// (topic config, broker synonym, kind)
@@ -206,12 +220,96 @@ impl BrokerConfig {
     }
 
     fn check_listeners(&self) -> Result<(), ConfigError> {
-        for key in ["listeners", "advertised.listeners"] {
-            if let Some(v) = self.set.get(key) {
-                parse_listener(v).map_err(|reason| ConfigError::Invalid { name: key.into(), value: v.clone(), reason })?;
+        let invalid = |name: &str, reason: String| ConfigError::Invalid { name: name.into(), value: self.get(name), reason };
+        let listeners = self.listeners().map_err(|r| invalid("listeners", r))?;
+        if let Some(v) = self.set.get("advertised.listeners") {
+            parse_listeners(v, &self.get("listener.security.protocol.map")).map_err(|r| invalid("advertised.listeners", r))?;
+        }
+        let roles = self.roles().map_err(|r| invalid("process.roles", r))?;
+        let voters = self.voters().map_err(|r| invalid("controller.quorum.voters", r))?;
+        let controller_names = self.controller_listener_names();
+        if !roles.broker && !roles.controller {
+            return Err(invalid("process.roles", "give broker, controller or both".into()));
+        }
+        if roles.broker && !listeners.iter().any(|l| !controller_names.contains(&l.name)) {
+            return Err(invalid("listeners", "a broker needs a listener that is not in controller.listener.names".into()));
+        }
+        if let Some(voters) = &voters {
+            if roles.controller {
+                if !voters.contains_key(&self.node_id()) {
+                    return Err(invalid("controller.quorum.voters", format!("process.roles includes controller, but node.id {} is not a voter", self.node_id())));
+                }
+                if !listeners.iter().any(|l| controller_names.contains(&l.name)) {
+                    return Err(invalid(
+                        "listeners",
+                        format!("a controller needs a listener named in controller.listener.names ({})", controller_names.join(",")),
+                    ));
+                }
             }
+        } else if !roles.controller || !roles.broker {
+            return Err(invalid("controller.quorum.voters", "required unless the node is a single combined broker and controller".into()));
         }
         Ok(())
+    }
+
+    /// Every listener, named, with its (host, port).
+    pub fn listeners(&self) -> Result<Vec<Listener>, String> {
+        parse_listeners(&self.get("listeners"), &self.get("listener.security.protocol.map"))
+    }
+
+    pub fn controller_listener_names(&self) -> Vec<String> {
+        self.get("controller.listener.names").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    }
+
+    /// The listener that serves clients: `inter.broker.listener.name` if set, else
+    /// the first listener that is not a controller listener.
+    fn client_listener(&self) -> Option<Listener> {
+        let names = self.controller_listener_names();
+        let all = self.listeners().ok()?;
+        let wanted = self.set.get("inter.broker.listener.name");
+        all.iter()
+            .find(|l| wanted.is_some_and(|w| *w == l.name))
+            .or_else(|| all.iter().find(|l| !names.contains(&l.name)))
+            .cloned()
+    }
+
+    /// This node's controller listener, if it has one.
+    pub fn controller_listener(&self) -> Option<Listener> {
+        let names = self.controller_listener_names();
+        self.listeners().ok()?.into_iter().find(|l| names.contains(&l.name))
+    }
+
+    pub fn roles(&self) -> Result<Roles, String> {
+        let mut r = Roles { broker: false, controller: false };
+        for role in self.get("process.roles").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match role {
+                "broker" => r.broker = true,
+                "controller" => r.controller = true,
+                other => return Err(format!("unknown role '{other}'; use broker, controller or both")),
+            }
+        }
+        Ok(r)
+    }
+
+    /// `controller.quorum.voters` as id → host:port; `None` when not set (a single node).
+    pub fn voters(&self) -> Result<Option<BTreeMap<i32, String>>, String> {
+        let Some(v) = self.set.get("controller.quorum.voters").filter(|v| !v.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let mut out = BTreeMap::new();
+        for entry in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (id, addr) = entry.split_once('@').ok_or_else(|| format!("'{entry}' is not id@host:port"))?;
+            let id: i32 = id.trim().parse().map_err(|_| format!("'{id}' is not a node id"))?;
+            let (host, port) = addr.rsplit_once(':').ok_or_else(|| format!("'{addr}' is not host:port"))?;
+            port.parse::<u16>().map_err(|_| format!("bad port '{port}'"))?;
+            if out.insert(id, format!("{}:{port}", host.trim_matches(|c| c == '[' || c == ']'))).is_some() {
+                return Err(format!("voter {id} is listed twice"));
+            }
+        }
+        if out.is_empty() {
+            return Err("no voters".into());
+        }
+        Ok(Some(out))
     }
 
     /// Replaces the dynamic layer (from the metadata image).
@@ -287,14 +385,21 @@ impl BrokerConfig {
         self.get("log.dirs").split(',').next().unwrap_or("./strom-data").trim().to_string()
     }
 
-    /// (host, port) to bind.
+    /// (host, port) to bind for clients.
     pub fn listener(&self) -> (String, u16) {
-        parse_listener(&self.get("listeners")).unwrap_or_else(|_| ("127.0.0.1".into(), 9092))
+        self.client_listener().map(|l| (l.host, l.port)).unwrap_or_else(|| ("127.0.0.1".into(), 9092))
     }
 
-    /// (host, port) clients are told to connect to.
+    /// (host, port) clients are told to connect to: the advertised listener of the
+    /// client listener's name, else the client listener itself.
     pub fn advertised(&self) -> (String, u16) {
-        parse_listener(&self.get("advertised.listeners")).unwrap_or_else(|_| self.listener())
+        let name = self.client_listener().map(|l| l.name);
+        self.set
+            .get("advertised.listeners")
+            .and_then(|v| parse_listeners(v, &self.get("listener.security.protocol.map")).ok())
+            .and_then(|ls| ls.into_iter().find(|l| Some(&l.name) == name.as_ref()))
+            .map(|l| (l.host, l.port))
+            .unwrap_or_else(|| self.listener())
     }
 
     /// Names of all broker keys, for DescribeConfigs.
@@ -318,22 +423,64 @@ pub fn check_topic_config(name: &str, value: &str) -> Result<(), ConfigError> {
     check_value(name, *kind, value)
 }
 
-/// Parses `PLAINTEXT://host:port` (or `host:port`) into (host, port).
-pub fn parse_listener(v: &str) -> Result<(String, u16), String> {
-    let first = v.split(',').next().unwrap_or("").trim();
-    let addr = match first.split_once("://") {
-        Some((proto, rest)) => {
-            if proto != "PLAINTEXT" {
-                return Err(format!("only PLAINTEXT listeners are supported, got {proto}"));
-            }
-            rest
+/// A node's roles (`process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub broker: bool,
+    pub controller: bool,
+}
+
+/// One entry of `listeners`: `NAME://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Parses `NAME://host:port,…` (or a bare `host:port`, named PLAINTEXT). A name's
+/// security protocol comes from `protocol_map` (`NAME:PROTOCOL,…`); without an
+/// entry, a name that is itself a protocol is that protocol, and any other name
+/// (CONTROLLER, say) is PLAINTEXT. Only PLAINTEXT exists so far.
+pub fn parse_listeners(v: &str, protocol_map: &str) -> Result<Vec<Listener>, String> {
+    let mut map = BTreeMap::new();
+    for e in protocol_map.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (n, p) = e.split_once(':').ok_or_else(|| format!("listener.security.protocol.map entry '{e}' is not NAME:PROTOCOL"))?;
+        map.insert(n.trim().to_string(), p.trim().to_string());
+    }
+    let mut out: Vec<Listener> = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, addr) = match item.split_once("://") {
+            Some((n, rest)) => (n.to_string(), rest),
+            None => ("PLAINTEXT".to_string(), item),
+        };
+        let protocol = map.get(&name).cloned().unwrap_or_else(|| match name.as_str() {
+            "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => name.clone(),
+            _ => "PLAINTEXT".to_string(),
+        });
+        if protocol != "PLAINTEXT" {
+            return Err(format!("listener {name} uses {protocol}; only PLAINTEXT listeners are supported so far"));
         }
-        None => first,
-    };
-    let (host, port) = addr.rsplit_once(':').ok_or("expected host:port")?;
-    let port: u16 = port.parse().map_err(|_| format!("bad port '{port}'"))?;
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    Ok((host.trim_matches(|c| c == '[' || c == ']').to_string(), port))
+        let (host, port) = addr.rsplit_once(':').ok_or("expected host:port")?;
+        let port: u16 = port.parse().map_err(|_| format!("bad port '{port}'"))?;
+        let host = if host.is_empty() { "0.0.0.0" } else { host };
+        if out.iter().any(|l| l.name == name) {
+            return Err(format!("listener name {name} is used twice"));
+        }
+        out.push(Listener { name, host: host.trim_matches(|c| c == '[' || c == ']').to_string(), port });
+    }
+    if out.is_empty() {
+        return Err("no listeners".into());
+    }
+    Ok(out)
+}
+
+/// Parses the first listener of `v` into (host, port).
+pub fn parse_listener(v: &str) -> Result<(String, u16), String> {
+    parse_listeners(v, "").map(|mut ls| {
+        let l = ls.remove(0);
+        (l.host, l.port)
+    })
 }
 
 fn flatten(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
@@ -401,5 +548,44 @@ mod tests {
         assert_eq!(c.topic_value(&o, "max.message.bytes"), Some(("10".into(), Source::TopicOverride)));
         assert!(check_topic_config("segment.bytes", "x").is_err());
         assert!(check_topic_config("nope", "1").is_err());
+    }
+
+    #[test]
+    fn cluster_settings_under_kafka_names() {
+        let pairs = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let c = BrokerConfig::from_pairs(pairs(&[
+            ("node.id", "2"),
+            ("process.roles", "broker,controller"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093,2@127.0.0.1:9095,3@[::1]:9097"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095"),
+            ("controller.listener.names", "CONTROLLER"),
+        ]))
+        .unwrap();
+        assert_eq!(c.listener(), ("127.0.0.1".to_string(), 9094));
+        assert_eq!(c.controller_listener().map(|l| l.port), Some(9095));
+        let v = c.voters().unwrap().unwrap();
+        assert_eq!(v[&3], "::1:9097");
+        assert_eq!(c.roles().unwrap(), Roles { broker: true, controller: true });
+        // A controller that is not a voter, a broker with only a controller listener, bad voters.
+        let bad = [
+            vec![("node.id", "4"), ("controller.quorum.voters", "1@h:1"), ("listeners", "PLAINTEXT://h:2,CONTROLLER://h:3")],
+            vec![("process.roles", "broker"), ("controller.quorum.voters", "1@h:1"), ("listeners", "CONTROLLER://h:3")],
+            vec![("controller.quorum.voters", "1-h:1")],
+            vec![("process.roles", "controller")],
+            vec![("listeners", "PLAINTEXT://h:1,PLAINTEXT://h:2")],
+        ];
+        for b in bad {
+            assert!(BrokerConfig::from_pairs(pairs(&b)).is_err(), "{b:?}");
+        }
+        let broker_only = BrokerConfig::from_pairs(pairs(&[
+            ("node.id", "7"),
+            ("process.roles", "broker"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9099"),
+            ("advertised.listeners", "PLAINTEXT://example:19099"),
+        ]))
+        .unwrap();
+        assert_eq!(broker_only.advertised(), ("example".to_string(), 19099));
+        assert!(broker_only.controller_listener().is_none());
     }
 }

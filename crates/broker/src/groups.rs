@@ -1,37 +1,47 @@
 //! Runs the group coordinator state machine against real storage.
 //!
 //! The coordinator (`strom-coordinator`) decides; this module does the I/O:
-//! - appends the records it emits to `__consumer_offsets` (one batch per
-//!   partition), inside the coordinator lock so the log order is the decision
-//!   order;
-//! - fsyncs those partitions (group commit, outside the lock);
-//! - then delivers the answers to the JoinGroup/SyncGroup requests waiting on
-//!   oneshot channels, and returns the caller's own answer.
+//! - appends each write it emits to its partition of `__consumer_offsets` as one
+//!   batch, inside the coordinator lock so the log order is the decision order;
+//! - fsyncs it in a task of its own (group commit), so a client that goes away
+//!   cannot leave a write unreported, then reports the outcome to the
+//!   coordinator ([`GroupCoordinator::complete_write`]): only then do commits
+//!   become visible and assignments take effect ("apply from committed
+//!   records"); a failed append or fsync changes nothing;
+//! - delivers answers to the JoinGroup/SyncGroup requests waiting on oneshot
+//!   channels, and tells each caller how its own writes ended.
 //!
-//! At start-up it replays `__consumer_offsets` into the coordinator. A
-//! background tick drives session expiry, rebalance timeouts and offset retention.
+//! Ownership: this broker coordinates the groups of the `__consumer_offsets`
+//! partitions it has loaded ([`GroupManager::load_partition`]); the others answer
+//! NOT_COORDINATOR, or COORDINATOR_LOAD_IN_PROGRESS while being loaded. A loaded
+//! partition's log is kept here, so writes do not go through the broker again.
+//! A background tick drives session expiry, rebalance timeouts and offset
+//! retention of the owned groups.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use strom_coordinator::errors::{KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_SERVER_ERROR};
 use strom_coordinator::group::{Output, SyncResponse};
 use strom_coordinator::records::GroupRecord;
-use strom_coordinator::{GroupConfig, GroupCoordinator, Token};
+use strom_coordinator::{GroupConfig, GroupCoordinator, PartitionStatus, Token, Write, WriteId};
 use strom_protocol::batch::BatchIter;
 use strom_protocol::compression::Codec;
 use strom_protocol::records::{decode_batch, BatchBuilder, Record};
-use strom_storage::Log;
+use strom_storage::{Log, StorageError};
 use tokio::sync::oneshot;
 
 pub use strom_coordinator::group::JoinResponse;
 
 use crate::config::BrokerConfig;
-use crate::replica::NewTopic;
 use crate::server::Broker;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Bytes read from the log per step of a load.
+const LOAD_CHUNK: usize = 1 << 20;
 
 enum Waiter {
     Join(oneshot::Sender<JoinResponse>),
@@ -39,8 +49,16 @@ enum Waiter {
 }
 
 pub struct GroupManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     coord: Mutex<GroupCoordinator>,
+    /// Logs of the owned partitions; only touched with `coord` held.
+    logs: Mutex<HashMap<i32, Arc<Log>>>,
     waiting: Mutex<HashMap<Token, Waiter>>,
+    /// Callers waiting for their writes: the append error, or NONE.
+    writes: Mutex<HashMap<WriteId, oneshot::Sender<i16>>>,
     next_token: AtomicU64,
 }
 
@@ -56,184 +74,333 @@ pub fn group_config(c: &BrokerConfig) -> GroupConfig {
     }
 }
 
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a step left to wait for: how its writes end.
+pub struct Pending {
+    writes: Vec<oneshot::Receiver<i16>>,
+}
+
+/// Answers, write outcomes and fsyncs to start once the coordinator lock is released.
+#[derive(Default)]
+struct Answers {
+    joins: Vec<(Token, JoinResponse)>,
+    syncs: Vec<(Token, SyncResponse)>,
+    resolved: Vec<(WriteId, i16)>,
+    /// Appended writes: (log, offset to flush to, write).
+    flushes: Vec<(Arc<Log>, i64, WriteId)>,
+}
+
 impl GroupManager {
     pub fn new(config: GroupConfig) -> Self {
         GroupManager {
-            coord: Mutex::new(GroupCoordinator::new(config)),
-            waiting: Mutex::new(HashMap::new()),
-            next_token: AtomicU64::new(1),
+            inner: Arc::new(Inner {
+                coord: Mutex::new(GroupCoordinator::new(config)),
+                logs: Mutex::new(HashMap::new()),
+                waiting: Mutex::new(HashMap::new()),
+                writes: Mutex::new(HashMap::new()),
+                next_token: AtomicU64::new(1),
+            }),
         }
     }
 
-    /// The coordinator, for read-only questions (describe, list, fetch offsets).
+    /// The coordinator, for read-only questions (describe, list, fetch offsets)
+    /// and heartbeats, which write nothing.
     pub fn lock(&self) -> MutexGuard<'_, GroupCoordinator> {
-        self.coord.lock().unwrap_or_else(|p| p.into_inner())
+        guard(&self.inner.coord)
     }
 
-    fn waiting(&self) -> MutexGuard<'_, HashMap<Token, Waiter>> {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    /// The `__consumer_offsets` partition that stores a group.
+    pub fn partition_for(&self, group: &str) -> i32 {
+        self.lock().partition_for(group)
+    }
+
+    /// Whether this broker coordinates the groups of `partition` (loaded, not unloaded).
+    pub fn owns(&self, partition: i32) -> bool {
+        self.lock().owns(partition)
     }
 
     pub fn join_token(&self) -> (Token, oneshot::Receiver<JoinResponse>) {
-        let t = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let t = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.waiting().insert(t, Waiter::Join(tx));
+        guard(&self.inner.waiting).insert(t, Waiter::Join(tx));
         (t, rx)
     }
 
     pub fn sync_token(&self) -> (Token, oneshot::Receiver<SyncResponse>) {
-        let t = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let t = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.waiting().insert(t, Waiter::Sync(tx));
+        guard(&self.inner.waiting).insert(t, Waiter::Sync(tx));
         (t, rx)
     }
 
-    /// Runs one coordinator step, appends its records, and returns what must be
-    /// flushed before the answers go out.
-    pub fn step<R>(&self, b: &Broker, f: impl FnOnce(&mut GroupCoordinator) -> (R, Output)) -> (R, Pending) {
+    /// Runs one coordinator step: appends its writes (their fsync and report run
+    /// on their own), delivers the answers that can go now, and returns what the
+    /// caller may wait for with [`finish`](Self::finish).
+    pub fn step<R>(&self, f: impl FnOnce(&mut GroupCoordinator) -> (R, Output)) -> (R, Pending) {
         let mut coord = self.lock();
         let (r, out) = f(&mut coord);
-        let logs = if out.records.is_empty() { Vec::new() } else { append_records(b, &out.records) };
+        let mut receivers = Vec::with_capacity(out.writes.len());
+        if !out.writes.is_empty() {
+            let mut writes = guard(&self.inner.writes);
+            for w in &out.writes {
+                let (tx, rx) = oneshot::channel();
+                writes.insert(w.id, tx);
+                receivers.push(rx);
+            }
+        }
+        let answers = self.inner.process(&mut coord, out);
         drop(coord);
-        (r, Pending { logs, joins: out.joins, syncs: out.syncs })
+        self.inner.deliver(answers);
+        (r, Pending { writes: receivers })
     }
 
-    /// Makes a step's records durable, then answers its waiters.
-    pub async fn finish(&self, p: Pending) -> bool {
-        let mut ok = true;
-        for (log, end) in p.logs {
-            if let Err(e) = log.flush_to(end).await {
-                tracing::error!(error = %e, "__consumer_offsets flush failed");
-                ok = false;
+    /// Waits until a step's writes are durable and applied, or failed. Returns
+    /// NONE or the first append error (a Kafka code such as KAFKA_STORAGE_ERROR;
+    /// map it with `strom_coordinator::errors::{commit_error, write_error}`).
+    pub async fn finish(&self, p: Pending) -> i16 {
+        let mut result = NONE;
+        for rx in p.writes {
+            let code = rx.await.unwrap_or(UNKNOWN_SERVER_ERROR);
+            if result == NONE {
+                result = code;
             }
         }
-        let mut waiting = self.waiting();
-        for (t, r) in p.joins {
-            if let Some(Waiter::Join(tx)) = waiting.remove(&t) {
-                let _ = tx.send(r);
-            }
-        }
-        for (t, r) in p.syncs {
-            if let Some(Waiter::Sync(tx)) = waiting.remove(&t) {
-                let _ = tx.send(r);
-            }
-        }
-        ok
+        result
     }
 
-    pub async fn tick(&self, b: &Broker) {
+    pub async fn tick(&self, _b: &Broker) {
         let now = strom_storage::now_ms();
-        let ((), pending) = self.step(b, |c| ((), c.tick(now)));
+        let ((), pending) = self.step(|c| ((), c.tick(now)));
         self.finish(pending).await;
     }
 
-    /// Replays `__consumer_offsets` into the coordinator.
+    /// Loads every partition of `__consumer_offsets` in the current metadata
+    /// (the single node at start-up). Blocking disk reads.
     pub fn load(&self, b: &Broker) {
-        let image = b.metadata.image();
-        let Some(topic) = image.topic(OFFSETS_TOPIC) else {
-            return;
+        let partitions: Vec<i32> =
+            b.metadata.image().topic(OFFSETS_TOPIC).map(|t| t.partitions.keys().copied().collect()).unwrap_or_default();
+        for p in partitions {
+            self.load_partition(b, p);
+        }
+    }
+
+    /// Replays one partition of `__consumer_offsets` into the coordinator, then
+    /// serves its groups (they answer COORDINATOR_LOAD_IN_PROGRESS meanwhile).
+    /// Does blocking disk reads: call it from a blocking context. Does nothing if
+    /// the partition is owned or being loaded already; gives up if it is
+    /// unloaded while loading.
+    pub fn load_partition(&self, b: &Broker, partition: i32) {
+        let ticket = {
+            let mut coord = self.lock();
+            if coord.status(partition) != PartitionStatus::NotOwned {
+                return;
+            }
+            let (ticket, out) = coord.begin_load(partition);
+            let answers = self.inner.process(&mut coord, out);
+            drop(coord);
+            self.inner.deliver(answers);
+            ticket
         };
-        let now = strom_storage::now_ms();
-        let mut coord = self.lock();
+        let started = std::time::Instant::now();
+        let log = b.partition_log(OFFSETS_TOPIC, partition);
         let mut count = 0usize;
-        for p in topic.partitions.keys() {
-            let Some(log) = b.partition_log(OFFSETS_TOPIC, *p) else {
-                continue;
-            };
+        if let Some(log) = &log {
             let mut offset = log.log_start_offset();
-            while offset < log.log_end_offset() {
-                let read = match log.read(offset, 1 << 20) {
-                    Ok(r) if !r.records.is_empty() => r,
-                    _ => break,
-                };
-                for batch in BatchIter::new(&read.records) {
-                    let Ok(batch) = batch else { break };
-                    offset = batch.last_offset() + 1;
-                    let Ok(records) = decode_batch(&batch, 64 << 20) else {
-                        continue;
-                    };
-                    for r in records {
-                        let Some(key) = r.key else { continue };
-                        match GroupRecord::decode(&key, r.value.as_deref()) {
-                            Ok(Some(rec)) => {
-                                coord.load(rec, now);
-                                count += 1;
-                            }
-                            Ok(None) => {}
-                            Err(e) => {
-                                tracing::warn!(partition = p, offset = r.offset, error = %e, "skipping unreadable group record")
-                            }
-                        }
-                    }
+            let end = log.log_end_offset();
+            while offset < end {
+                // Read and decode without the lock; apply a chunk at a time. The
+                // partition's groups are invisible until the load finishes.
+                let (records, next) = read_chunk(log, partition, offset);
+                if next <= offset {
+                    break;
+                }
+                offset = next;
+                let mut coord = self.lock();
+                if coord.status(partition) != PartitionStatus::Loading(ticket) {
+                    tracing::info!(partition, "group load abandoned: partition unloaded");
+                    return;
+                }
+                let now = strom_storage::now_ms();
+                count += records.len();
+                for r in records {
+                    coord.load(r, now);
+                }
+            }
+        } else {
+            tracing::warn!(partition, "no log for this __consumer_offsets partition; its group writes will fail");
+        }
+        let mut coord = self.lock();
+        if !coord.finish_load(partition, ticket) {
+            return;
+        }
+        match log {
+            Some(log) => guard(&self.inner.logs).insert(partition, log),
+            None => guard(&self.inner.logs).remove(&partition),
+        };
+        tracing::info!(partition, records = count, ms = started.elapsed().as_millis() as u64, "group partition loaded");
+    }
+
+    /// Stops coordinating the groups of `partition`: they leave memory, waiting
+    /// JoinGroup/SyncGroup calls and writes in flight get NOT_COORDINATOR.
+    pub fn unload_partition(&self, partition: i32) {
+        let mut coord = self.lock();
+        let out = coord.unload(partition);
+        guard(&self.inner.logs).remove(&partition);
+        let answers = self.inner.process(&mut coord, out);
+        drop(coord);
+        self.inner.deliver(answers);
+        tracing::info!(partition, "group partition unloaded");
+    }
+}
+
+impl Inner {
+    /// Appends an output's writes (more outputs follow from writes that fail at
+    /// once); collects the answers and the fsyncs to start. Called with the
+    /// coordinator lock held.
+    fn process(&self, coord: &mut GroupCoordinator, out: Output) -> Answers {
+        let mut answers = Answers::default();
+        let mut queue = VecDeque::from([out]);
+        while let Some(mut out) = queue.pop_front() {
+            answers.joins.append(&mut out.joins);
+            answers.syncs.append(&mut out.syncs);
+            answers.resolved.append(&mut out.resolved);
+            for w in std::mem::take(&mut out.writes) {
+                match self.append(&w) {
+                    Ok((log, end)) => answers.flushes.push((log, end, w.id)),
+                    Err(code) => queue.push_back(coord.complete_write(w.id, code, strom_storage::now_ms())),
                 }
             }
         }
-        tracing::info!(records = count, groups = coord.list().len(), "group state loaded");
+        answers
     }
-}
 
-/// What a step left to do: flush these logs up to these offsets, then answer.
-pub struct Pending {
-    logs: Vec<(Arc<Log>, i64)>,
-    joins: Vec<(Token, JoinResponse)>,
-    syncs: Vec<(Token, SyncResponse)>,
-}
-
-/// Creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions`) if it
-/// does not exist yet, as Kafka does on the first group request.
-pub fn ensure_offsets_topic(b: &Broker) -> bool {
-    if b.metadata.image().topic(OFFSETS_TOPIC).is_some() {
-        return true;
-    }
-    let t = NewTopic {
-        name: OFFSETS_TOPIC.to_string(),
-        partitions: b.config.int("offsets.topic.num.partitions").max(1) as i32,
-        replication_factor: -1,
-        assignments: BTreeMap::new(),
-        configs: [("cleanup.policy".to_string(), "compact".to_string()), ("segment.bytes".to_string(), "104857600".to_string())].into(),
-    };
-    match b.create_topic(&t) {
-        Ok(_) => true,
-        Err(e) if e.code == strom_protocol::ErrorCode::TopicAlreadyExists => true,
-        Err(e) => {
-            tracing::error!(error = %e.message, "cannot create __consumer_offsets");
-            false
+    /// One write as one batch on its partition's log: (log, offset to flush to).
+    fn append(&self, w: &Write) -> Result<(Arc<Log>, i64), i16> {
+        let Some(log) = guard(&self.logs).get(&w.partition).cloned() else {
+            tracing::error!(partition = w.partition, "__consumer_offsets partition has no log here");
+            return Err(NOT_LEADER_OR_FOLLOWER);
+        };
+        let now = strom_storage::now_ms();
+        let mut builder = BatchBuilder::new(now);
+        for r in &w.records {
+            let (k, v) = r.encode();
+            builder.push(Record { key: Some(Bytes::from(k)), value: v.map(Bytes::from), timestamp: now, ..Default::default() });
+        }
+        let batch = builder.build(Codec::None).map_err(|e| {
+            tracing::error!(error = %e, "cannot build group record batch");
+            UNKNOWN_SERVER_ERROR
+        })?;
+        match log.append(batch) {
+            Ok(info) => Ok((log, info.last_offset + 1)),
+            Err(e) => {
+                tracing::error!(partition = w.partition, error = %e, "cannot append group records");
+                Err(storage_code(&e))
+            }
         }
     }
-}
 
-fn append_records(b: &Broker, records: &[(i32, GroupRecord)]) -> Vec<(Arc<Log>, i64)> {
-    if !ensure_offsets_topic(b) {
-        return Vec::new();
+    /// Fsyncs up to `end`, then reports the write. Runs as its own task so that a
+    /// caller that goes away cannot leave the write unreported. Called without
+    /// the coordinator lock.
+    fn flush_later(self: &Arc<Inner>, log: Arc<Log>, end: i64, id: WriteId) {
+        let this = self.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let result = log.flush_to(end).await;
+                    this.report(id, result);
+                });
+            }
+            Err(_) => {
+                let result = log.flush_blocking();
+                this.report(id, result);
+            }
+        }
     }
-    let mut by_partition: BTreeMap<i32, BatchBuilder> = BTreeMap::new();
-    let now = strom_storage::now_ms();
-    for (p, r) in records {
-        let (k, v) = r.encode();
-        by_partition.entry(*p).or_insert_with(|| BatchBuilder::new(now)).push(Record {
-            key: Some(Bytes::from(k)),
-            value: v.map(Bytes::from),
-            timestamp: now,
-            ..Default::default()
-        });
-    }
-    let mut out = Vec::new();
-    for (p, builder) in by_partition {
-        let Some(log) = b.partition_log(OFFSETS_TOPIC, p) else {
-            tracing::error!(partition = p, "__consumer_offsets partition missing");
-            continue;
-        };
-        let batch = match builder.build(Codec::None) {
-            Ok(b) => b,
+
+    fn report(self: &Arc<Inner>, id: WriteId, result: Result<(), StorageError>) {
+        let code = match result {
+            Ok(()) => NONE,
             Err(e) => {
-                tracing::error!(error = %e, "cannot build group record batch");
-                continue;
+                tracing::error!(error = %e, "__consumer_offsets flush failed");
+                storage_code(&e)
             }
         };
-        match log.append(batch) {
-            Ok(info) => out.push((log, info.last_offset + 1)),
-            Err(e) => tracing::error!(partition = p, error = %e, "cannot append group records"),
+        let mut coord = guard(&self.coord);
+        let out = coord.complete_write(id, code, strom_storage::now_ms());
+        let answers = self.process(&mut coord, out);
+        drop(coord);
+        self.deliver(answers);
+    }
+
+    /// Hands out answers and write outcomes and starts fsyncs. Called without the
+    /// coordinator lock.
+    fn deliver(self: &Arc<Inner>, a: Answers) {
+        for (log, end, id) in a.flushes {
+            self.flush_later(log, end, id);
+        }
+        if !a.joins.is_empty() || !a.syncs.is_empty() {
+            let mut waiting = guard(&self.waiting);
+            for (t, r) in a.joins {
+                if let Some(Waiter::Join(tx)) = waiting.remove(&t) {
+                    let _ = tx.send(r);
+                }
+            }
+            for (t, r) in a.syncs {
+                if let Some(Waiter::Sync(tx)) = waiting.remove(&t) {
+                    let _ = tx.send(r);
+                }
+            }
+        }
+        if !a.resolved.is_empty() {
+            let mut writes = guard(&self.writes);
+            for (id, code) in a.resolved {
+                if let Some(tx) = writes.remove(&id) {
+                    let _ = tx.send(code);
+                }
+            }
         }
     }
-    out
+}
+
+/// The Kafka error a produce would get for this storage failure.
+fn storage_code(e: &StorageError) -> i16 {
+    match e {
+        StorageError::Io(_) | StorageError::Offline => KAFKA_STORAGE_ERROR,
+        StorageError::MessageTooLarge { .. } | StorageError::Inflated { .. } => MESSAGE_TOO_LARGE,
+        _ => UNKNOWN_SERVER_ERROR,
+    }
+}
+
+/// Decodes the group records of the batches from `offset` on (about
+/// [`LOAD_CHUNK`] bytes); returns them and the offset to read next.
+fn read_chunk(log: &Log, partition: i32, mut offset: i64) -> (Vec<GroupRecord>, i64) {
+    let mut out = Vec::new();
+    let read = match log.read(offset, LOAD_CHUNK) {
+        Ok(r) if !r.records.is_empty() => r,
+        Ok(_) => return (out, offset),
+        Err(e) => {
+            tracing::error!(partition, offset, error = %e, "cannot read __consumer_offsets");
+            return (out, offset);
+        }
+    };
+    for batch in BatchIter::new(&read.records) {
+        let Ok(batch) = batch else { break };
+        offset = batch.last_offset() + 1;
+        let Ok(records) = decode_batch(&batch, 64 << 20) else {
+            continue;
+        };
+        for r in records {
+            let Some(key) = r.key else { continue };
+            match GroupRecord::decode(&key, r.value.as_deref()) {
+                Ok(Some(rec)) => out.push(rec),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(partition, offset = r.offset, error = %e, "skipping unreadable group record"),
+            }
+        }
+    }
+    (out, offset)
 }

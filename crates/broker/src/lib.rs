@@ -13,16 +13,21 @@
 
 pub mod config;
 pub mod connection;
+pub mod controller;
 pub mod dispatch;
 pub mod fetch_session;
 pub mod groups;
 pub mod handlers;
+pub mod lifecycle;
+pub mod node;
+pub mod publisher;
 pub mod replica;
 pub mod server;
 
 use std::sync::Arc;
 
 pub use config::{BrokerConfig, ConfigError};
+pub use node::Node;
 pub use server::{run, Broker};
 
 pub type Shared = Arc<Broker>;

@@ -1,19 +1,25 @@
-//! Partitions hosted by this broker: topic lifecycle and the topic → log mapping.
+//! Partitions hosted by this broker: the topic → log mapping, and the metadata
+//! publisher's local effects.
 //!
-//! Topic creation and deletion are metadata records first (committed to the
-//! metadata log), then local effects (opening or removing partition logs). A
-//! crash between the two is repaired at start-up by [`Broker::sync_logs`], which
-//! makes the logs on disk match the image.
+//! Topic and config changes go to the active controller, which commits them to
+//! the metadata quorum. Every node, the proposer included, learns the result
+//! from the published batch ([`Broker::publish`]): it opens or removes its
+//! partition logs, pushes settings and moves coordinators. A crash in between
+//! is repaired at start-up by [`Broker::sync_logs`], which makes the logs on
+//! disk match the image.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use strom_metadata::{MetadataImage, MetadataRecord, TopicImage};
+use strom_metadata::{MetadataDelta, MetadataImage, PartitionImage, TopicImage};
 use strom_protocol::ErrorCode;
 use strom_storage::{Log, LogConfig};
 use uuid::Uuid;
 
-use crate::config::{check_topic_config, ConfigError};
+pub use crate::controller::{ConfigChange, CreatedTopic, NewTopic};
+use crate::controller::{Answer, Failure, Request};
+use crate::groups::OFFSETS_TOPIC;
 use crate::server::Broker;
 
 /// A topic creation that failed, with Kafka's code and a message.
@@ -24,18 +30,11 @@ pub struct TopicError {
 }
 
 impl TopicError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         TopicError { code, message: message.into() }
     }
 }
 
-pub struct NewTopic {
-    pub name: String,
-    pub partitions: i32,
-    pub replication_factor: i16,
-    pub assignments: BTreeMap<i32, Vec<i32>>,
-    pub configs: BTreeMap<String, String>,
-}
 
 /// Kafka's topic name rule: 1-249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
@@ -88,14 +87,29 @@ impl Broker {
         self.logs.get(topic, partition)
     }
 
-    /// Opens logs for every partition in the image and removes logs of topics
-    /// that no longer exist.
+    /// Whether this node holds a replica of the partition.
+    pub fn hosts(&self, p: &PartitionImage) -> bool {
+        p.replicas.contains(&self.node_id)
+    }
+
+    /// The log of a partition this broker leads, or Kafka's error: NOT_LEADER_OR_FOLLOWER
+    /// when another broker leads it (or none does), UNKNOWN_TOPIC_OR_PARTITION when it does not exist.
+    pub fn leader_log(&self, image: &MetadataImage, topic: &str, partition: i32) -> Result<Arc<Log>, ErrorCode> {
+        let p = image.partition(topic, partition).ok_or(ErrorCode::UnknownTopicOrPartition)?;
+        if p.leader != self.node_id {
+            return Err(if p.leader < 0 { ErrorCode::LeaderNotAvailable } else { ErrorCode::NotLeaderOrFollower });
+        }
+        self.logs.get(topic, partition).ok_or(ErrorCode::NotLeaderOrFollower)
+    }
+
+    /// Opens logs for every partition this node hosts in the image and removes
+    /// logs of partitions it no longer hosts.
     pub fn sync_logs(&self) -> Result<(), strom_storage::StorageError> {
         let image = self.metadata.image();
         for t in image.topics.values() {
             let cfg = self.log_config(t);
-            for p in t.partitions.keys() {
-                self.logs.open_log(&t.name, *p, cfg.clone())?;
+            for p in t.partitions.values().filter(|p| self.hosts(p)) {
+                self.logs.open_log(&t.name, p.partition, cfg.clone())?;
             }
         }
         self.logs.remove_stray_deletes();
@@ -109,9 +123,9 @@ impl Broker {
                     continue;
                 };
                 let Ok(p) = p.parse::<i32>() else { continue };
-                let live = image.topic(topic).is_some_and(|t| t.partitions.contains_key(&p));
+                let live = image.partition(topic, p).is_some_and(|p| self.hosts(p));
                 if !live {
-                    tracing::info!(dir = %name, "removing log of a deleted topic");
+                    tracing::info!(dir = %name, "removing log of a partition this node no longer hosts");
                     let _ = self.logs.delete_log(topic, p);
                 }
             }
@@ -119,104 +133,114 @@ impl Broker {
         Ok(())
     }
 
-    /// Checks a creation request without changing anything.
-    pub fn check_new_topic(&self, image: &MetadataImage, t: &NewTopic) -> Result<(), TopicError> {
-        validate_topic_name(&t.name).map_err(|m| TopicError::new(ErrorCode::InvalidTopicException, m))?;
-        if image.topic(&t.name).is_some() {
-            return Err(TopicError::new(ErrorCode::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
-        }
-        let norm = t.name.replace('.', "_");
-        if let Some(other) = image.topics.keys().find(|n| n.replace('.', "_") == norm) {
-            return Err(TopicError::new(
-                ErrorCode::InvalidTopicException,
-                format!("Topic '{}' collides with existing topic: {other}", t.name),
-            ));
-        }
-        let brokers = 1;
-        if !t.assignments.is_empty() {
-            if t.partitions != -1 || t.replication_factor != -1 {
-                return Err(TopicError::new(
-                    ErrorCode::InvalidRequest,
-                    "Both numPartitions or replicationFactor and replicasAssignments were set.",
-                ));
+    /// Applies one published metadata batch on this node: opens the logs of new
+    /// partitions before handlers can see them, publishes the image, then removes
+    /// what is gone and pushes changed settings. Blocking: run it off the runtime.
+    pub fn publish(&self, delta: &MetadataDelta, image: Arc<MetadataImage>) {
+        let before = self.metadata.image();
+        if delta.full {
+            self.metadata.set(image);
+            if let Err(e) = self.sync_logs() {
+                tracing::error!(error = %e, "could not open logs after a metadata snapshot");
             }
-            for (i, (p, replicas)) in t.assignments.iter().enumerate() {
-                if *p != i as i32 {
-                    return Err(TopicError::new(ErrorCode::InvalidReplicaAssignment, "partitions must be numbered 0..n-1"));
-                }
-                if replicas.is_empty() || replicas.iter().any(|&b| b != self.node_id) {
-                    return Err(TopicError::new(
-                        ErrorCode::InvalidReplicaAssignment,
-                        format!("replica assignment {replicas:?} names brokers that do not exist"),
-                    ));
-                }
-                if replicas.len() > brokers {
-                    return Err(TopicError::new(ErrorCode::InvalidReplicationFactor, "replicas repeat a broker"));
+            self.apply_dynamic_config();
+            self.refresh_log_configs();
+            self.move_coordinators(&before, None);
+            return;
+        }
+        for (name, parts) in &delta.changed_partitions {
+            let Some(t) = image.topic(name) else { continue };
+            let cfg = self.log_config(t);
+            for p in parts.iter().filter_map(|p| t.partitions.get(p)).filter(|p| self.hosts(p)) {
+                if let Err(e) = self.logs.open_log(name, p.partition, cfg.clone()) {
+                    tracing::error!(topic = %name, partition = p.partition, error = %e, "cannot open partition log");
                 }
             }
-        } else {
-            if t.partitions == 0 || t.partitions < -1 {
-                return Err(TopicError::new(ErrorCode::InvalidPartitions, "Number of partitions must be larger than 0."));
+        }
+        self.metadata.set(image.clone());
+        for t in &delta.removed_topics {
+            for p in t.partitions.keys() {
+                if let Err(e) = self.logs.delete_log(&t.name, *p) {
+                    tracing::warn!(topic = %t.name, partition = p, error = %e, "could not remove log; removed at next start");
+                }
             }
-            if t.replication_factor == 0 || t.replication_factor < -1 {
-                return Err(TopicError::new(ErrorCode::InvalidReplicationFactor, "Replication factor must be larger than 0."));
+            self.sessions.forget_topic(&t.name);
+            tracing::info!(topic = %t.name, "deleted topic");
+        }
+        for (name, parts) in &delta.changed_partitions {
+            let Some(t) = image.topic(name) else { continue };
+            for p in parts.iter().filter_map(|p| t.partitions.get(p)) {
+                if !self.hosts(p) && self.logs.get(name, p.partition).is_some() {
+                    tracing::info!(topic = %name, partition = p.partition, "no longer a replica; removing the log");
+                    let _ = self.logs.delete_log(name, p.partition);
+                }
             }
-            let rf = if t.replication_factor == -1 { self.config.int("default.replication.factor") } else { t.replication_factor as i64 };
-            if rf > brokers as i64 {
-                return Err(TopicError::new(
-                    ErrorCode::InvalidReplicationFactor,
-                    format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {brokers} broker(s) are registered."),
-                ));
+            if !before.topics.contains_key(name) {
+                tracing::info!(topic = %name, partitions = t.partitions.len(), id = %t.id, "created topic");
             }
         }
-        for (k, v) in &t.configs {
-            check_topic_config(k, v).map_err(|e| invalid_config(k, e))?;
+        for name in &delta.changed_configs {
+            if let Some(t) = image.topic(name) {
+                self.apply_log_config(t);
+            }
         }
-        Ok(())
+        if delta.broker_configs_changed {
+            self.apply_dynamic_config();
+            self.refresh_log_configs();
+        }
+        self.move_coordinators(&before, Some(delta));
     }
 
-    /// Creates a topic: commits its records, then opens its logs.
-    pub fn create_topic(&self, t: &NewTopic) -> Result<Arc<TopicImage>, TopicError> {
-        let _guard = self.topic_lock.lock().unwrap_or_else(|p| p.into_inner());
+    /// Loads the group coordinators of the `__consumer_offsets` partitions this
+    /// node leads and unloads those it no longer leads.
+    fn move_coordinators(&self, before: &MetadataImage, delta: Option<&MetadataDelta>) {
         let image = self.metadata.image();
-        self.check_new_topic(&image, t)?;
-        let id = Uuid::new_v4();
-        let count = if t.assignments.is_empty() {
-            if t.partitions == -1 {
-                self.config.int("num.partitions") as i32
-            } else {
-                t.partitions
+        if let Some(d) = delta {
+            let touched = d.changed_partitions.contains_key(OFFSETS_TOPIC) || d.removed_topics.iter().any(|t| t.name == OFFSETS_TOPIC);
+            if !touched {
+                return;
             }
-        } else {
-            t.assignments.len() as i32
-        };
-        let mut records = vec![MetadataRecord::Topic { name: t.name.clone(), id }];
-        for (k, v) in &t.configs {
-            records.push(MetadataRecord::TopicConfig { topic_id: id, key: k.clone(), value: Some(v.clone()) });
         }
-        for p in 0..count {
-            records.push(MetadataRecord::Partition {
-                topic_id: id,
-                partition: p,
-                replicas: vec![self.node_id],
-                leader: self.node_id,
-                leader_epoch: 0,
-                isr: vec![self.node_id],
-                partition_epoch: 0,
-            });
+        let leads = |img: &MetadataImage, p: i32| img.partition(OFFSETS_TOPIC, p).is_some_and(|p| p.leader == self.node_id);
+        let count = image.topic(OFFSETS_TOPIC).map(|t| t.partitions.len()).max(before.topic(OFFSETS_TOPIC).map(|t| t.partitions.len()));
+        for p in 0..count.unwrap_or(0) as i32 {
+            let now = leads(&image, p);
+            if now && !self.groups.owns(p) {
+                self.groups.load_partition(self, p);
+            } else if !now && self.groups.owns(p) {
+                self.groups.unload_partition(p);
+            }
         }
-        let image = self.metadata.commit(records).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
-        let topic = image.topic(&t.name).cloned().ok_or_else(|| TopicError::new(ErrorCode::UnknownServerError, "topic vanished"))?;
-        let cfg = self.log_config(&topic);
-        for p in topic.partitions.keys() {
-            self.logs.open_log(&topic.name, *p, cfg.clone()).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+    }
+
+    /// At start-up: load the coordinators of the offsets partitions this node leads.
+    pub fn load_coordinators(&self) {
+        self.move_coordinators(&MetadataImage::default(), None);
+    }
+
+    /// Sends a request to the active controller and waits until this node has
+    /// applied its records, so the caller reads its own writes.
+    async fn ask_controller(&self, req: Request) -> Result<Answer, Failure> {
+        let timeout = self.controller.request_timeout.max(Duration::from_secs(5));
+        let reply = self.controller.call(req, timeout).await?;
+        if reply.offset > 0 && !self.metadata.wait_for(reply.offset, timeout).await {
+            tracing::warn!(offset = reply.offset, "committed metadata not applied here in time");
         }
-        tracing::info!(topic = %t.name, partitions = count, %id, "created topic");
-        Ok(topic)
+        Ok(reply.answer)
+    }
+
+    /// CreateTopics through the controller: one result per topic, in order.
+    pub async fn create_topics(&self, topics: Vec<NewTopic>, validate_only: bool) -> Vec<Result<CreatedTopic, TopicError>> {
+        let n = topics.len();
+        match self.ask_controller(Request::CreateTopics { topics, validate_only }).await {
+            Ok(Answer::CreateTopics(v)) if v.len() == n => v.into_iter().map(|r| r.map_err(TopicError::from)).collect(),
+            Ok(_) => vec![Err(TopicError::new(ErrorCode::UnknownServerError, "unexpected controller answer")); n],
+            Err(f) => vec![Err(f.into()); n],
+        }
     }
 
     /// Creates a topic with broker defaults because a client asked for it.
-    pub fn auto_create(&self, name: &str) -> Result<Arc<TopicImage>, TopicError> {
+    pub async fn auto_create(&self, name: &str) -> Result<Arc<TopicImage>, TopicError> {
         let t = NewTopic {
             name: name.to_string(),
             partitions: -1,
@@ -224,112 +248,77 @@ impl Broker {
             assignments: BTreeMap::new(),
             configs: BTreeMap::new(),
         };
-        match self.create_topic(&t) {
-            Err(e) if e.code == ErrorCode::TopicAlreadyExists => self.metadata.image().topic(name).cloned().ok_or(e),
-            other => other,
+        let result = self.create_topics(vec![t], false).await.pop().unwrap_or_else(|| Err(TopicError::new(ErrorCode::UnknownServerError, "no answer")));
+        match result {
+            Ok(_) => {}
+            Err(e) if e.code == ErrorCode::TopicAlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        self.metadata.image().topic(name).cloned().ok_or_else(|| TopicError::new(ErrorCode::LeaderNotAvailable, "topic is being created"))
+    }
+
+    /// DeleteTopics through the controller.
+    pub async fn delete_topic(&self, id: Uuid) -> Result<(), TopicError> {
+        match self.ask_controller(Request::DeleteTopics { ids: vec![id] }).await {
+            Ok(Answer::DeleteTopics(mut v)) if v.len() == 1 => v.remove(0).map_err(TopicError::from),
+            Ok(_) => Err(TopicError::new(ErrorCode::UnknownServerError, "unexpected controller answer")),
+            Err(f) => Err(f.into()),
         }
     }
 
-    /// Deletes a topic: commits the removal, then deletes its logs.
-    pub fn delete_topic(&self, id: Uuid) -> Result<(), TopicError> {
-        let _guard = self.topic_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let image = self.metadata.image();
-        let topic = image.topic_by_id(&id).cloned().ok_or_else(|| TopicError::new(ErrorCode::UnknownTopicId, "unknown topic id"))?;
-        self.metadata
-            .commit(vec![MetadataRecord::RemoveTopic { id }])
-            .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
-        for p in topic.partitions.keys() {
-            if let Err(e) = self.logs.delete_log(&topic.name, *p) {
-                tracing::warn!(topic = %topic.name, partition = p, error = %e, "could not remove log; removed at next start");
-            }
+    async fn done(&self, req: Request) -> Result<(), TopicError> {
+        match self.ask_controller(req).await {
+            Ok(Answer::Done(r)) => r.map_err(TopicError::from),
+            Ok(_) => Err(TopicError::new(ErrorCode::UnknownServerError, "unexpected controller answer")),
+            Err(f) => Err(f.into()),
         }
-        self.sessions.forget_topic(&topic.name);
-        tracing::info!(topic = %topic.name, %id, "deleted topic");
-        Ok(())
+    }
+
+    /// Creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions`,
+    /// `offsets.topic.replication.factor`) if it does not exist yet, as Kafka
+    /// does on the first group request. True once it exists here.
+    pub async fn ensure_offsets_topic(&self) -> bool {
+        if self.metadata.image().topic(OFFSETS_TOPIC).is_some() {
+            return true;
+        }
+        let t = NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            partitions: self.config.int("offsets.topic.num.partitions").max(1) as i32,
+            replication_factor: -1,
+            assignments: BTreeMap::new(),
+            configs: [("cleanup.policy".to_string(), "compact".to_string()), ("segment.bytes".to_string(), "104857600".to_string())].into(),
+        };
+        match self.create_topics(vec![t], false).await.pop() {
+            Some(Ok(_)) => true,
+            Some(Err(e)) if e.code == ErrorCode::TopicAlreadyExists => self.metadata.image().topic(OFFSETS_TOPIC).is_some(),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e.message, "cannot create __consumer_offsets");
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// CreatePartitions: grows a topic to `count` partitions (never shrinks).
+    pub async fn add_partitions(&self, name: &str, count: i32, assignments: Option<Vec<Vec<i32>>>, validate_only: bool) -> Result<(), TopicError> {
+        self.done(Request::CreatePartitions { topic: name.to_string(), count, assignments, validate_only }).await
+    }
+
+    /// Topic config changes, validated and committed by the controller; every
+    /// node's publisher hands the new settings to its logs.
+    pub async fn alter_topic_configs(&self, name: &str, changes: Vec<ConfigChange>, validate_only: bool) -> Result<(), TopicError> {
+        self.done(Request::AlterTopicConfigs { topic: name.to_string(), changes, validate_only }).await
+    }
+
+    /// Dynamic broker settings for one node (`Some(id)`) or the cluster default (`None`).
+    pub async fn alter_broker_configs(&self, node: Option<i32>, changes: Vec<ConfigChange>, validate_only: bool) -> Result<(), TopicError> {
+        self.done(Request::AlterBrokerConfigs { node, changes, validate_only }).await
     }
 }
 
-/// A topic config change: set a value, or remove the override (`None`).
-pub type ConfigChange = (String, Option<String>);
-
-impl Broker {
-    /// CreatePartitions: grows a topic to `count` partitions (never shrinks).
-    pub fn add_partitions(
-        &self,
-        name: &str,
-        count: i32,
-        assignments: Option<Vec<Vec<i32>>>,
-        validate_only: bool,
-    ) -> Result<(), TopicError> {
-        let _guard = self.topic_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let topic = self.existing_topic(name)?;
-        let current = topic.partitions.len() as i32;
-        if count <= current {
-            let msg = if count == current {
-                format!("Topic already has {current} partitions.")
-            } else {
-                format!("Topic currently has {current} partitions, which is higher than the requested {count}.")
-            };
-            return Err(TopicError::new(ErrorCode::InvalidPartitions, msg));
-        }
-        if let Some(a) = &assignments {
-            if a.len() as i32 != count - current {
-                return Err(TopicError::new(
-                    ErrorCode::InvalidReplicaAssignment,
-                    format!("Increasing the number of partitions by {} but {} assignments provided.", count - current, a.len()),
-                ));
-            }
-            if a.iter().any(|r| r.is_empty() || r.iter().any(|&b| b != self.node_id)) {
-                return Err(TopicError::new(ErrorCode::InvalidReplicaAssignment, "The assignment names brokers that do not exist."));
-            }
-        }
-        if validate_only {
-            return Ok(());
-        }
-        let records = (current..count)
-            .map(|p| MetadataRecord::Partition {
-                topic_id: topic.id,
-                partition: p,
-                replicas: vec![self.node_id],
-                leader: self.node_id,
-                leader_epoch: 0,
-                isr: vec![self.node_id],
-                partition_epoch: 0,
-            })
-            .collect();
-        let image = self.metadata.commit(records).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
-        if let Some(t) = image.topic(name) {
-            let cfg = self.log_config(t);
-            for p in current..count {
-                self.logs.open_log(name, p, cfg.clone()).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
-            }
-        }
-        tracing::info!(topic = name, from = current, to = count, "added partitions");
-        Ok(())
-    }
-
-    /// Applies topic config changes: validates every one, commits them, and
-    /// hands the new settings to the topic's open logs so they apply at once.
-    pub fn alter_topic_configs(&self, name: &str, changes: Vec<ConfigChange>, validate_only: bool) -> Result<(), TopicError> {
-        let _guard = self.topic_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let topic = self.existing_topic(name)?;
-        for (k, v) in &changes {
-            let check = match v {
-                Some(v) => check_topic_config(k, v),
-                None => check_topic_config(k, &self.config.topic_value(&BTreeMap::new(), k).map(|(d, _)| d).unwrap_or_default()),
-            };
-            check.map_err(|e| invalid_config(k, e))?;
-        }
-        if validate_only || changes.is_empty() {
-            return Ok(());
-        }
-        let records = changes.into_iter().map(|(key, value)| MetadataRecord::TopicConfig { topic_id: topic.id, key, value }).collect();
-        let image = self.metadata.commit(records).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
-        if let Some(t) = image.topic(name) {
-            self.apply_log_config(t);
-        }
-        tracing::info!(topic = name, "topic configuration changed");
-        Ok(())
+impl From<Failure> for TopicError {
+    fn from(f: Failure) -> Self {
+        TopicError { code: f.error_code(), message: f.message }
     }
 }
 
@@ -359,47 +348,5 @@ impl Broker {
             }
         }
     }
-
-    /// The topic named, or UNKNOWN_TOPIC_OR_PARTITION.
-    fn existing_topic(&self, name: &str) -> Result<Arc<TopicImage>, TopicError> {
-        self.metadata
-            .image()
-            .topic(name)
-            .cloned()
-            .ok_or_else(|| TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("The topic '{name}' does not exist.")))
-    }
-
-    /// Changes dynamic broker settings for one node (`Some(id)`) or the cluster
-    /// default (`None`): validated, committed to the metadata log, applied at once.
-    pub fn alter_broker_configs(&self, node: Option<i32>, changes: Vec<ConfigChange>, validate_only: bool) -> Result<(), TopicError> {
-        for (k, v) in &changes {
-            let def = crate::config::BROKER_DEFS
-                .iter()
-                .find(|d| d.name == k)
-                .ok_or_else(|| TopicError::new(ErrorCode::InvalidConfig, format!("Unknown broker config name: {k}")))?;
-            if !crate::config::is_dynamic(k) {
-                return Err(TopicError::new(ErrorCode::InvalidRequest, format!("Cannot update these configs dynamically: {k}")));
-            }
-            if let Some(v) = v {
-                crate::config::check_value(k, def.kind, v).map_err(|e| TopicError::new(ErrorCode::InvalidConfig, e.to_string()))?;
-            }
-        }
-        if validate_only || changes.is_empty() {
-            return Ok(());
-        }
-        let records = changes.into_iter().map(|(key, value)| MetadataRecord::BrokerConfig { node, key, value }).collect();
-        self.metadata.commit(records).map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
-        self.apply_dynamic_config();
-        self.refresh_log_configs();
-        tracing::info!(?node, "dynamic broker configuration changed");
-        Ok(())
-    }
 }
 
-/// A topic-config validation failure as Kafka reports it: INVALID_CONFIG.
-fn invalid_config(key: &str, e: ConfigError) -> TopicError {
-    match e {
-        ConfigError::Unknown(_) => TopicError::new(ErrorCode::InvalidConfig, format!("Unknown topic config name: {key}")),
-        other => TopicError::new(ErrorCode::InvalidConfig, other.to_string()),
-    }
-}

@@ -8,30 +8,34 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use strom_metadata::MetadataStore;
+use strom_metadata::MetadataImage;
 use strom_storage::LogManager;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
+use crate::controller::client::ControllerChannel;
 use crate::fetch_session::FetchSessions;
 
 /// Everything a handler can reach.
 pub struct Broker {
     pub config: BrokerConfig,
     pub node_id: i32,
-    pub metadata: MetadataStore,
+    /// The metadata image this node has applied, published by `publisher.rs`.
+    pub metadata: MetadataHandle,
     pub logs: LogManager,
     pub sessions: FetchSessions,
     /// (host, port) given to clients in Metadata.
     pub advertised: (String, u16),
-    /// Serialises topic creation and deletion.
-    pub(crate) topic_lock: Mutex<()>,
-    /// Next producer id handed out by InitProducerId.
-    pub(crate) producer_ids: Mutex<i64>,
+    /// The way to the active controller.
+    pub controller: ControllerChannel,
+    /// This broker's registration: epoch and whether it may serve.
+    pub lifecycle: crate::lifecycle::Lifecycle,
+    /// The current block of producer ids: (next, end).
+    pub(crate) producer_ids: tokio::sync::Mutex<(i64, i64)>,
     /// Bumped after every append; fetches waiting for data watch it.
     pub(crate) appended: watch::Sender<u64>,
     /// Consumer groups and committed offsets.
@@ -47,32 +51,42 @@ pub enum StartError {
     Storage(#[from] strom_storage::StorageError),
     #[error("cannot use data directory {0}: {1}")]
     DataDir(String, std::io::Error),
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(String, std::io::Error),
+    #[error("metadata quorum: {0}")]
+    Quorum(String),
 }
 
 impl Broker {
-    /// Opens the data directory, replays metadata and opens (recovering if the
-    /// last stop was unclean) every partition log. `bound_port` is the port the
-    /// listener actually got, used when the advertised port is 0.
-    pub fn open(config: BrokerConfig, bound_port: u16) -> Result<Broker, StartError> {
+    /// Opens the partition logs this node hosts in `image` (recovering them if the
+    /// last stop was unclean). `bound_port` is the port the client listener got,
+    /// used when the advertised port is 0.
+    pub fn open(
+        config: BrokerConfig,
+        bound_port: u16,
+        image: Arc<MetadataImage>,
+        controller: ControllerChannel,
+    ) -> Result<Broker, StartError> {
         let dir = std::path::PathBuf::from(config.data_dir());
         std::fs::create_dir_all(&dir).map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
         let node_id = config.node_id();
-        let metadata = MetadataStore::open(&dir, node_id)?;
         let logs = LogManager::open(&dir)?;
         let (host, port) = config.advertised();
         let port = if port == 0 { bound_port } else { port };
         let host = if host == "0.0.0.0" { "127.0.0.1".to_string() } else { host };
-        let next_pid = metadata.image().next_producer_id.max(1000);
         let config_for_groups = config.clone();
         let broker = Broker {
             config,
             node_id,
-            metadata,
+            metadata: MetadataHandle::new(image),
             logs,
             sessions: FetchSessions::new(1000),
             advertised: (host, port),
-            topic_lock: Mutex::new(()),
-            producer_ids: Mutex::new(next_pid),
+            controller,
+            lifecycle: crate::lifecycle::Lifecycle::new(),
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
             appended: watch::channel(0).0,
             groups: crate::groups::GroupManager::new(crate::groups::group_config(&config_for_groups)),
         };
@@ -81,7 +95,7 @@ impl Broker {
         let started = std::time::Instant::now();
         broker.sync_logs()?;
         tracing::info!(clean, logs = broker.logs.all().len(), ms = started.elapsed().as_millis() as u64, "logs loaded");
-        broker.groups.load(&broker);
+        broker.load_coordinators();
         Ok(broker)
     }
 
@@ -93,6 +107,39 @@ impl Broker {
                 tracing::error!(error = %e, "shutdown could not flush; next start will recover")
             }
         }
+    }
+}
+
+/// The applied metadata image, shared by every handler, and a way to wait for an offset.
+pub struct MetadataHandle {
+    image: RwLock<Arc<MetadataImage>>,
+    offset: watch::Sender<u64>,
+}
+
+impl MetadataHandle {
+    pub fn new(image: Arc<MetadataImage>) -> Self {
+        let offset = image.offset;
+        MetadataHandle { image: RwLock::new(image), offset: watch::channel(offset).0 }
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn cluster_id(&self) -> String {
+        self.image().cluster_id.clone().unwrap_or_default()
+    }
+
+    pub fn set(&self, image: Arc<MetadataImage>) {
+        let offset = image.offset;
+        *self.image.write().unwrap_or_else(|p| p.into_inner()) = image;
+        self.offset.send_replace(offset);
+    }
+
+    /// Waits until this node has applied `offset`; false on timeout.
+    pub async fn wait_for(&self, offset: u64, timeout: Duration) -> bool {
+        let mut rx = self.offset.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|o| *o >= offset)).await.is_ok_and(|r| r.is_ok())
     }
 }
 
@@ -148,7 +195,17 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     tokio::pin!(shutdown);
     let mut conns = tokio::task::JoinSet::new();
     let open = Arc::new(OpenConnections::default());
+    // Serve once registered and unfenced, as a KRaft broker does; until then
+    // connections wait in the listen backlog.
+    let mut serving = broker.lifecycle.serving();
+    tokio::select! {
+        _ = &mut shutdown => {}
+        _ = serving.wait_for(|s| *s) => tracing::info!("broker is unfenced and serving"),
+    }
     loop {
+        if !*serving.borrow() {
+            break;
+        }
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -171,6 +228,7 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
         }
     }
     tracing::info!("shutting down");
+    crate::lifecycle::controlled_shutdown(&broker).await;
     let _ = stop_tx.send(true);
     let drain = async { while conns.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {

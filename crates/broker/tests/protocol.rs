@@ -30,11 +30,10 @@ impl Server {
             ("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string()),
         ])
         .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let broker = Arc::new(Broker::open(cfg, port).unwrap());
+        let node = strom_broker::Node::start(cfg).await.unwrap();
+        let port = node.client_addr.unwrap().port();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(strom_broker::run(listener, broker, async {
+        let task = tokio::spawn(node.serve(async {
             let _ = rx.await;
         }));
         Server { addr: format!("127.0.0.1:{port}"), _dir: dir, stop: Some(tx), task: Some(task) }

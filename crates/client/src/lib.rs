@@ -96,6 +96,38 @@ pub struct FetchResult {
     pub next_offset: i64,
 }
 
+#[derive(Debug, Clone)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+    pub fenced: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterInfo {
+    pub cluster_id: String,
+    pub controller: i32,
+    pub brokers: Vec<BrokerInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VoterInfo {
+    pub id: i32,
+    pub log_end_offset: i64,
+    /// Milliseconds since the epoch, or -1.
+    pub last_fetch_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct QuorumInfo {
+    pub leader: i32,
+    pub epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<VoterInfo>,
+}
+
 fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
@@ -162,6 +194,94 @@ impl Client {
         let mut buf = BytesMut::zeroed(n as usize);
         self.stream.read_exact(&mut buf).await?;
         Ok(buf.freeze())
+    }
+
+    /// A connection to the leader of `topic`/`partition`, found through this
+    /// connection's Metadata (this connection itself when it is the leader).
+    /// Retries briefly while the partition has no leader (a failover).
+    pub async fn leader_for(&mut self, topic: &str, partition: i32) -> Result<Option<Client>> {
+        let mut tries = 0;
+        loop {
+            let (brokers, _, topics) = self.metadata(Some(&[topic]), false).await?;
+            let leader = topics.iter().find(|t| t.name == topic).and_then(|t| t.partitions.iter().find(|p| p.partition == partition)).map(|p| p.leader);
+            let Some(leader) = leader.filter(|l| *l >= 0) else {
+                tries += 1;
+                if tries > 50 {
+                    return Err(ClientError::broker(5, Some(format!("{topic}-{partition} has no leader"))));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let Some((_, host, port)) = brokers.iter().find(|b| b.0 == leader) else {
+                return Err(ClientError::Protocol(format!("leader {leader} of {topic}-{partition} is not among the brokers")));
+            };
+            let addr = format!("{host}:{port}");
+            let here = self.stream.peer_addr().ok().map(|a| a.to_string());
+            if here.as_deref() == Some(addr.as_str()) {
+                return Ok(None);
+            }
+            return Client::connect(&addr).await.map(Some);
+        }
+    }
+
+    /// DescribeCluster v2: cluster id, controller, and every broker (fenced ones too).
+    pub async fn describe_cluster(&mut self) -> Result<ClusterInfo> {
+        let mut req = DescribeClusterRequest::default();
+        req.include_fenced_brokers = true;
+        let v = self.version(ApiKey::DescribeCluster, 2)?;
+        let resp: DescribeClusterResponse = self.call_at(ApiKey::DescribeCluster, v, &req).await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::broker(resp.error_code, resp.error_message.map(|m| m.to_string())));
+        }
+        Ok(ClusterInfo {
+            cluster_id: resp.cluster_id.to_string(),
+            controller: resp.controller_id.0,
+            brokers: resp
+                .brokers
+                .iter()
+                .map(|b| BrokerInfo {
+                    id: b.broker_id.0,
+                    host: b.host.to_string(),
+                    port: b.port,
+                    rack: b.rack.as_ref().map(|r| r.to_string()),
+                    fenced: b.is_fenced,
+                })
+                .collect(),
+        })
+    }
+
+    /// DescribeQuorum: the metadata quorum's leader, epoch, high watermark and voters.
+    pub async fn describe_quorum(&mut self) -> Result<QuorumInfo> {
+        use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+        let mut p = PartitionData::default();
+        p.partition_index = 0;
+        let mut t = TopicData::default();
+        t.topic_name = TopicName(sb("__cluster_metadata"));
+        t.partitions = vec![p];
+        let mut req = DescribeQuorumRequest::default();
+        req.topics = vec![t];
+        let resp: DescribeQuorumResponse = self.call(ApiKey::DescribeQuorum, 1, &req).await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::broker(resp.error_code, resp.error_message.map(|m| m.to_string())));
+        }
+        let part = resp
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| ClientError::Protocol("DescribeQuorum answered no partition".into()))?;
+        if part.error_code != 0 {
+            return Err(ClientError::broker(part.error_code, part.error_message.as_ref().map(|m| m.to_string())));
+        }
+        Ok(QuorumInfo {
+            leader: part.leader_id.0,
+            epoch: part.leader_epoch,
+            high_watermark: part.high_watermark,
+            voters: part
+                .current_voters
+                .iter()
+                .map(|v| VoterInfo { id: v.replica_id.0, log_end_offset: v.log_end_offset, last_fetch_ms: v.last_fetch_timestamp })
+                .collect(),
+        })
     }
 
     /// Metadata for the named topics, or all topics when `topics` is `None`.

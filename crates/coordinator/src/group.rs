@@ -15,18 +15,28 @@
 //!   did not change, no rebalance happens.
 //! - A member whose session times out is removed and the group rebalances.
 //!
-//! Every method takes `now_ms` and returns an [`Output`]: records to append to
-//! `__consumer_offsets` and the answers for waiting JoinGroup/SyncGroup requests.
-//! The caller must make the records durable before delivering the answers.
+//! Every method takes `now_ms` and returns an [`Output`]: writes to append to
+//! `__consumer_offsets` and the answers for waiting JoinGroup/SyncGroup requests
+//! that can go out now. What a write changes is held back until the caller
+//! reports it durable with [`GroupCoordinator::complete_write`]:
+//! - offset commits and deletions become visible (Kafka's pending offset commits);
+//! - a leader's assignment makes the group `Stable` and answers the SyncGroups;
+//!   if the write fails they get the error and the group rebalances;
+//! - a static member's replacement is answered, or undone if the write fails;
+//! - a deleted or expired group is `Dead` while its tombstone is in flight and
+//!   goes away once it is durable (back to its state if the write fails).
+//!
+//! Writes of one partition take effect in the order they were made, as a replay
+//! of the log would apply them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
 
 use crate::errors::*;
 use crate::records::{GroupRecord, GroupValue, MemberValue, OffsetValue};
-use crate::{partition_for, Token};
+use crate::{partition_for, Token, WriteId};
 
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
@@ -115,15 +125,22 @@ pub struct Group {
     pending: HashMap<String, i64>,
     /// group.instance.id → member id
     static_members: HashMap<String, String>,
+    /// Durable committed offsets only.
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
     rebalance_deadline_ms: i64,
     initial_delay: Option<(i64, i64)>,
     sync_deadline_ms: i64,
     pub state_timestamp_ms: i64,
+    /// The `__consumer_offsets` partition that stores this group.
+    pub partition: i32,
+    /// Writes for this group that are not resolved yet.
+    inflight: u32,
+    /// The generation whose leader assignment is being written.
+    assigning: Option<i32>,
 }
 
 impl Group {
-    fn new(id: &str, now: i64) -> Group {
+    fn new(id: &str, now: i64, partition: i32) -> Group {
         Group {
             id: id.to_string(),
             state: State::Empty,
@@ -139,6 +156,9 @@ impl Group {
             initial_delay: None,
             sync_deadline_ms: 0,
             state_timestamp_ms: now,
+            partition,
+            inflight: 0,
+            assigning: None,
         }
     }
 
@@ -184,6 +204,11 @@ impl Group {
     }
 
     fn to_record(&self) -> GroupRecord {
+        self.record_with(None)
+    }
+
+    /// The group's metadata record; `assignments` replaces the members' current ones.
+    fn record_with(&self, assignments: Option<&HashMap<String, Bytes>>) -> GroupRecord {
         let protocol = self.protocol.clone();
         GroupRecord::Group {
             group: self.id.clone(),
@@ -204,7 +229,10 @@ impl Group {
                         rebalance_timeout_ms: m.rebalance_timeout_ms,
                         session_timeout_ms: m.session_timeout_ms,
                         subscription: protocol.as_deref().map(|p| m.metadata(p)).unwrap_or_default(),
-                        assignment: m.assignment.clone(),
+                        assignment: match assignments {
+                            Some(a) => a.get(&m.member_id).cloned().unwrap_or_default(),
+                            None => m.assignment.clone(),
+                        },
                     })
                     .collect(),
             }),
@@ -300,28 +328,371 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
 }
 
-/// What a call produced: records to make durable, then answers to deliver.
+/// Records for one `__consumer_offsets` partition, to append as one batch. The
+/// caller reports the outcome with [`GroupCoordinator::complete_write`].
+#[derive(Debug)]
+pub struct Write {
+    pub id: WriteId,
+    pub partition: i32,
+    pub records: Vec<GroupRecord>,
+}
+
+/// What a call produced: writes to make durable and answers to deliver now.
 #[derive(Debug, Default)]
 pub struct Output {
-    /// (`__consumer_offsets` partition, record)
-    pub records: Vec<(i32, GroupRecord)>,
+    pub writes: Vec<Write>,
     pub joins: Vec<(Token, JoinResponse)>,
     pub syncs: Vec<(Token, SyncResponse)>,
+    /// Writes that took effect (`NONE`) or were dropped (the append error, or
+    /// NOT_COORDINATOR when their partition was unloaded) during this call.
+    pub resolved: Vec<(WriteId, i16)>,
+    staged: Vec<GroupRecord>,
+    effects: Vec<Effect>,
+}
+
+impl Output {
+    /// Every record of every write.
+    pub fn records(&self) -> impl Iterator<Item = &GroupRecord> {
+        self.writes.iter().flat_map(|w| w.records.iter())
+    }
+
+    /// Adds another call's output to this one.
+    pub fn extend(&mut self, o: Output) {
+        self.writes.extend(o.writes);
+        self.joins.extend(o.joins);
+        self.syncs.extend(o.syncs);
+        self.resolved.extend(o.resolved);
+        self.staged.extend(o.staged);
+        self.effects.extend(o.effects);
+    }
+}
+
+/// What a write changes once it is durable.
+#[derive(Debug)]
+enum Effect {
+    /// An offset commit (`Some`) or deletion (`None`).
+    Offset { group: String, topic: String, partition: i32, value: Option<OffsetValue> },
+    /// A leader's assignment for `generation`: the group becomes Stable.
+    Assignment { group: String, generation: i32, assignments: HashMap<String, Bytes> },
+    /// A static member took a new member id in a stable group; its JoinGroup is
+    /// answered with `resp`, or the replacement is undone.
+    StaticRejoin { group: String, instance: String, old: Box<Member>, new_id: String, was_leader: bool, token: Token, resp: JoinResponse },
+    /// The group's tombstone: the group goes; `before` is its state if the write fails.
+    RemoveGroup { group: String, before: State },
+}
+
+impl Effect {
+    fn group(&self) -> &str {
+        match self {
+            Effect::Offset { group, .. }
+            | Effect::Assignment { group, .. }
+            | Effect::StaticRejoin { group, .. }
+            | Effect::RemoveGroup { group, .. } => group,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PendingWrite {
+    id: WriteId,
+    groups: Vec<String>,
+    effects: Vec<Effect>,
+    /// Set once the caller reported the write.
+    result: Option<i16>,
+}
+
+/// Whether this coordinator serves a partition's groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionStatus {
+    NotOwned,
+    /// Being replayed; the value tells this load from a later one.
+    Loading(u64),
+    Owned,
 }
 
 pub struct GroupCoordinator {
     pub config: GroupConfig,
     groups: HashMap<String, Group>,
     next_member: u64,
+    partitions: HashMap<i32, PartitionStatus>,
+    next_load: u64,
+    /// Unresolved writes per `__consumer_offsets` partition, in the order made.
+    pending: HashMap<i32, VecDeque<PendingWrite>>,
+    next_write: WriteId,
 }
 
 impl GroupCoordinator {
+    /// A coordinator that owns no partition yet: load some with
+    /// [`begin_load`](Self::begin_load) / [`finish_load`](Self::finish_load).
     pub fn new(config: GroupConfig) -> Self {
-        GroupCoordinator { config, groups: HashMap::new(), next_member: 0 }
+        GroupCoordinator {
+            config,
+            groups: HashMap::new(),
+            next_member: 0,
+            partitions: HashMap::new(),
+            next_load: 0,
+            pending: HashMap::new(),
+            next_write: 1,
+        }
     }
 
     pub fn group(&self, id: &str) -> Option<&Group> {
         self.groups.get(id)
+    }
+
+    /// The `__consumer_offsets` partition of a group.
+    pub fn partition_for(&self, group: &str) -> i32 {
+        partition_for(group, self.config.offsets_partitions)
+    }
+
+    // ----- Ownership -------------------------------------------------------
+
+    pub fn status(&self, partition: i32) -> PartitionStatus {
+        self.partitions.get(&partition).copied().unwrap_or(PartitionStatus::NotOwned)
+    }
+
+    pub fn owns(&self, partition: i32) -> bool {
+        self.status(partition) == PartitionStatus::Owned
+    }
+
+    /// Whether some partition is being loaded.
+    pub fn loading(&self) -> bool {
+        self.partitions.values().any(|s| matches!(s, PartitionStatus::Loading(_)))
+    }
+
+    /// NONE if this coordinator serves the group, else NOT_COORDINATOR or
+    /// COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn check(&self, group: &str) -> i16 {
+        match self.status(self.partition_for(group)) {
+            PartitionStatus::Owned => NONE,
+            PartitionStatus::Loading(_) => COORDINATOR_LOAD_IN_PROGRESS,
+            PartitionStatus::NotOwned => NOT_COORDINATOR,
+        }
+    }
+
+    /// Starts loading a partition: its groups answer COORDINATOR_LOAD_IN_PROGRESS
+    /// until [`finish_load`](Self::finish_load). Replay its records with
+    /// [`load`](Self::load). Returns the load's ticket. A partition already owned
+    /// is unloaded first.
+    pub fn begin_load(&mut self, partition: i32) -> (u64, Output) {
+        let out = self.unload(partition);
+        self.next_load += 1;
+        self.partitions.insert(partition, PartitionStatus::Loading(self.next_load));
+        (self.next_load, out)
+    }
+
+    /// Ends a load: the partition is owned. False (and nothing changes) if the
+    /// partition was unloaded or loaded again since `ticket`.
+    pub fn finish_load(&mut self, partition: i32, ticket: u64) -> bool {
+        if self.status(partition) != PartitionStatus::Loading(ticket) {
+            return false;
+        }
+        self.partitions.insert(partition, PartitionStatus::Owned);
+        true
+    }
+
+    /// Gives up a partition: its groups leave memory, their waiting JoinGroup and
+    /// SyncGroup requests and unresolved writes get NOT_COORDINATOR.
+    pub fn unload(&mut self, partition: i32) -> Output {
+        let mut out = Output::default();
+        self.partitions.remove(&partition);
+        let ids: Vec<String> = self.groups.values().filter(|g| g.partition == partition).map(|g| g.id.clone()).collect();
+        for id in ids {
+            let Some(g) = self.groups.remove(&id) else { continue };
+            for m in g.members.values() {
+                if let Some(t) = m.awaiting_join {
+                    out.joins.push((t, JoinResponse::error(NOT_COORDINATOR, &m.member_id)));
+                }
+                if let Some(t) = m.awaiting_sync {
+                    out.syncs.push((t, SyncResponse::error(NOT_COORDINATOR)));
+                }
+            }
+        }
+        for w in self.pending.remove(&partition).unwrap_or_default() {
+            out.resolved.push((w.id, NOT_COORDINATOR));
+            for e in w.effects {
+                if let Effect::StaticRejoin { token, .. } = e {
+                    out.joins.push((token, JoinResponse::error(NOT_COORDINATOR, "")));
+                }
+            }
+        }
+        out
+    }
+
+    // ----- Writes ----------------------------------------------------------
+
+    /// Turns a call's staged records and effects into writes, one per partition.
+    fn seal(&mut self, out: &mut Output) {
+        let mut by_partition: BTreeMap<i32, (Vec<GroupRecord>, Vec<Effect>)> = BTreeMap::new();
+        for r in std::mem::take(&mut out.staged) {
+            by_partition.entry(self.partition_for(r.group())).or_default().0.push(r);
+        }
+        for e in std::mem::take(&mut out.effects) {
+            by_partition.entry(self.partition_for(e.group())).or_default().1.push(e);
+        }
+        for (partition, (records, effects)) in by_partition {
+            let id = self.next_write;
+            self.next_write += 1;
+            let mut groups: Vec<String> = records.iter().map(|r| r.group().to_string()).collect();
+            groups.sort();
+            groups.dedup();
+            for g in &groups {
+                if let Some(g) = self.groups.get_mut(g) {
+                    g.inflight += 1;
+                }
+            }
+            self.pending.entry(partition).or_default().push_back(PendingWrite { id, groups, effects, result: None });
+            out.writes.push(Write { id, partition, records });
+        }
+    }
+
+    /// Reports a write: `NONE` once its records are appended and fsynced, else the
+    /// append's error code (e.g. KAFKA_STORAGE_ERROR, RECORD_LIST_TOO_LARGE,
+    /// NOT_LEADER_OR_FOLLOWER). Writes of a partition take effect in the order
+    /// they were made, so this may resolve earlier-reported writes too, or none.
+    /// Unknown ids (e.g. of an unloaded partition) are ignored.
+    pub fn complete_write(&mut self, id: WriteId, result: i16, now: i64) -> Output {
+        let mut out = Output::default();
+        let Some((&partition, queue)) = self.pending.iter_mut().find(|(_, q)| q.iter().any(|w| w.id == id)) else {
+            return out;
+        };
+        if let Some(w) = queue.iter_mut().find(|w| w.id == id) {
+            w.result.get_or_insert(result);
+        }
+        let mut done = Vec::new();
+        while queue.front().is_some_and(|w| w.result.is_some()) {
+            done.extend(queue.pop_front());
+        }
+        if queue.is_empty() {
+            self.pending.remove(&partition);
+        }
+        for w in done {
+            self.resolve(w, now, &mut out);
+        }
+        self.seal(&mut out);
+        out
+    }
+
+    fn resolve(&mut self, w: PendingWrite, now: i64, out: &mut Output) {
+        for g in &w.groups {
+            if let Some(g) = self.groups.get_mut(g) {
+                g.inflight = g.inflight.saturating_sub(1);
+            }
+        }
+        let result = w.result.unwrap_or(NONE);
+        out.resolved.push((w.id, result));
+        for e in w.effects {
+            if result == NONE {
+                self.apply(e, now, out);
+            } else {
+                self.undo(e, result, now, out);
+            }
+        }
+    }
+
+    /// A durable write's effect.
+    fn apply(&mut self, e: Effect, now: i64, out: &mut Output) {
+        match e {
+            Effect::Offset { group, topic, partition, value } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    match value {
+                        Some(v) => {
+                            g.offsets.insert((topic, partition), v);
+                        }
+                        None => {
+                            g.offsets.remove(&(topic, partition));
+                        }
+                    }
+                }
+            }
+            Effect::Assignment { group, generation, assignments } => {
+                let Some(g) = self.groups.get_mut(&group) else { return };
+                if g.assigning == Some(generation) {
+                    g.assigning = None;
+                }
+                // The group may have moved on (a member left, a new rebalance);
+                // then its SyncGroups were already answered.
+                if g.state != State::CompletingRebalance || g.generation != generation {
+                    return;
+                }
+                for m in g.members.values_mut() {
+                    m.assignment = assignments.get(&m.member_id).cloned().unwrap_or_default();
+                }
+                g.set_state(State::Stable, now);
+                for m in g.members.values_mut() {
+                    if let Some(t) = m.awaiting_sync.take() {
+                        out.syncs.push((
+                            t,
+                            SyncResponse {
+                                error: NONE,
+                                protocol_type: g.protocol_type.clone(),
+                                protocol_name: g.protocol.clone(),
+                                assignment: m.assignment.clone(),
+                            },
+                        ));
+                    }
+                }
+            }
+            Effect::StaticRejoin { token, resp, .. } => out.joins.push((token, resp)),
+            Effect::RemoveGroup { group, .. } => {
+                if self.groups.get(&group).is_some_and(|g| g.state == State::Dead) {
+                    self.groups.remove(&group);
+                }
+            }
+        }
+    }
+
+    /// A failed write's effect: nothing it would have changed changes.
+    fn undo(&mut self, e: Effect, append_error: i16, now: i64, out: &mut Output) {
+        let error = group_write_error(append_error);
+        match e {
+            Effect::Offset { .. } => {}
+            Effect::Assignment { group, generation, .. } => {
+                let Some(g) = self.groups.get_mut(&group) else { return };
+                if g.assigning == Some(generation) {
+                    g.assigning = None;
+                }
+                if g.state != State::CompletingRebalance || g.generation != generation {
+                    return;
+                }
+                // As Kafka: the members hear the error and the group rebalances.
+                for m in g.members.values_mut() {
+                    m.assignment = Bytes::new();
+                    if let Some(t) = m.awaiting_sync.take() {
+                        out.syncs.push((t, SyncResponse::error(error)));
+                    }
+                }
+                Self::prepare_rebalance(g, now, out);
+                Self::try_complete_join(g, now, out);
+            }
+            Effect::StaticRejoin { group, instance, old, new_id, was_leader, token, .. } => {
+                out.joins.push((token, JoinResponse::error(error, "")));
+                let Some(g) = self.groups.get_mut(&group) else { return };
+                if g.static_members.get(&instance) != Some(&new_id) {
+                    return;
+                }
+                let Some(m) = g.members.shift_remove(&new_id) else { return };
+                if let Some(t) = m.awaiting_join {
+                    out.joins.push((t, JoinResponse::error(error, &new_id)));
+                }
+                if let Some(t) = m.awaiting_sync {
+                    out.syncs.push((t, SyncResponse::error(error)));
+                }
+                let old_id = old.member_id.clone();
+                g.static_members.insert(instance, old_id.clone());
+                if was_leader || g.leader.as_deref() == Some(new_id.as_str()) {
+                    g.leader = Some(old_id.clone());
+                }
+                let mut old = *old;
+                old.last_heartbeat_ms = now;
+                g.members.insert(old_id, old);
+            }
+            Effect::RemoveGroup { group, before } => {
+                if let Some(g) = self.groups.get_mut(&group).filter(|g| g.state == State::Dead) {
+                    g.state = before;
+                }
+            }
+        }
     }
 
     fn new_member_id(&mut self, prefix: &str, now: i64) -> String {
@@ -339,6 +710,11 @@ impl GroupCoordinator {
             respond_err(&mut out, INVALID_GROUP_ID, &req.member_id);
             return out;
         }
+        let serving = self.check(&req.group_id);
+        if serving != NONE {
+            respond_err(&mut out, serving, &req.member_id);
+            return out;
+        }
         if req.session_timeout_ms < self.config.min_session_timeout_ms || req.session_timeout_ms > self.config.max_session_timeout_ms {
             respond_err(&mut out, INVALID_SESSION_TIMEOUT, &req.member_id);
             return out;
@@ -347,7 +723,8 @@ impl GroupCoordinator {
             respond_err(&mut out, UNKNOWN_MEMBER_ID, &req.member_id);
             return out;
         }
-        let g = self.groups.entry(req.group_id.clone()).or_insert_with(|| Group::new(&req.group_id, now));
+        let partition = self.partition_for(&req.group_id);
+        let g = self.groups.entry(req.group_id.clone()).or_insert_with(|| Group::new(&req.group_id, now, partition));
         if g.state == State::Dead {
             respond_err(&mut out, COORDINATOR_NOT_AVAILABLE, &req.member_id);
             return out;
@@ -367,13 +744,12 @@ impl GroupCoordinator {
                 return out;
             }
         }
-        let partition = partition_for(&req.group_id, self.config.offsets_partitions);
         if req.member_id.is_empty() {
             self.join_unknown(req, token, now, &mut out);
         } else {
             self.join_known(req, token, now, &mut out);
         }
-        Self::fix_partitions(&mut out, partition);
+        self.seal(&mut out);
         out
     }
 
@@ -500,7 +876,6 @@ impl GroupCoordinator {
     }
 
     fn replace_static(&mut self, req: JoinRequest, old_id: String, new_id: String, token: Token, now: i64, out: &mut Output) {
-        let partition = partition_for(&req.group_id, self.config.offsets_partitions);
         let Some(g) = self.groups.get_mut(&req.group_id) else {
             return;
         };
@@ -516,6 +891,8 @@ impl GroupCoordinator {
             out.syncs.push((t, SyncResponse::error(FENCED_INSTANCE_ID)));
         }
         let changed = m.protocols != req.protocols;
+        let before = m.clone();
+        let was_leader = g.leader.as_deref() == Some(old_id.as_str());
         m.member_id = new_id.clone();
         m.protocols = req.protocols;
         m.client_id = req.client_id;
@@ -532,11 +909,20 @@ impl GroupCoordinator {
         }
         match g.state {
             State::Stable if !changed => {
-                // The same member came back: hand it the current generation, no rebalance.
+                // The same member came back: hand it the current generation, no
+                // rebalance, once its new member id is durable (undone if not).
                 let mut resp = Self::join_response(g, &new_id);
                 resp.members.clear();
-                out.joins.push((token, resp));
-                out.records.push((partition, g.to_record()));
+                out.staged.push(g.to_record());
+                out.effects.push(Effect::StaticRejoin {
+                    group: g.id.clone(),
+                    instance: req.group_instance_id.clone().unwrap_or_default(),
+                    old: Box::new(before),
+                    new_id,
+                    was_leader,
+                    token,
+                    resp,
+                });
             }
             State::PreparingRebalance => {
                 if let Some(m) = g.members.get_mut(&new_id) {
@@ -609,8 +995,7 @@ impl GroupCoordinator {
             g.protocol = None;
             g.leader = None;
             g.set_state(State::Empty, now);
-            let p = 0; // replaced by the caller's partition mapping
-            out.records.push((p, g.to_record()));
+            out.staged.push(g.to_record());
             return;
         }
         g.protocol = g.select_protocol();
@@ -635,7 +1020,11 @@ impl GroupCoordinator {
 
     pub fn sync(&mut self, req: SyncRequest, token: Token, now: i64) -> Output {
         let mut out = Output::default();
-        let partition = partition_for(&req.group_id, self.config.offsets_partitions);
+        let serving = self.check(&req.group_id);
+        if serving != NONE {
+            out.syncs.push((token, SyncResponse::error(serving)));
+            return out;
+        }
         let Some(g) = self.groups.get_mut(&req.group_id) else {
             out.syncs.push((token, SyncResponse::error(UNKNOWN_MEMBER_ID)));
             return out;
@@ -682,35 +1071,28 @@ impl GroupCoordinator {
                     }
                     m.last_heartbeat_ms = now;
                 }
-                if g.leader.as_deref() == Some(req.member_id.as_str()) {
+                // The leader's assignment takes effect (Stable, SyncGroups
+                // answered) once its record is durable; a leader that syncs again
+                // meanwhile just waits.
+                if g.leader.as_deref() == Some(req.member_id.as_str()) && g.assigning != Some(g.generation) {
                     let given: HashMap<String, Bytes> = req.assignments.into_iter().collect();
-                    for m in g.members.values_mut() {
-                        m.assignment = given.get(&m.member_id).cloned().unwrap_or_default();
-                    }
-                    g.set_state(State::Stable, now);
-                    out.records.push((partition, g.to_record()));
-                    for m in g.members.values_mut() {
-                        if let Some(t) = m.awaiting_sync.take() {
-                            out.syncs.push((
-                                t,
-                                SyncResponse {
-                                    error: NONE,
-                                    protocol_type: g.protocol_type.clone(),
-                                    protocol_name: g.protocol.clone(),
-                                    assignment: m.assignment.clone(),
-                                },
-                            ));
-                        }
-                    }
+                    out.staged.push(g.record_with(Some(&given)));
+                    g.assigning = Some(g.generation);
+                    out.effects.push(Effect::Assignment { group: g.id.clone(), generation: g.generation, assignments: given });
                 }
             }
         }
+        self.seal(&mut out);
         out
     }
 
     // ----- Heartbeat / LeaveGroup ------------------------------------------
 
     pub fn heartbeat(&mut self, group_id: &str, generation: i32, member_id: &str, instance: Option<&str>, now: i64) -> i16 {
+        let serving = self.check(group_id);
+        if serving != NONE {
+            return serving;
+        }
         let Some(g) = self.groups.get_mut(group_id) else {
             return UNKNOWN_MEMBER_ID;
         };
@@ -738,10 +1120,14 @@ impl GroupCoordinator {
         }
     }
 
-    /// Removes members; returns a code per (member id, instance id) given.
+    /// Removes members; returns a code per (member id, instance id) given (all
+    /// NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS if the group is not served here).
     pub fn leave(&mut self, group_id: &str, members: &[(String, Option<String>)], now: i64) -> (Vec<i16>, Output) {
         let mut out = Output::default();
-        let partition = partition_for(group_id, self.config.offsets_partitions);
+        let serving = self.check(group_id);
+        if serving != NONE {
+            return (vec![serving; members.len()], out);
+        }
         let Some(g) = self.groups.get_mut(group_id) else {
             return (vec![UNKNOWN_MEMBER_ID; members.len()], out);
         };
@@ -770,7 +1156,7 @@ impl GroupCoordinator {
                 _ => codes.push(UNKNOWN_MEMBER_ID),
             }
         }
-        Self::fix_partitions(&mut out, partition);
+        self.seal(&mut out);
         (codes, out)
     }
 
@@ -799,24 +1185,21 @@ impl GroupCoordinator {
         }
     }
 
-    /// Group records from rebalances are written to the group's partition.
-    fn fix_partitions(out: &mut Output, partition: i32) {
-        for (p, _) in out.records.iter_mut() {
-            *p = partition;
-        }
-    }
-
     // ----- Timers ----------------------------------------------------------
 
     /// Expires sessions, pending member ids and rebalance deadlines; ends the
-    /// initial delay; expires offsets of empty groups.
+    /// initial delay; expires offsets of empty groups. Touches only the groups of
+    /// owned partitions.
     pub fn tick(&mut self, now: i64) -> Output {
         let mut out = Output::default();
         let retention = self.config.offsets_retention_ms;
-        let parts = self.config.offsets_partitions;
-        let mut dead = Vec::new();
+        let partitions = &self.partitions;
+        let mut forget = Vec::new();
         for g in self.groups.values_mut() {
-            let mut o = Output::default();
+            if partitions.get(&g.partition) != Some(&PartitionStatus::Owned) {
+                continue;
+            }
+            let o = &mut out;
             g.pending.retain(|_, expiry| *expiry > now);
             let expired: Vec<String> = g
                 .members
@@ -827,7 +1210,7 @@ impl GroupCoordinator {
                 .map(|m| m.member_id.clone())
                 .collect();
             for id in expired {
-                Self::remove_member(g, &id, now, &mut o);
+                Self::remove_member(g, &id, now, o);
             }
             if g.state == State::PreparingRebalance && now >= g.rebalance_deadline_ms {
                 let late: Vec<String> = g.members.values().filter(|m| m.awaiting_join.is_none()).map(|m| m.member_id.clone()).collect();
@@ -839,17 +1222,18 @@ impl GroupCoordinator {
                     }
                 }
                 g.pending.clear();
-                Self::complete_join(g, now, &mut o);
+                Self::complete_join(g, now, o);
             } else {
-                Self::try_complete_join(g, now, &mut o);
+                Self::try_complete_join(g, now, o);
             }
             if g.state == State::CompletingRebalance && now >= g.sync_deadline_ms {
                 let late: Vec<String> = g.members.values().filter(|m| m.awaiting_sync.is_none()).map(|m| m.member_id.clone()).collect();
                 for id in late {
-                    Self::remove_member(g, &id, now, &mut o);
+                    Self::remove_member(g, &id, now, o);
                 }
             }
-            if g.state == State::Empty {
+            // Expiry waits for the group's writes in flight, so it never writes twice.
+            if g.state == State::Empty && g.inflight == 0 {
                 let stale: Vec<(String, i32)> = g
                     .offsets
                     .iter()
@@ -857,39 +1241,53 @@ impl GroupCoordinator {
                     .map(|(k, _)| k.clone())
                     .collect();
                 for (topic, partition) in stale {
-                    g.offsets.remove(&(topic.clone(), partition));
-                    o.records.push((0, GroupRecord::Offset { group: g.id.clone(), topic, partition, value: None }));
+                    o.staged.push(GroupRecord::Offset { group: g.id.clone(), topic: topic.clone(), partition, value: None });
+                    o.effects.push(Effect::Offset { group: g.id.clone(), topic, partition, value: None });
                 }
-                if g.offsets.is_empty() && g.members.is_empty() && g.generation > 0 && g.state_timestamp_ms + retention <= now {
-                    o.records.push((0, GroupRecord::Group { group: g.id.clone(), value: None }));
-                    dead.push(g.id.clone());
+                let empty = g.offsets.is_empty() && g.members.is_empty() && g.pending.is_empty();
+                if empty && g.generation > 0 && g.state_timestamp_ms + retention <= now {
+                    o.staged.push(GroupRecord::Group { group: g.id.clone(), value: None });
+                    o.effects.push(Effect::RemoveGroup { group: g.id.clone(), before: g.state });
+                    g.state = State::Dead;
+                } else if empty && g.generation == 0 {
+                    // Never had a generation, so nothing of it is in the log (e.g.
+                    // a simple commit that failed): forget it without a record.
+                    forget.push(g.id.clone());
                 }
             }
-            Self::fix_partitions(&mut o, partition_for(&g.id, parts));
-            out.records.extend(o.records);
-            out.joins.extend(o.joins);
-            out.syncs.extend(o.syncs);
         }
-        for id in dead {
+        for id in forget {
             self.groups.remove(&id);
         }
+        self.seal(&mut out);
         out
     }
 
     // ----- Offsets ---------------------------------------------------------
 
-    /// Validates and records commits; returns an error code per entry.
+    /// Validates commits and writes them; returns an error code per entry. A
+    /// commit answered `NONE` here takes effect (and becomes visible to
+    /// [`fetch_offsets`](Self::fetch_offsets)) only when its write is reported
+    /// durable; if the write fails the caller answers
+    /// [`commit_error`](crate::errors::commit_error) instead.
     pub fn commit(&mut self, req: CommitRequest, now: i64) -> (Vec<i16>, Output) {
         let mut out = Output::default();
         let n = req.offsets.len();
         let simple = req.generation < 0 && req.member_id.is_empty();
         let max_meta = self.config.offset_metadata_max_bytes;
-        let partition = partition_for(&req.group_id, self.config.offsets_partitions);
+        let partition = self.partition_for(&req.group_id);
         if req.group_id.is_empty() {
             return (vec![INVALID_GROUP_ID; n], out);
         }
+        let serving = self.check(&req.group_id);
+        if serving != NONE {
+            return (vec![serving; n], out);
+        }
+        if self.groups.get(&req.group_id).is_some_and(|g| g.state == State::Dead) {
+            return (vec![COORDINATOR_NOT_AVAILABLE; n], out);
+        }
         if simple {
-            let g = self.groups.entry(req.group_id.clone()).or_insert_with(|| Group::new(&req.group_id, now));
+            let g = self.groups.entry(req.group_id.clone()).or_insert_with(|| Group::new(&req.group_id, now, partition));
             if !g.members.is_empty() {
                 return (vec![UNKNOWN_MEMBER_ID; n], out);
             }
@@ -915,9 +1313,6 @@ impl GroupCoordinator {
             }
             m.last_heartbeat_ms = now;
         }
-        let Some(g) = self.groups.get_mut(&req.group_id) else {
-            return (vec![UNKNOWN_MEMBER_ID; n], out);
-        };
         let mut codes = Vec::with_capacity(n);
         for (topic, p, offset, epoch, metadata) in req.offsets {
             let metadata = metadata.unwrap_or_default();
@@ -926,17 +1321,19 @@ impl GroupCoordinator {
                 continue;
             }
             let value = OffsetValue { offset, leader_epoch: epoch, metadata, commit_timestamp: now };
-            g.offsets.insert((topic.clone(), p), value.clone());
-            out.records.push((partition, GroupRecord::Offset { group: req.group_id.clone(), topic, partition: p, value: Some(value) }));
+            out.staged.push(GroupRecord::Offset { group: req.group_id.clone(), topic: topic.clone(), partition: p, value: Some(value.clone()) });
+            out.effects.push(Effect::Offset { group: req.group_id.clone(), topic, partition: p, value: Some(value) });
             codes.push(NONE);
         }
+        self.seal(&mut out);
         (codes, out)
     }
 
-    /// Committed offsets of a group: all of them, or the partitions asked for
-    /// (offset -1 where nothing is committed).
+    /// Durable committed offsets of a group: all of them, or the partitions asked
+    /// for (`None` where nothing is committed). The caller checks
+    /// [`check`](Self::check) first.
     pub fn fetch_offsets(&self, group_id: &str, wanted: Option<&[(String, Vec<i32>)]>) -> Vec<(String, i32, Option<OffsetValue>)> {
-        let g = self.groups.get(group_id);
+        let g = self.groups.get(group_id).filter(|g| g.state != State::Dead);
         match wanted {
             None => g.map(|g| g.offsets.iter().map(|((t, p), v)| (t.clone(), *p, Some(v.clone()))).collect()).unwrap_or_default(),
             Some(list) => list
@@ -971,28 +1368,59 @@ impl GroupCoordinator {
         })
     }
 
-    /// (group id, protocol type, state) of every group.
+    /// (group id, protocol type, state) of every group of the owned partitions.
     pub fn list(&self) -> Vec<(String, String, State)> {
-        let mut v: Vec<_> = self.groups.values().map(|g| (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state)).collect();
+        let mut v: Vec<_> = self
+            .groups
+            .values()
+            .filter(|g| self.owns(g.partition))
+            .map(|g| (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
 
+    /// Deletes an empty group with its offsets. The group is `Dead` until the
+    /// tombstones are durable, then gone; if they fail it is back as it was.
     pub fn delete_group(&mut self, group_id: &str) -> (i16, Output) {
         let mut out = Output::default();
-        let partition = partition_for(group_id, self.config.offsets_partitions);
-        let Some(g) = self.groups.get(group_id) else {
+        let serving = self.check(group_id);
+        if serving != NONE {
+            return (serving, out);
+        }
+        let partition = self.partition_for(group_id);
+        // Offsets whose commits are still in flight get tombstones too.
+        let mut keys: Vec<(String, i32)> = self
+            .pending
+            .get(&partition)
+            .into_iter()
+            .flatten()
+            .flat_map(|w| w.effects.iter())
+            .filter_map(|e| match e {
+                Effect::Offset { group, topic, partition, value: Some(_) } if group == group_id => Some((topic.clone(), *partition)),
+                _ => None,
+            })
+            .collect();
+        let Some(g) = self.groups.get_mut(group_id) else {
             return (GROUP_ID_NOT_FOUND, out);
         };
-        if !matches!(g.state, State::Empty | State::Dead) || !g.members.is_empty() {
+        if g.state == State::Dead {
+            return (GROUP_ID_NOT_FOUND, out);
+        }
+        if g.state != State::Empty || !g.members.is_empty() {
             return (NON_EMPTY_GROUP, out);
         }
-        for (t, p) in g.offsets.keys() {
-            out.records
-                .push((partition, GroupRecord::Offset { group: group_id.to_string(), topic: t.clone(), partition: *p, value: None }));
+        keys.extend(g.offsets.keys().cloned());
+        keys.sort();
+        keys.dedup();
+        for (t, p) in keys {
+            out.staged.push(GroupRecord::Offset { group: group_id.to_string(), topic: t.clone(), partition: p, value: None });
+            out.effects.push(Effect::Offset { group: group_id.to_string(), topic: t, partition: p, value: None });
         }
-        out.records.push((partition, GroupRecord::Group { group: group_id.to_string(), value: None }));
-        self.groups.remove(group_id);
+        out.staged.push(GroupRecord::Group { group: group_id.to_string(), value: None });
+        out.effects.push(Effect::RemoveGroup { group: group_id.to_string(), before: g.state });
+        g.state = State::Dead;
+        self.seal(&mut out);
         (NONE, out)
     }
 
@@ -1000,8 +1428,11 @@ impl GroupCoordinator {
     /// group subscribes to gets GROUP_SUBSCRIBED_TO_TOPIC.
     pub fn delete_offsets(&mut self, group_id: &str, partitions: &[(String, i32)]) -> (i16, Vec<i16>, Output) {
         let mut out = Output::default();
-        let partition = partition_for(group_id, self.config.offsets_partitions);
-        let Some(g) = self.groups.get_mut(group_id) else {
+        let serving = self.check(group_id);
+        if serving != NONE {
+            return (serving, Vec::new(), out);
+        }
+        let Some(g) = self.groups.get_mut(group_id).filter(|g| g.state != State::Dead) else {
             return (GROUP_ID_NOT_FOUND, Vec::new(), out);
         };
         let subscribed: Vec<String> = if g.state == State::Empty || g.protocol_type.as_deref() != Some("consumer") {
@@ -1016,24 +1447,27 @@ impl GroupCoordinator {
                 codes.push(GROUP_SUBSCRIBED_TO_TOPIC);
                 continue;
             }
-            if g.offsets.remove(&(t.clone(), *p)).is_some() {
-                out.records
-                    .push((partition, GroupRecord::Offset { group: group_id.to_string(), topic: t.clone(), partition: *p, value: None }));
+            if g.offsets.contains_key(&(t.clone(), *p)) {
+                out.staged.push(GroupRecord::Offset { group: group_id.to_string(), topic: t.clone(), partition: *p, value: None });
+                out.effects.push(Effect::Offset { group: group_id.to_string(), topic: t.clone(), partition: *p, value: None });
             }
             codes.push(NONE);
         }
+        self.seal(&mut out);
         (NONE, codes, out)
     }
 
     // ----- Loading ---------------------------------------------------------
 
-    /// Applies one replayed record. Members of a loaded group get a fresh session
-    /// from `now`, so consumers that are gone expire after their session timeout.
+    /// Applies one replayed record of a partition being loaded. Members of a
+    /// loaded group get a fresh session from `now`, so consumers that are gone
+    /// expire after their session timeout.
     pub fn load(&mut self, record: GroupRecord, now: i64) {
+        let home = self.partition_for(record.group());
         match record {
             GroupRecord::Offset { group, topic, partition, value } => match value {
                 Some(v) => {
-                    let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(&group, now));
+                    let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(&group, now, home));
                     g.offsets.insert((topic, partition), v);
                 }
                 None => {
@@ -1046,7 +1480,7 @@ impl GroupCoordinator {
                 self.groups.remove(&group);
             }
             GroupRecord::Group { group, value: Some(v) } => {
-                let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(&group, now));
+                let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(&group, now, home));
                 g.protocol_type = if v.protocol_type.is_empty() { None } else { Some(v.protocol_type) };
                 g.generation = v.generation;
                 g.protocol = v.protocol.clone();

@@ -3,27 +3,20 @@
 //! - [`MetadataRecord`]: what can change (topics, partitions, configs, removals).
 //! - [`MetadataImage`]: an immutable snapshot; [`MetadataImage::apply`] builds the
 //!   next one from records, sharing unchanged topics (`Arc`).
-//! - [`MetadataStore`]: the durable log plus the current image. Records are
-//!   appended and fsynced before they are applied, so an image never shows what
-//!   a crash could lose.
-//!
-//! The log file is `__cluster_metadata/metadata.log`: a sequence of frames
-//! `[length: u32][crc32c of payload: u32][payload: JSON record]`. Replay stops at
-//! the first torn or corrupt frame and truncates there.
-//!
-//! A single node is a quorum of one: `commit` appends locally. Replicating this
-//! log through Raft (openraft) across controllers is the clustering step still
-//! to come; the record/image split is what it plugs into.
+//! - [`quorum`]: the metadata log replicated by Raft (openraft) across the
+//!   controllers; every node applies committed batches and publishes them.
+//! - `meta.properties` (cluster id, node id), and the pre-quorum log
+//!   `__cluster_metadata/metadata.log` (`[length][crc32c][JSON record]` frames),
+//!   which an upgraded single node imports once.
 #![deny(unsafe_code)]
 
 pub mod image;
+pub mod quorum;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
 
-use uuid::Uuid;
 
 pub use image::{BrokerImage, MetadataDelta, MetadataImage, MetadataRecord, PartitionImage, TopicImage};
 
@@ -38,56 +31,38 @@ pub enum MetadataError {
     Properties(String),
 }
 
-/// The durable metadata log and the current image.
-pub struct MetadataStore {
-    file: Mutex<File>,
-    image: RwLock<Arc<MetadataImage>>,
-    pub cluster_id: String,
-    pub node_id: i32,
+/// Reads the pre-quorum metadata log (`<dir>/__cluster_metadata/metadata.log`),
+/// if there is one: its records, up to the first torn or corrupt frame.
+pub fn read_legacy_log(data_dir: &Path) -> Result<Vec<MetadataRecord>, MetadataError> {
+    let path = data_dir.join("__cluster_metadata").join("metadata.log");
+    let mut raw = Vec::new();
+    match File::open(&path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut raw)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    }
+    let (records, good) = decode_frames(&raw);
+    if good < raw.len() {
+        tracing::warn!(path = %path.display(), at = good, len = raw.len(), "ignoring a torn tail of the pre-quorum metadata log");
+    }
+    Ok(records)
 }
 
-impl MetadataStore {
-    /// Opens `data_dir`, creating `meta.properties` (cluster id, node id) on first
-    /// start and replaying the metadata log.
-    pub fn open(data_dir: &Path, node_id: i32) -> Result<MetadataStore, MetadataError> {
-        let cluster_id = load_or_create_properties(data_dir, node_id)?;
-        let dir = data_dir.join("__cluster_metadata");
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join("metadata.log");
-        let mut file = OpenOptions::new().create(true).truncate(false).read(true).append(true).open(&path)?;
-        let mut raw = Vec::new();
-        file.read_to_end(&mut raw)?;
-        let (records, good) = decode_frames(&raw);
-        if good < raw.len() {
-            tracing::warn!(path = %path.display(), at = good, len = raw.len(), "truncating torn metadata log tail");
-            file.set_len(good as u64)?;
-            file.sync_all()?;
-        }
-        let image = MetadataImage::default().apply(&records);
-        Ok(MetadataStore { file: Mutex::new(file), image: RwLock::new(Arc::new(image)), cluster_id, node_id })
+/// Appends records to a pre-quorum metadata log (tests of the upgrade path use it).
+pub fn write_legacy_log(data_dir: &Path, records: &[MetadataRecord]) -> Result<(), MetadataError> {
+    let dir = data_dir.join("__cluster_metadata");
+    std::fs::create_dir_all(&dir)?;
+    let mut f = OpenOptions::new().create(true).append(true).open(dir.join("metadata.log"))?;
+    for r in records {
+        let payload = serde_json::to_vec(r)?;
+        f.write_all(&(payload.len() as u32).to_be_bytes())?;
+        f.write_all(&crc32c::crc32c(&payload).to_be_bytes())?;
+        f.write_all(&payload)?;
     }
-
-    pub fn image(&self) -> Arc<MetadataImage> {
-        self.image.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Appends and fsyncs `records`, then publishes the new image.
-    pub fn commit(&self, records: Vec<MetadataRecord>) -> Result<Arc<MetadataImage>, MetadataError> {
-        let mut buf = Vec::new();
-        for r in &records {
-            let payload = serde_json::to_vec(r)?;
-            buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-            buf.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
-            buf.extend_from_slice(&payload);
-        }
-        // The file lock also serialises image updates, so images apply in log order.
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        file.write_all(&buf)?;
-        file.sync_data()?;
-        let next = Arc::new(self.image().apply(&records));
-        *self.image.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
-        Ok(next)
-    }
+    f.sync_all()?;
+    Ok(())
 }
 
 fn decode_frames(raw: &[u8]) -> (Vec<MetadataRecord>, usize) {
@@ -115,75 +90,83 @@ fn properties_path(dir: &Path) -> PathBuf {
     dir.join("meta.properties")
 }
 
-fn load_or_create_properties(dir: &Path, node_id: i32) -> Result<String, MetadataError> {
-    std::fs::create_dir_all(dir)?;
+/// `meta.properties` of a data directory: (cluster id, node id), if written.
+pub fn read_properties(dir: &Path) -> Result<Option<(Option<String>, Option<i32>)>, MetadataError> {
     let path = properties_path(dir);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let mut cluster = None;
-        let mut node = None;
-        for line in text.lines() {
-            if let Some(v) = line.strip_prefix("cluster.id=") {
-                cluster = Some(v.trim().to_string());
-            }
-            if let Some(v) = line.strip_prefix("node.id=") {
-                node = v.trim().parse::<i32>().ok();
-            }
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut cluster = None;
+    let mut node = None;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("cluster.id=") {
+            cluster = Some(v.trim().to_string()).filter(|v| !v.is_empty());
         }
-        let cluster = cluster.ok_or_else(|| MetadataError::Properties("no cluster.id".into()))?;
-        if node != Some(node_id) {
-            return Err(MetadataError::Properties(format!(
-                "{} belongs to node.id {:?}, but this broker is node.id {node_id}",
-                path.display(),
-                node
-            )));
+        if let Some(v) = line.strip_prefix("node.id=") {
+            node = v.trim().parse::<i32>().ok();
         }
-        return Ok(cluster);
     }
-    use base64::Engine;
-    let cluster = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Uuid::new_v4().as_bytes());
+    Ok(Some((cluster, node)))
+}
+
+/// Checks that `dir` belongs to `node_id`; returns its cluster id if it has one.
+pub fn check_properties(dir: &Path, node_id: i32) -> Result<Option<String>, MetadataError> {
+    match read_properties(dir)? {
+        None => Ok(None),
+        Some((cluster, node)) => {
+            if node.is_some_and(|n| n != node_id) {
+                return Err(MetadataError::Properties(format!(
+                    "{} belongs to node.id {}, but this node is node.id {node_id}",
+                    properties_path(dir).display(),
+                    node.unwrap_or(-1)
+                )));
+            }
+            Ok(cluster)
+        }
+    }
+}
+
+/// Writes `meta.properties` atomically (temp file, fsync, rename, fsync the directory).
+pub fn write_properties(dir: &Path, node_id: i32, cluster: &str) -> Result<(), MetadataError> {
+    std::fs::create_dir_all(dir)?;
     let text = format!("version=1\nnode.id={node_id}\ncluster.id={cluster}\n");
     let tmp = dir.join("meta.properties.tmp");
     let mut f = File::create(&tmp)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
+    std::fs::rename(&tmp, properties_path(dir))?;
     File::open(dir)?.sync_all()?;
-    Ok(cluster)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
-    fn records_survive_reopen_and_torn_tail() {
+    fn legacy_log_and_properties() {
         let d = tempfile::tempdir().unwrap();
         let id = Uuid::new_v4();
-        let cluster;
-        {
-            let s = MetadataStore::open(d.path(), 1).unwrap();
-            cluster = s.cluster_id.clone();
-            assert_eq!(cluster.len(), 22);
-            s.commit(vec![
+        assert!(read_legacy_log(d.path()).unwrap().is_empty());
+        write_legacy_log(
+            d.path(),
+            &[
                 MetadataRecord::Topic { name: "a".into(), id },
-                MetadataRecord::Partition { topic_id: id, partition: 0, replicas: vec![1], leader: 1, leader_epoch: 0, isr: vec![1], partition_epoch: 0 },
                 MetadataRecord::TopicConfig { topic_id: id, key: "retention.ms".into(), value: Some("5".into()) },
-            ])
-            .unwrap();
-        }
+            ],
+        )
+        .unwrap();
         let log = d.path().join("__cluster_metadata/metadata.log");
         let mut f = OpenOptions::new().append(true).open(&log).unwrap();
         f.write_all(&[0, 0, 0, 50, 1, 2]).unwrap();
         drop(f);
-        let s = MetadataStore::open(d.path(), 1).unwrap();
-        assert_eq!(s.cluster_id, cluster);
-        let img = s.image();
-        let t = img.topic("a").unwrap();
-        assert_eq!(t.id, id);
-        assert_eq!(t.partitions.len(), 1);
-        assert_eq!(t.configs.get("retention.ms").map(String::as_str), Some("5"));
-        s.commit(vec![MetadataRecord::RemoveTopic { id }]).unwrap();
-        assert!(s.image().topic("a").is_none());
-        assert!(MetadataStore::open(d.path(), 2).is_err());
+        assert_eq!(read_legacy_log(d.path()).unwrap().len(), 2);
+        assert_eq!(check_properties(d.path(), 1).unwrap(), None);
+        write_properties(d.path(), 1, "abc").unwrap();
+        assert_eq!(check_properties(d.path(), 1).unwrap().as_deref(), Some("abc"));
+        assert!(check_properties(d.path(), 2).is_err());
     }
 }

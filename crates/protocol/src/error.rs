@@ -41,11 +41,70 @@ pub enum ErrorCode {
     GroupAuthorizationFailed = 30,
     CoordinatorNotAvailable = 15,
     InvalidRecord = 87,
+    CoordinatorLoadInProgress = 14,
+    NotCoordinator = 16,
+    NotController = 41,
+    StaleBrokerEpoch = 77,
+    BrokerIdNotRegistered = 102,
+    DuplicateBrokerRegistration = 101,
+    InconsistentClusterId = 104,
 }
+
+/// Every named code, for [`ErrorCode::from_code`].
+const ALL: &[ErrorCode] = &[
+    ErrorCode::UnknownServerError,
+    ErrorCode::None,
+    ErrorCode::OffsetOutOfRange,
+    ErrorCode::CorruptMessage,
+    ErrorCode::UnknownTopicOrPartition,
+    ErrorCode::InvalidFetchSize,
+    ErrorCode::LeaderNotAvailable,
+    ErrorCode::NotLeaderOrFollower,
+    ErrorCode::RequestTimedOut,
+    ErrorCode::MessageTooLarge,
+    ErrorCode::InvalidTopicException,
+    ErrorCode::RecordListTooLarge,
+    ErrorCode::NotEnoughReplicas,
+    ErrorCode::InvalidRequiredAcks,
+    ErrorCode::InvalidTimestamp,
+    ErrorCode::UnsupportedForMessageFormat,
+    ErrorCode::UnsupportedVersion,
+    ErrorCode::TopicAlreadyExists,
+    ErrorCode::InvalidPartitions,
+    ErrorCode::InvalidReplicationFactor,
+    ErrorCode::InvalidReplicaAssignment,
+    ErrorCode::InvalidConfig,
+    ErrorCode::InvalidRequest,
+    ErrorCode::PolicyViolation,
+    ErrorCode::KafkaStorageError,
+    ErrorCode::UnknownTopicId,
+    ErrorCode::FetchSessionIdNotFound,
+    ErrorCode::InvalidFetchSessionEpoch,
+    ErrorCode::FetchSessionTopicIdError,
+    ErrorCode::InconsistentTopicId,
+    ErrorCode::UnknownLeaderEpoch,
+    ErrorCode::FencedLeaderEpoch,
+    ErrorCode::TopicDeletionDisabled,
+    ErrorCode::GroupAuthorizationFailed,
+    ErrorCode::CoordinatorNotAvailable,
+    ErrorCode::InvalidRecord,
+    ErrorCode::CoordinatorLoadInProgress,
+    ErrorCode::NotCoordinator,
+    ErrorCode::NotController,
+    ErrorCode::StaleBrokerEpoch,
+    ErrorCode::BrokerIdNotRegistered,
+    ErrorCode::DuplicateBrokerRegistration,
+    ErrorCode::InconsistentClusterId,
+];
 
 impl ErrorCode {
     pub fn code(self) -> i16 {
         self as i16
+    }
+
+    /// The named code for a number; codes Strom does not name become UNKNOWN_SERVER_ERROR.
+    pub fn from_code(code: i16) -> ErrorCode {
+        ALL.iter().copied().find(|c| c.code() == code).unwrap_or(ErrorCode::UnknownServerError)
     }
 
     /// Whether a client should retry the request that got this code.
@@ -61,6 +120,9 @@ impl ErrorCode {
                 | ErrorCode::KafkaStorageError
                 | ErrorCode::CoordinatorNotAvailable
                 | ErrorCode::UnknownTopicId
+                | ErrorCode::NotController
+                | ErrorCode::NotCoordinator
+                | ErrorCode::CoordinatorLoadInProgress
         )
     }
 }
@@ -111,7 +173,12 @@ pub fn error_name(code: i16) -> &'static str {
         81 => "GROUP_MAX_SIZE_REACHED",
         82 => "FENCED_INSTANCE_ID",
         86 => "GROUP_SUBSCRIBED_TO_TOPIC",
+        41 => "NOT_CONTROLLER",
+        77 => "STALE_BROKER_EPOCH",
         100 => "UNKNOWN_TOPIC_ID",
+        101 => "DUPLICATE_BROKER_REGISTRATION",
+        102 => "BROKER_ID_NOT_REGISTERED",
+        104 => "INCONSISTENT_CLUSTER_ID",
         _ => "UNKNOWN_ERROR_CODE",
     }
 }

@@ -2,13 +2,13 @@
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
-use strom_broker::{Broker, BrokerConfig};
+use strom_broker::BrokerConfig;
 use strom_client::{partition_for_key, Client, NewTopic};
 use strom_protocol::compression::Codec;
 use strom_protocol::records::Record;
@@ -59,6 +59,13 @@ enum Cmd {
         /// Messages per request.
         #[arg(long, default_value_t = 500)]
         batch: usize,
+    },
+    /// The cluster: brokers, controller and the metadata quorum.
+    Cluster {
+        #[command(subcommand)]
+        cmd: ClusterCmd,
+        #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
+        bootstrap_server: String,
     },
     /// Inspect and manage consumer groups.
     Group {
@@ -279,6 +286,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Server { config, set } => server(config, set).await,
         Cmd::Topic { cmd, bootstrap_server } => topic(cmd, &bootstrap_server).await,
         Cmd::Group { cmd, bootstrap_server } => group(cmd, &bootstrap_server).await,
+        Cmd::Cluster { cmd, bootstrap_server } => cluster(cmd, &bootstrap_server).await,
         Cmd::Config { cmd, bootstrap_server } => config(cmd, &bootstrap_server).await,
         Cmd::Bench { cmd, bootstrap_server } => {
             use crate::bench_cmd as b;
@@ -308,7 +316,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn server(config: Option<String>, set: Vec<String>) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| "info,openraft=warn".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -321,12 +329,7 @@ async fn server(config: Option<String>, set: Vec<String>) -> anyhow::Result<Exit
         pairs.push(kv(s)?);
     }
     let cfg = BrokerConfig::from_pairs(pairs)?;
-    let (host, port) = cfg.listener();
-    let listener = tokio::net::TcpListener::bind((host.as_str(), port)).await.with_context(|| format!("cannot listen on {host}:{port}"))?;
-    let bound = listener.local_addr()?.port();
-    let broker = tokio::task::spawn_blocking(move || Broker::open(cfg, bound)).await??;
-    let broker = Arc::new(broker);
-    tracing::info!(listener = %format!("{host}:{bound}"), data = %broker.config.data_dir(), node = broker.node_id, cluster = %broker.metadata.cluster_id, "strom broker started");
+    let node = strom_broker::Node::start(cfg).await?;
     let shutdown = async {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
@@ -337,7 +340,45 @@ async fn server(config: Option<String>, set: Vec<String>) -> anyhow::Result<Exit
             _ = term.recv() => {}
         }
     };
-    strom_broker::run(listener, broker, shutdown).await;
+    node.serve(shutdown).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Cluster id, active controller, and every broker with its state and rack.
+    Info,
+    /// The metadata quorum: leader, epoch, high watermark, and each voter's lag.
+    Quorum,
+}
+
+async fn cluster(cmd: ClusterCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
+    let mut c = Client::connect(bootstrap).await?;
+    match cmd {
+        ClusterCmd::Info => {
+            let info = c.describe_cluster().await?;
+            println!("cluster id: {}", info.cluster_id);
+            println!("controller: {}", info.controller);
+            println!("{:>6}  {:<24} {:<12} STATE", "BROKER", "ADDRESS", "RACK");
+            for b in &info.brokers {
+                let state = if b.fenced { "fenced" } else { "live" };
+                println!("{:>6}  {:<24} {:<12} {state}", b.id, format!("{}:{}", b.host, b.port), b.rack.as_deref().unwrap_or("-"));
+            }
+        }
+        ClusterCmd::Quorum => {
+            let q = c.describe_quorum().await?;
+            println!("leader: {}", q.leader);
+            println!("epoch: {}", q.epoch);
+            println!("high watermark: {}", q.high_watermark);
+            println!("{:>6}  {:>14} {:>8} LAST CONTACT", "VOTER", "LOG END OFFSET", "LAG");
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+            for v in &q.voters {
+                let lag = if v.log_end_offset >= 0 { (q.high_watermark - v.log_end_offset).max(0).to_string() } else { "?".into() };
+                let seen = if v.last_fetch_ms >= 0 { format!("{} ms ago", (now - v.last_fetch_ms).max(0)) } else { "-".into() };
+                println!("{:>6}  {:>14} {:>8} {seen}", v.id, v.log_end_offset, lag);
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -489,6 +530,7 @@ async fn produce(
 ) -> anyhow::Result<ExitCode> {
     let mut c = Client::connect(bootstrap).await?;
     let partitions = c.topic(topic, true).await?.partitions.len() as i32;
+    let mut leaders = Leaders::default();
     let mut pending: std::collections::BTreeMap<i32, Vec<Record>> = Default::default();
     let mut round_robin = 0i32;
     let mut sent = 0u64;
@@ -517,17 +559,48 @@ async fn produce(
         if q.len() >= batch {
             let recs = std::mem::take(q);
             sent += recs.len() as u64;
-            c.produce(topic, p, recs, acks, codec).await?;
+            leaders.produce(&mut c, topic, p, recs, acks, codec).await?;
         }
     }
     for (p, recs) in pending {
         if !recs.is_empty() {
             sent += recs.len() as u64;
-            c.produce(topic, p, recs, acks, codec).await?;
+            leaders.produce(&mut c, topic, p, recs, acks, codec).await?;
         }
     }
     eprintln!("produced {sent} messages to {topic}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Connections to partition leaders, for a CLI talking to a cluster.
+#[derive(Default)]
+struct Leaders {
+    by_partition: std::collections::HashMap<i32, Client>,
+}
+
+impl Leaders {
+    async fn produce(&mut self, boot: &mut Client, topic: &str, p: i32, recs: Vec<Record>, acks: i16, codec: Codec) -> anyhow::Result<i64> {
+        for attempt in 0..3 {
+            if !self.by_partition.contains_key(&p) {
+                if let Some(l) = boot.leader_for(topic, p).await? {
+                    self.by_partition.insert(p, l);
+                }
+            }
+            let conn = match self.by_partition.get_mut(&p) {
+                Some(l) => l,
+                None => &mut *boot,
+            };
+            match conn.produce(topic, p, recs.clone(), acks, codec).await {
+                Ok(o) => return Ok(o),
+                Err(e) if attempt < 2 && (e.to_string().contains("NOT_LEADER") || e.to_string().contains("LEADER_NOT_AVAILABLE")) => {
+                    self.by_partition.remove(&p);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        anyhow::bail!("no leader for {topic}-{p}")
+    }
 }
 
 async fn consume(
@@ -541,6 +614,9 @@ async fn consume(
 ) -> anyhow::Result<ExitCode> {
     let mut c = Client::connect(bootstrap).await?;
     c.topic(topic, false).await?;
+    if let Some(leader) = c.leader_for(topic, partition).await? {
+        c = leader;
+    }
     let mut next = match offset {
         "beginning" | "earliest" => c.list_offset(topic, partition, -2).await?,
         "end" | "latest" => c.list_offset(topic, partition, -1).await?,

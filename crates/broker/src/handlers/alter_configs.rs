@@ -38,6 +38,9 @@ pub fn broker_scope(b: &Broker, name: &str) -> Result<Option<i32>, String> {
 }
 
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: AlterConfigsRequest) -> Outcome {
+    let (b, reply) = (b.clone(), reply.clone());
+    Outcome::Later(Box::pin(async move {
+    let b = &b;
     let mut resp = AlterConfigsResponse::default();
     for r in req.resources {
         let mut out = AlterConfigsResourceResponse::default();
@@ -49,13 +52,13 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: AlterConfigsRequest) -> Outco
             TOPIC => {
                 let name = r.resource_name.to_string();
                 let current = b.metadata.image().topic(&name).map(|t| t.configs.clone()).unwrap_or_default();
-                b.alter_topic_configs(&name, with_removals(given, current.keys()), req.validate_only).map_err(|e| (e.code, e.message))
+                b.alter_topic_configs(&name, with_removals(given, current.keys()), req.validate_only).await.map_err(|e| (e.code, e.message))
             }
             BROKER => match broker_scope(b, r.resource_name.as_str()) {
                 Err(msg) => Err((ErrorCode::InvalidRequest, msg)),
                 Ok(scope) => {
                     let current = b.metadata.image().broker_configs.get(&scope).cloned().unwrap_or_default();
-                    b.alter_broker_configs(scope, with_removals(given, current.keys()), req.validate_only).map_err(|e| (e.code, e.message))
+                    b.alter_broker_configs(scope, with_removals(given, current.keys()), req.validate_only).await.map_err(|e| (e.code, e.message))
                 }
             },
             other => Err((ErrorCode::InvalidRequest, format!("Unsupported resource type {other}"))),
@@ -66,5 +69,6 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: AlterConfigsRequest) -> Outco
         }
         resp.responses.push(out);
     }
-    reply.ready(&resp)
+    reply.encode(&resp)
+    }))
 }

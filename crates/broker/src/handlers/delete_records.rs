@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
-use strom_protocol::ErrorCode;
+
 
 use crate::dispatch::{Outcome, Reply};
 use crate::handlers::produce::storage_error_code;
@@ -23,11 +23,10 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DeleteRecordsRequest) -> Outc
             let mut rp = DeleteRecordsPartitionResult::default();
             rp.partition_index = p.partition_index;
             rp.low_watermark = -1;
-            let log =
-                topic.filter(|tp| tp.partitions.contains_key(&p.partition_index)).and_then(|_| b.partition_log(&t.name, p.partition_index));
-            match log {
-                None => rp.error_code = ErrorCode::UnknownTopicOrPartition.code(),
-                Some(log) => {
+            let _ = topic;
+            match b.leader_log(&image, &t.name, p.partition_index) {
+                Err(code) => rp.error_code = code.code(),
+                Ok(log) => {
                     let target = if p.offset == -1 { log.log_end_offset() } else { p.offset };
                     match log.advance_log_start(target) {
                         Ok(start) => rp.low_watermark = start,

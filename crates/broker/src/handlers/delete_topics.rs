@@ -12,6 +12,8 @@ use crate::dispatch::{Outcome, Reply};
 use crate::server::Broker;
 
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DeleteTopicsRequest) -> Outcome {
+    let (b, reply) = (b.clone(), reply.clone());
+    Outcome::Later(Box::pin(async move {
     let mut resp = DeleteTopicsResponse::default();
     let wanted: Vec<(Option<String>, Uuid)> = if reply.version >= 6 {
         req.topics.iter().map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id)).collect()
@@ -35,7 +37,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DeleteTopicsRequest) -> Outco
             }
             None => Err((ErrorCode::UnknownTopicId, "This server does not host this topic ID.".to_string())),
             Some(t) if t.name.starts_with("__") => Err((ErrorCode::InvalidRequest, "Internal topics cannot be deleted.".to_string())),
-            Some(t) => b.delete_topic(t.id).map_err(|e| (e.code, e.message)),
+            Some(t) => b.delete_topic(t.id).await.map_err(|e| (e.code, e.message)),
         };
         if let Err((code, msg)) = result {
             r.error_code = code.code();
@@ -43,5 +45,6 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DeleteTopicsRequest) -> Outco
         }
         resp.responses.push(r);
     }
-    reply.ready(&resp)
+    reply.encode(&resp)
+    }))
 }

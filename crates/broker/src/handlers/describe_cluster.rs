@@ -1,4 +1,4 @@
-//! DescribeCluster (key 60): this node as the only broker and the controller.
+//! DescribeCluster (key 60): the live brokers with their racks, and the controller.
 
 use std::sync::Arc;
 
@@ -11,14 +11,37 @@ use crate::server::Broker;
 
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeClusterRequest) -> Outcome {
     let mut resp = DescribeClusterResponse::default();
-    resp.cluster_id = s(b.metadata.cluster_id.clone());
-    resp.controller_id = BrokerId(b.node_id);
+    let image = b.metadata.image();
+    resp.cluster_id = s(b.metadata.cluster_id());
+    resp.controller_id = BrokerId(super::metadata::controller_id(b));
     resp.endpoint_type = 1;
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations { super::ops::CLUSTER } else { i32::MIN };
-    let mut broker = DescribeClusterBroker::default();
-    broker.broker_id = BrokerId(b.node_id);
-    broker.host = s(b.advertised.0.clone());
-    broker.port = b.advertised.1 as i32;
-    resp.brokers = vec![broker];
+    resp.brokers = super::metadata::live_brokers(b, &image)
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            let mut broker = DescribeClusterBroker::default();
+            broker.broker_id = BrokerId(id);
+            broker.host = s(host);
+            broker.port = port;
+            broker.rack = rack.map(s);
+            broker
+        })
+        .collect();
+    if req.include_fenced_brokers && reply.version >= 2 {
+        // v2: registered brokers that are fenced or shutting down, flagged.
+        for x in image.brokers.values().filter(|x| !x.is_live()) {
+            if resp.brokers.iter().any(|r| r.broker_id.0 == x.id) {
+                continue;
+            }
+            let mut broker = DescribeClusterBroker::default();
+            broker.broker_id = BrokerId(x.id);
+            broker.host = s(x.host.clone());
+            broker.port = x.port as i32;
+            broker.rack = x.rack.clone().map(s);
+            broker.is_fenced = true;
+            resp.brokers.push(broker);
+        }
+        resp.brokers.sort_by_key(|r| r.broker_id.0);
+    }
     reply.ready(&resp)
 }

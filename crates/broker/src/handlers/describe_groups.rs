@@ -1,5 +1,6 @@
 //! DescribeGroups (key 15): state, protocol and members. Unknown groups are
-//! reported as `Dead` with no error, as Kafka does.
+//! reported as `Dead` with no error, as Kafka does; groups this broker does not
+//! coordinate get NOT_COORDINATOR (COORDINATOR_LOAD_IN_PROGRESS while loading).
 
 use std::sync::Arc;
 
@@ -18,6 +19,11 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeGroupsRequest) -> Out
         dg.group_id = g.clone();
         if req.include_authorized_operations && reply.version >= 3 {
             dg.authorized_operations = super::ops::GROUP;
+        }
+        dg.error_code = coord.check(&g);
+        if dg.error_code != 0 {
+            resp.groups.push(dg);
+            continue;
         }
         match coord.describe(&g) {
             None => dg.group_state = s("Dead"),

@@ -145,11 +145,18 @@ fn read_all(b: &Broker, plan: &Plan, max_bytes: usize) -> Vec<PartResult> {
         let mut r =
             PartResult { key: key.clone(), topic_id: st.topic_id, code: ErrorCode::None, hw: -1, log_start: -1, records: Bytes::new() };
         let topic = image.topic(&key.0);
-        let log = topic.filter(|t| t.partitions.contains_key(&key.1)).and_then(|_| b.partition_log(&key.0, key.1));
-        let Some(log) = log else {
-            r.code = if st.topic_id.is_nil() { ErrorCode::UnknownTopicOrPartition } else { ErrorCode::UnknownTopicId };
-            out.push(r);
-            continue;
+        let log = match b.leader_log(&image, &key.0, key.1) {
+            Ok(l) => l,
+            Err(ErrorCode::UnknownTopicOrPartition) => {
+                r.code = if st.topic_id.is_nil() { ErrorCode::UnknownTopicOrPartition } else { ErrorCode::UnknownTopicId };
+                out.push(r);
+                continue;
+            }
+            Err(code) => {
+                r.code = code;
+                out.push(r);
+                continue;
+            }
         };
         if let Some(t) = topic {
             r.topic_id = t.id;

@@ -1,6 +1,8 @@
-//! FindCoordinator (key 10): this node coordinates every group. v4+ batches keys.
-//! The first group lookup creates `__consumer_offsets`, as in Kafka. Transaction
-//! coordinators do not exist yet: key type 1 gets COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator (key 10): a group's coordinator is the leader of its
+//! `__consumer_offsets` partition (`abs(javaHash(group)) % partitions`, as
+//! Kafka). The first group lookup creates `__consumer_offsets` through the
+//! controller, as in Kafka. v4+ batches keys. Transaction coordinators do not
+//! exist yet: key type 1 gets COORDINATOR_NOT_AVAILABLE.
 
 use std::sync::Arc;
 
@@ -10,47 +12,72 @@ use strom_protocol::ErrorCode;
 
 use super::s;
 use crate::dispatch::{Outcome, Reply};
-use crate::groups::ensure_offsets_topic;
+use crate::groups::OFFSETS_TOPIC;
 use crate::server::Broker;
 
 const GROUP: i8 = 0;
 
+/// (node, host, port) of the live leader of `key`'s offsets partition, or the error.
+fn locate(b: &Broker, key: &str) -> Result<(i32, String, i32), ErrorCode> {
+    let image = b.metadata.image();
+    let topic = image.topic(OFFSETS_TOPIC).ok_or(ErrorCode::CoordinatorNotAvailable)?;
+    let p = strom_coordinator::partition_for(key, topic.partitions.len().max(1) as i32);
+    let leader = topic.partitions.get(&p).map(|p| p.leader).unwrap_or(-1);
+    match image.brokers.get(&leader).filter(|x| x.is_live()) {
+        Some(x) => Ok((x.id, x.host.clone(), x.port as i32)),
+        None if leader == b.node_id && !b.lifecycle.is_fenced() => Ok((b.node_id, b.advertised.0.clone(), b.advertised.1 as i32)),
+        None => Err(ErrorCode::CoordinatorNotAvailable),
+    }
+}
+
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FindCoordinatorRequest) -> Outcome {
-    let available = req.key_type == GROUP && ensure_offsets_topic(b);
-    let code = if available { ErrorCode::None } else { ErrorCode::CoordinatorNotAvailable };
-    let (host, port) = (b.advertised.0.clone(), b.advertised.1 as i32);
-    let mut resp = FindCoordinatorResponse::default();
-    if reply.version >= 4 {
-        resp.coordinators = req
-            .coordinator_keys
-            .iter()
-            .map(|k| {
-                let mut c = Coordinator::default();
-                c.key = k.clone();
-                c.error_code = code.code();
-                if available {
-                    c.node_id = BrokerId(b.node_id);
-                    c.host = s(host.clone());
-                    c.port = port;
-                } else {
-                    c.node_id = BrokerId(-1);
-                    c.error_message = Some(s("The coordinator is not available."));
-                }
-                c
-            })
-            .collect();
-    } else {
-        resp.error_code = code.code();
-        if available {
-            resp.node_id = BrokerId(b.node_id);
-            resp.host = s(host);
-            resp.port = port;
+    let (b, reply) = (b.clone(), reply.clone());
+    Outcome::Later(Box::pin(async move {
+        let ready = req.key_type == GROUP && b.ensure_offsets_topic().await;
+        let keys: Vec<String> =
+            if reply.version >= 4 { req.coordinator_keys.iter().map(|k| k.to_string()).collect() } else { vec![req.key.to_string()] };
+        let found: Vec<Result<(i32, String, i32), ErrorCode>> =
+            keys.iter().map(|k| if ready { locate(&b, k) } else { Err(ErrorCode::CoordinatorNotAvailable) }).collect();
+        let mut resp = FindCoordinatorResponse::default();
+        let message = |code: ErrorCode| s(if code == ErrorCode::CoordinatorNotAvailable { "The coordinator is not available." } else { "" });
+        if reply.version >= 4 {
+            resp.coordinators = keys
+                .iter()
+                .zip(found)
+                .map(|(k, f)| {
+                    let mut c = Coordinator::default();
+                    c.key = s(k.clone());
+                    match f {
+                        Ok((id, host, port)) => {
+                            c.node_id = BrokerId(id);
+                            c.host = s(host);
+                            c.port = port;
+                        }
+                        Err(code) => {
+                            c.error_code = code.code();
+                            c.node_id = BrokerId(-1);
+                            c.error_message = Some(message(code));
+                        }
+                    }
+                    c
+                })
+                .collect();
         } else {
-            resp.node_id = BrokerId(-1);
-            if reply.version >= 1 {
-                resp.error_message = Some(s("The coordinator is not available."));
+            match found.into_iter().next().unwrap_or(Err(ErrorCode::CoordinatorNotAvailable)) {
+                Ok((id, host, port)) => {
+                    resp.node_id = BrokerId(id);
+                    resp.host = s(host);
+                    resp.port = port;
+                }
+                Err(code) => {
+                    resp.error_code = code.code();
+                    resp.node_id = BrokerId(-1);
+                    if reply.version >= 1 {
+                        resp.error_message = Some(message(code));
+                    }
+                }
             }
         }
-    }
-    reply.ready(&resp)
+        reply.encode(&resp)
+    }))
 }

@@ -1,4 +1,6 @@
 //! Heartbeat (key 12): keeps a member's session alive and tells it to rejoin.
+//! Groups this broker does not coordinate answer NOT_COORDINATOR (or
+//! COORDINATOR_LOAD_IN_PROGRESS while their partition loads).
 
 use std::sync::Arc;
 

@@ -54,6 +54,9 @@ fn changes_for(configs: &[Alterable], current: impl Fn(&str) -> String) -> Resul
 }
 
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: IncrementalAlterConfigsRequest) -> Outcome {
+    let (b, reply) = (b.clone(), reply.clone());
+    Outcome::Later(Box::pin(async move {
+    let b = &b;
     let mut resp = IncrementalAlterConfigsResponse::default();
     for r in req.resources {
         let mut out = AlterConfigsResourceResponse::default();
@@ -75,9 +78,9 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: IncrementalAlterConfigsReques
             (TOPIC | BROKER, Ok(scope)) => match changes_for(&r.configs, current) {
                 Err(msg) => Err((ErrorCode::InvalidConfig, msg)),
                 Ok(changes) if r.resource_type == TOPIC => {
-                    b.alter_topic_configs(&name, changes, req.validate_only).map_err(|e| (e.code, e.message))
+                    b.alter_topic_configs(&name, changes, req.validate_only).await.map_err(|e| (e.code, e.message))
                 }
-                Ok(changes) => b.alter_broker_configs(scope, changes, req.validate_only).map_err(|e| (e.code, e.message)),
+                Ok(changes) => b.alter_broker_configs(scope, changes, req.validate_only).await.map_err(|e| (e.code, e.message)),
             },
             (other, _) => Err((ErrorCode::InvalidRequest, format!("Unsupported resource type {other}"))),
         };
@@ -87,5 +90,6 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: IncrementalAlterConfigsReques
         }
         resp.responses.push(out);
     }
-    reply.ready(&resp)
+    reply.encode(&resp)
+    }))
 }

@@ -27,13 +27,14 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: JoinGroupRequest) -> Outcome 
         require_known_member_id: v >= 4,
     };
     // The state change happens now, in request order; only the wait is deferred.
+    // The coordinator answers the token when the rebalance completes (or, for a
+    // static member's rejoin, when its new member id is durable); a group this
+    // broker does not coordinate answers NOT_COORDINATOR at once.
     let (token, rx) = b.groups.join_token();
     let now = strom_storage::now_ms();
-    let ((), pending) = b.groups.step(b, |c| ((), c.join(join, token, now)));
-    let b = b.clone();
+    let _ = b.groups.step(|c| ((), c.join(join, token, now)));
     let reply = reply.clone();
     Outcome::Later(Box::pin(async move {
-        b.groups.finish(pending).await;
         let r = rx.await.unwrap_or_else(|_| strom_coordinator::group::JoinResponse {
             error: COORDINATOR_NOT_AVAILABLE,
             generation: -1,

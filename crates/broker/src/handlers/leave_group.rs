@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
-use strom_coordinator::errors::UNKNOWN_MEMBER_ID;
+use strom_coordinator::errors::{NONE, UNKNOWN_MEMBER_ID};
 
 use super::s;
 use crate::dispatch::{Outcome, Reply};
@@ -19,13 +19,24 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: LeaveGroupRequest) -> Outcome
     };
     let group = req.group_id.to_string();
     let now = strom_storage::now_ms();
-    let (codes, pending) = b.groups.step(b, |c| c.leave(&group, &members, now));
+    let ((top, codes), pending) = b.groups.step(|c| {
+        let serving = c.check(&group);
+        if serving != NONE {
+            return ((serving, Vec::new()), Default::default());
+        }
+        let (codes, out) = c.leave(&group, &members, now);
+        ((NONE, codes), out)
+    });
     let b = b.clone();
     let reply = reply.clone();
     Outcome::Later(Box::pin(async move {
+        // Removing members takes effect at once (as Kafka); the group record that
+        // follows is written before the answer.
         b.groups.finish(pending).await;
         let mut resp = LeaveGroupResponse::default();
-        if v >= 3 {
+        if top != NONE {
+            resp.error_code = top;
+        } else if v >= 3 {
             // Kafka answers UNKNOWN_MEMBER_ID at the top only when the group is unknown.
             resp.members = members
                 .iter()

@@ -1,4 +1,7 @@
 //! ListGroups (key 16), with the state filter of v4+ and the type filter of v5.
+//! Lists the groups of the `__consumer_offsets` partitions this broker
+//! coordinates; COORDINATOR_LOAD_IN_PROGRESS while some are still loading (the
+//! loaded ones are listed anyway, as Kafka does).
 
 use std::sync::Arc;
 
@@ -12,7 +15,14 @@ use crate::server::Broker;
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ListGroupsRequest) -> Outcome {
     let states: Vec<String> = req.states_filter.iter().map(|x| x.to_lowercase()).collect();
     let mut resp = ListGroupsResponse::default();
-    for (id, protocol_type, state) in b.groups.lock().list() {
+    let (groups, loading) = {
+        let coord = b.groups.lock();
+        (coord.list(), coord.loading())
+    };
+    if loading {
+        resp.error_code = strom_coordinator::errors::COORDINATOR_LOAD_IN_PROGRESS;
+    }
+    for (id, protocol_type, state) in groups {
         if !states.is_empty() && !states.contains(&state.name().to_lowercase()) {
             continue;
         }

@@ -36,11 +36,10 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ListOffsetsRequest) -> Outcom
             pr.timestamp = -1;
             pr.offset = -1;
             pr.leader_epoch = -1;
-            let log =
-                topic.filter(|t| t.partitions.contains_key(&p.partition_index)).and_then(|_| b.partition_log(&t.name, p.partition_index));
-            match log {
-                None => pr.error_code = ErrorCode::UnknownTopicOrPartition.code(),
-                Some(log) => match lookup(&log, p.timestamp) {
+            let _ = topic;
+            match b.leader_log(&image, &t.name, p.partition_index) {
+                Err(code) => pr.error_code = code.code(),
+                Ok(log) => match lookup(&log, p.timestamp) {
                     Ok(Some((offset, ts))) => {
                         pr.offset = offset;
                         pr.timestamp = ts;

@@ -1,10 +1,12 @@
-//! OffsetCommit (key 8): answered once the commit records are fsynced.
+//! OffsetCommit (key 8): answered once the commit records are fsynced and the
+//! offsets applied; if the append or fsync fails, the commit is not applied and
+//! its partitions get Kafka's mapping of the storage error (`commit_error`).
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
-use strom_coordinator::errors::{COORDINATOR_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION};
+use strom_coordinator::errors::{commit_error, COORDINATOR_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION};
 use strom_coordinator::group::CommitRequest;
 
 use crate::dispatch::{Outcome, Reply};
@@ -44,11 +46,11 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: OffsetCommitRequest) -> Outco
     // Applied now, in request order: pipelined async commits must land in the
     // order they were sent. The answer waits for the fsync.
     let now = strom_storage::now_ms();
-    let (codes, pending) = b.groups.step(b, |c| c.commit(commit, now));
+    let (codes, pending) = b.groups.step(|c| c.commit(commit, now));
     let b = b.clone();
     let reply = reply.clone();
     Outcome::Later(Box::pin(async move {
-        let durable = b.groups.finish(pending).await;
+        let written = b.groups.finish(pending).await;
         let mut resp = OffsetCommitResponse::default();
         resp.topics = names
             .into_iter()
@@ -63,8 +65,10 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: OffsetCommitRequest) -> Outco
             p.partition_index = partition;
             p.error_code = match idx {
                 None => UNKNOWN_TOPIC_OR_PARTITION,
-                Some(_) if !durable => COORDINATOR_NOT_AVAILABLE,
-                Some(i) => codes.get(i).copied().unwrap_or(COORDINATOR_NOT_AVAILABLE),
+                Some(i) => match codes.get(i).copied().unwrap_or(COORDINATOR_NOT_AVAILABLE) {
+                    NONE => commit_error(written),
+                    code => code,
+                },
             };
             if let Some(t) = resp.topics.get_mut(ti) {
                 t.partitions.push(p);

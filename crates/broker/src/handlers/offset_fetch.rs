@@ -1,5 +1,8 @@
 //! OffsetFetch (key 9): one group (v1-7) or several (v8+). Partitions without a
 //! commit answer offset -1; a null topic list means every committed partition.
+//! Only durable commits are visible. Groups this broker does not coordinate get
+//! NOT_COORDINATOR (COORDINATOR_LOAD_IN_PROGRESS while loading): per group in
+//! v8+, at the top in v2-7, per partition in v1.
 
 use std::sync::Arc;
 
@@ -36,9 +39,14 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: OffsetFetchRequest) -> Outcom
         for g in &req.groups {
             let wanted: Option<Vec<(String, Vec<i32>)>> =
                 g.topics.as_ref().map(|ts| ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect());
-            let rows = coord.fetch_offsets(&g.group_id, wanted.as_deref());
             let mut rg = OffsetFetchResponseGroup::default();
             rg.group_id = g.group_id.clone();
+            rg.error_code = coord.check(&g.group_id);
+            if rg.error_code != 0 {
+                resp.groups.push(rg);
+                continue;
+            }
+            let rows = coord.fetch_offsets(&g.group_id, wanted.as_deref());
             rg.topics = grouped(rows)
                 .into_iter()
                 .map(|(t, ps)| {
@@ -64,7 +72,17 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: OffsetFetchRequest) -> Outcom
     }
     let wanted: Option<Vec<(String, Vec<i32>)>> =
         req.topics.as_ref().map(|ts| ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect());
-    let rows = coord.fetch_offsets(&req.group_id, wanted.as_deref());
+    let error = coord.check(&req.group_id);
+    if error != 0 && v >= 2 {
+        resp.error_code = error;
+        return reply.ready(&resp);
+    }
+    let rows = if error != 0 {
+        // v1 has no top-level error: every partition asked for carries it.
+        wanted.iter().flatten().flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p, None))).collect()
+    } else {
+        coord.fetch_offsets(&req.group_id, wanted.as_deref())
+    };
     resp.topics = grouped(rows)
         .into_iter()
         .map(|(t, ps)| {
@@ -75,6 +93,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: OffsetFetchRequest) -> Outcom
                 .map(|(p, val)| {
                     let mut rp = OffsetFetchResponsePartition::default();
                     rp.partition_index = p;
+                    rp.error_code = error;
                     rp.committed_offset = val.as_ref().map(|x| x.offset).unwrap_or(-1);
                     if v >= 5 {
                         rp.committed_leader_epoch = val.as_ref().map(|x| x.leader_epoch).unwrap_or(-1);

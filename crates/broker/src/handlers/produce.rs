@@ -67,10 +67,10 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
                 tr.partition_responses.push(part(p, code, None));
                 continue;
             };
-            let log = match b.partition_log(&t.name, p) {
-                Some(l) if t.partitions.contains_key(&p) => l,
-                _ => {
-                    tr.partition_responses.push(part(p, ErrorCode::UnknownTopicOrPartition, None));
+            let log = match b.leader_log(&image, &t.name, p) {
+                Ok(l) => l,
+                Err(code) => {
+                    tr.partition_responses.push(part(p, code, None));
                     continue;
                 }
             };

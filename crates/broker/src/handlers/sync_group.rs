@@ -22,13 +22,13 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: SyncGroupRequest) -> Outcome 
         assignments: req.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect(),
     };
     // The state change happens now, in request order; only the wait is deferred.
+    // The leader's assignment is answered (to every member) once its record is
+    // durable, or with the write's error.
     let (token, rx) = b.groups.sync_token();
     let now = strom_storage::now_ms();
-    let ((), pending) = b.groups.step(b, |c| ((), c.sync(sync, token, now)));
-    let b = b.clone();
+    let _ = b.groups.step(|c| ((), c.sync(sync, token, now)));
     let reply = reply.clone();
     Outcome::Later(Box::pin(async move {
-        b.groups.finish(pending).await;
         let r = rx.await.unwrap_or(SyncResponse { error: COORDINATOR_NOT_AVAILABLE, ..Default::default() });
         let mut resp = SyncGroupResponse::default();
         resp.error_code = r.error;

@@ -44,6 +44,7 @@ pub(super) fn request(api: ApiKey) -> Option<&'static Schema> {
         ApiKey::AlterConfigs => &ALTER_CONFIGS_REQUEST,
         ApiKey::DescribeLogDirs => &DESCRIBE_LOG_DIRS_REQUEST,
         ApiKey::IncrementalAlterConfigs => &INCREMENTAL_ALTER_CONFIGS_REQUEST,
+        ApiKey::DescribeQuorum => &DESCRIBE_QUORUM_REQUEST,
         _ => return None,
     })
 }
@@ -717,6 +718,31 @@ static INCREMENTAL_ALTER_CONFIGS_REQUEST: Schema = Schema {
         f(1, MAX, Ty::CArr(&Ty::Struct(&INCREMENTAL_ALTER_CONFIGS_ALTER_CONFIGS_RESOURCE))), // resources
         f(0, 0, Ty::Arr(&Ty::Struct(&INCREMENTAL_ALTER_CONFIGS_ALTER_CONFIGS_RESOURCE))),    // resources
         f(0, MAX, Ty::Bool),                                                                 // validate_only
+    ],
+    tagged: &[],
+};
+
+static DESCRIBE_QUORUM_REQUEST: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::CArr(&Ty::Struct(&DESCRIBE_QUORUM_TOPIC))), // topics
+    ],
+    tagged: &[],
+};
+
+static DESCRIBE_QUORUM_TOPIC: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::CStr),                                         // topic_name
+        f(0, MAX, Ty::CArr(&Ty::Struct(&DESCRIBE_QUORUM_PARTITION))), // partitions
+    ],
+    tagged: &[],
+};
+
+static DESCRIBE_QUORUM_PARTITION: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::I32), // partition_index
     ],
     tagged: &[],
 };

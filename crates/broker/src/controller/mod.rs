@@ -1,0 +1,586 @@
+//! The controller: a pure step on the active quorum leader.
+//!
+//! `Controller::step(image, request, now)` → (records to propose, answer). It does
+//! no I/O and reads no clock; the service (`service.rs`) proposes the records
+//! through the quorum and sends the answer once they are committed. Broker
+//! sessions (last heartbeat) are the controller's only soft state: they are not
+//! in the metadata log, and a newly active controller starts every session afresh,
+//! as Kafka's does.
+//!
+//! What it decides: broker registration, heartbeats, fencing and controlled
+//! shutdown; topic creation with replica placement; partition additions; topic
+//! deletion; config changes; producer-id blocks; leader election for partitions
+//! whose leader is gone (from the ISR only: unclean election is off).
+
+pub mod client;
+pub mod listener;
+pub mod placement;
+pub mod service;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use strom_metadata::{MetadataImage, MetadataRecord, PartitionImage, TopicImage};
+use strom_protocol::ErrorCode;
+use uuid::Uuid;
+
+use crate::config::{check_topic_config, ConfigError};
+
+/// Producer ids handed to a broker per AllocateProducerIds, as Kafka's block size.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// A failed request: Kafka's code and a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: i16,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Failure { code: code.code(), message: message.into() }
+    }
+    pub fn error_code(&self) -> ErrorCode {
+        ErrorCode::from_code(self.code)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: `num.partitions`.
+    pub partitions: i32,
+    /// -1: `default.replication.factor`.
+    pub replication_factor: i16,
+    pub assignments: BTreeMap<i32, Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A topic config change: set a value, or remove the override (`None`).
+pub type ConfigChange = (String, Option<String>);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    Register { id: i32, incarnation: Uuid, cluster_id: Option<String>, host: String, port: u16, rack: Option<String> },
+    Heartbeat { id: i32, epoch: i64, metadata_offset: u64, want_fence: bool, want_shutdown: bool },
+    CreateTopics { topics: Vec<NewTopic>, validate_only: bool },
+    DeleteTopics { ids: Vec<Uuid> },
+    CreatePartitions { topic: String, count: i32, assignments: Option<Vec<Vec<i32>>>, validate_only: bool },
+    AlterTopicConfigs { topic: String, changes: Vec<ConfigChange>, validate_only: bool },
+    AlterBrokerConfigs { node: Option<i32>, changes: Vec<ConfigChange>, validate_only: bool },
+    AllocateProducerIds { id: i32, epoch: i64 },
+    /// Answered by any voter, without a step.
+    DescribeQuorum,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedTopic {
+    pub id: Uuid,
+    pub partitions: i32,
+    pub replication_factor: i16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatAnswer {
+    pub error: i16,
+    pub is_caught_up: bool,
+    pub is_fenced: bool,
+    pub should_shutdown: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Answer {
+    Register(Result<i64, Failure>),
+    Heartbeat(HeartbeatAnswer),
+    CreateTopics(Vec<Result<CreatedTopic, Failure>>),
+    DeleteTopics(Vec<Result<(), Failure>>),
+    Done(Result<(), Failure>),
+    ProducerIds(Result<(i64, i64), Failure>),
+    /// Sent by a node that is not the active controller.
+    NotController { leader: Option<i32> },
+    Quorum(service::QuorumInfo),
+}
+
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    pub session_timeout_ms: i64,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    /// `offsets.topic.replication.factor`, for `__consumer_offsets`.
+    pub offsets_replication_factor: i16,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    epoch: i64,
+    last_heartbeat: i64,
+    /// The broker is caught up once its metadata offset reaches this.
+    catch_up_to: u64,
+}
+
+pub struct Controller {
+    config: ControllerConfig,
+    sessions: BTreeMap<i32, Session>,
+    /// Randomness handed in (topic ids); a simulation passes a fixed seed.
+    seed: u64,
+}
+
+impl Controller {
+    pub fn new(config: ControllerConfig, seed: u64) -> Self {
+        Controller { config, sessions: BTreeMap::new(), seed }
+    }
+
+    /// This node just became the active controller: every registered broker gets a
+    /// fresh session, so none is fenced for silence it had towards the old one.
+    pub fn activate(&mut self, image: &MetadataImage, now: i64) {
+        self.sessions = image.brokers.values().map(|b| (b.id, Session { epoch: b.epoch, last_heartbeat: now, catch_up_to: 0 })).collect();
+    }
+
+    /// Records the first active controller writes: the cluster id.
+    pub fn bootstrap(&self, image: &MetadataImage, cluster_id: impl FnOnce() -> String) -> Vec<MetadataRecord> {
+        match image.cluster_id {
+            Some(_) => Vec::new(),
+            None => vec![MetadataRecord::ClusterId { id: cluster_id() }],
+        }
+    }
+
+    pub fn step(&mut self, image: &MetadataImage, req: Request, now: i64) -> (Vec<MetadataRecord>, Answer) {
+        match req {
+            Request::Register { id, incarnation, cluster_id, host, port, rack } => {
+                self.register(image, id, incarnation, cluster_id, host, port, rack, now)
+            }
+            Request::Heartbeat { id, epoch, metadata_offset, want_fence, want_shutdown } => {
+                self.heartbeat(image, id, epoch, metadata_offset, want_fence, want_shutdown, now)
+            }
+            Request::CreateTopics { topics, validate_only } => {
+                let mut records = Vec::new();
+                let mut answers = Vec::new();
+                // Later topics in one request see the earlier ones (name collisions).
+                let mut view = image.clone();
+                for (i, t) in topics.iter().enumerate() {
+                    match self.create_topic(&view, t, i as u64) {
+                        Ok((recs, created)) => {
+                            if !validate_only {
+                                view = view.apply(&recs);
+                                records.extend(recs);
+                            }
+                            answers.push(Ok(created));
+                        }
+                        Err(f) => answers.push(Err(f)),
+                    }
+                }
+                (records, Answer::CreateTopics(answers))
+            }
+            Request::DeleteTopics { ids } => {
+                let mut records = Vec::new();
+                let answers = ids
+                    .iter()
+                    .map(|id| match image.topic_by_id(id) {
+                        Some(_) => {
+                            records.push(MetadataRecord::RemoveTopic { id: *id });
+                            Ok(())
+                        }
+                        None => Err(Failure::new(ErrorCode::UnknownTopicId, "This server does not host this topic ID.")),
+                    })
+                    .collect();
+                (records, Answer::DeleteTopics(answers))
+            }
+            Request::CreatePartitions { topic, count, assignments, validate_only } => {
+                match self.add_partitions(image, &topic, count, assignments) {
+                    Ok(recs) => (if validate_only { Vec::new() } else { recs }, Answer::Done(Ok(()))),
+                    Err(f) => (Vec::new(), Answer::Done(Err(f))),
+                }
+            }
+            Request::AlterTopicConfigs { topic, changes, validate_only } => {
+                let result = existing(image, &topic).and_then(|t| {
+                    for (k, v) in &changes {
+                        if let Some(v) = v {
+                            check_topic_config(k, v).map_err(|e| invalid_config(k, e))?;
+                        } else if !crate::config::TOPIC_DEFS.iter().any(|(n, _, _)| n == k) {
+                            return Err(invalid_config(k, ConfigError::Unknown(k.clone())));
+                        }
+                    }
+                    Ok(changes.iter().map(|(key, value)| MetadataRecord::TopicConfig { topic_id: t.id, key: key.clone(), value: value.clone() }).collect())
+                });
+                match result {
+                    Ok(recs) => (if validate_only { Vec::new() } else { recs }, Answer::Done(Ok(()))),
+                    Err(f) => (Vec::new(), Answer::Done(Err(f))),
+                }
+            }
+            Request::AlterBrokerConfigs { node, changes, validate_only } => {
+                let mut check = Ok(());
+                for (k, v) in &changes {
+                    let Some(def) = crate::config::BROKER_DEFS.iter().find(|d| d.name == k) else {
+                        check = Err(Failure::new(ErrorCode::InvalidConfig, format!("Unknown broker config name: {k}")));
+                        break;
+                    };
+                    if !crate::config::is_dynamic(k) {
+                        check = Err(Failure::new(ErrorCode::InvalidRequest, format!("Cannot update these configs dynamically: {k}")));
+                        break;
+                    }
+                    if let Some(v) = v {
+                        if let Err(e) = crate::config::check_value(k, def.kind, v) {
+                            check = Err(Failure::new(ErrorCode::InvalidConfig, e.to_string()));
+                            break;
+                        }
+                    }
+                }
+                if check.is_err() || validate_only {
+                    return (Vec::new(), Answer::Done(check));
+                }
+                let recs = changes.into_iter().map(|(key, value)| MetadataRecord::BrokerConfig { node, key, value }).collect();
+                (recs, Answer::Done(Ok(())))
+            }
+            Request::AllocateProducerIds { id, epoch } => {
+                if !image.brokers.get(&id).is_some_and(|b| b.epoch == epoch) {
+                    return (Vec::new(), Answer::ProducerIds(Err(Failure::new(ErrorCode::StaleBrokerEpoch, "unknown broker epoch"))));
+                }
+                let start = image.next_producer_id.max(1000);
+                (vec![MetadataRecord::ProducerIds { next: start + PRODUCER_ID_BLOCK }], Answer::ProducerIds(Ok((start, PRODUCER_ID_BLOCK))))
+            }
+            Request::DescribeQuorum => (Vec::new(), Answer::Done(Ok(()))),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn register(
+        &mut self,
+        image: &MetadataImage,
+        id: i32,
+        incarnation: Uuid,
+        cluster_id: Option<String>,
+        host: String,
+        port: u16,
+        rack: Option<String>,
+        now: i64,
+    ) -> (Vec<MetadataRecord>, Answer) {
+        if let (Some(ours), Some(theirs)) = (&image.cluster_id, &cluster_id) {
+            if ours != theirs {
+                let f = Failure::new(
+                    ErrorCode::InconsistentClusterId,
+                    format!("broker {id} belongs to cluster {theirs}, but this is cluster {ours}"),
+                );
+                return (Vec::new(), Answer::Register(Err(f)));
+            }
+        }
+        if let Some(b) = image.brokers.get(&id) {
+            if b.incarnation == incarnation && b.host == host && b.port == port && b.rack == rack {
+                // A retried registration: same answer.
+                self.sessions.insert(id, Session { epoch: b.epoch, last_heartbeat: now, catch_up_to: image.offset });
+                return (Vec::new(), Answer::Register(Ok(b.epoch)));
+            }
+            if b.incarnation != incarnation && !b.fenced {
+                if let Some(s) = self.sessions.get(&id) {
+                    if s.epoch == b.epoch && now - s.last_heartbeat < self.config.session_timeout_ms {
+                        let f = Failure::new(
+                            ErrorCode::DuplicateBrokerRegistration,
+                            format!("another broker with node.id {id} is registered and heartbeating"),
+                        );
+                        return (Vec::new(), Answer::Register(Err(f)));
+                    }
+                }
+            }
+        }
+        let epoch = image.next_broker_epoch.max(1);
+        let mut records = vec![MetadataRecord::RegisterBroker { id, epoch, incarnation, host, port, rack }];
+        // Partitions it led under its old registration lose their leader until it is unfenced again.
+        records.extend(elect_without(image, id));
+        self.sessions.insert(id, Session { epoch, last_heartbeat: now, catch_up_to: image.offset + 1 });
+        (records, Answer::Register(Ok(epoch)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn heartbeat(
+        &mut self,
+        image: &MetadataImage,
+        id: i32,
+        epoch: i64,
+        metadata_offset: u64,
+        want_fence: bool,
+        want_shutdown: bool,
+        now: i64,
+    ) -> (Vec<MetadataRecord>, Answer) {
+        let stale = |code: ErrorCode| HeartbeatAnswer { error: code.code(), is_caught_up: false, is_fenced: true, should_shutdown: false };
+        let Some(b) = image.brokers.get(&id) else {
+            return (Vec::new(), Answer::Heartbeat(stale(ErrorCode::BrokerIdNotRegistered)));
+        };
+        if b.epoch != epoch {
+            return (Vec::new(), Answer::Heartbeat(stale(ErrorCode::StaleBrokerEpoch)));
+        }
+        let session = self.sessions.entry(id).or_insert(Session { epoch, last_heartbeat: now, catch_up_to: 0 });
+        session.epoch = epoch;
+        session.last_heartbeat = now;
+        let caught_up = metadata_offset >= session.catch_up_to;
+        let mut records = Vec::new();
+        let mut fenced = b.fenced;
+        let mut should_shutdown = false;
+        if want_shutdown {
+            if !b.shutting_down && !b.fenced {
+                records.push(MetadataRecord::BrokerShuttingDown { id, epoch });
+            }
+            let after = image.apply(&records);
+            records.extend(elect_without(&after, id));
+            // Everything it led has moved (or has no other replica to move to).
+            should_shutdown = true;
+            self.sessions.remove(&id);
+        } else if want_fence {
+            if !b.fenced {
+                records.push(MetadataRecord::BrokerFence { id, epoch, fenced: true });
+                let after = image.apply(&records);
+                records.extend(elect_without(&after, id));
+                fenced = true;
+            }
+        } else if b.fenced && caught_up {
+            records.push(MetadataRecord::BrokerFence { id, epoch, fenced: false });
+            let after = image.apply(&records);
+            records.extend(elect_offline(&after));
+            fenced = false;
+        }
+        (records, Answer::Heartbeat(HeartbeatAnswer { error: 0, is_caught_up: caught_up, is_fenced: fenced, should_shutdown }))
+    }
+
+    /// Fences brokers whose session lapsed and elects leaders where needed.
+    pub fn tick(&mut self, image: &MetadataImage, now: i64) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        let mut view = image.clone();
+        for b in image.brokers.values() {
+            if b.fenced {
+                continue;
+            }
+            let lapsed = match self.sessions.get(&b.id) {
+                Some(s) if s.epoch == b.epoch => now - s.last_heartbeat >= self.config.session_timeout_ms,
+                _ => {
+                    // Unknown session (e.g. a broker shutting down): start one now.
+                    self.sessions.insert(b.id, Session { epoch: b.epoch, last_heartbeat: now, catch_up_to: 0 });
+                    false
+                }
+            };
+            if lapsed {
+                let fence = vec![MetadataRecord::BrokerFence { id: b.id, epoch: b.epoch, fenced: true }];
+                view = view.apply(&fence);
+                records.extend(fence);
+                let moves = elect_without(&view, b.id);
+                view = view.apply(&moves);
+                records.extend(moves);
+            }
+        }
+        records.extend(elect_offline(&view));
+        records
+    }
+
+    fn create_topic(&self, image: &MetadataImage, t: &NewTopic, salt: u64) -> Result<(Vec<MetadataRecord>, CreatedTopic), Failure> {
+        crate::replica::validate_topic_name(&t.name).map_err(|m| Failure::new(ErrorCode::InvalidTopicException, m))?;
+        if image.topic(&t.name).is_some() {
+            return Err(Failure::new(ErrorCode::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
+        }
+        let norm = t.name.replace('.', "_");
+        if let Some(other) = image.topics.keys().find(|n| n.replace('.', "_") == norm) {
+            return Err(Failure::new(ErrorCode::InvalidTopicException, format!("Topic '{}' collides with existing topic: {other}", t.name)));
+        }
+        for (k, v) in &t.configs {
+            check_topic_config(k, v).map_err(|e| invalid_config(k, e))?;
+        }
+        let live: Vec<_> = image.live_brokers().map(|b| (b.id, b.rack.clone())).collect();
+        let assignment: Vec<Vec<i32>> = if !t.assignments.is_empty() {
+            if t.partitions != -1 || t.replication_factor != -1 {
+                return Err(Failure::new(
+                    ErrorCode::InvalidRequest,
+                    "Both numPartitions or replicationFactor and replicasAssignments were set.",
+                ));
+            }
+            for (i, (p, replicas)) in t.assignments.iter().enumerate() {
+                if *p != i as i32 {
+                    return Err(Failure::new(ErrorCode::InvalidReplicaAssignment, "partitions must be numbered 0..n-1"));
+                }
+                check_assignment(image, replicas)?;
+            }
+            t.assignments.values().cloned().collect()
+        } else {
+            if t.partitions == 0 || t.partitions < -1 {
+                return Err(Failure::new(ErrorCode::InvalidPartitions, "Number of partitions must be larger than 0."));
+            }
+            if t.replication_factor == 0 || t.replication_factor < -1 {
+                return Err(Failure::new(ErrorCode::InvalidReplicationFactor, "Replication factor must be larger than 0."));
+            }
+            let count = if t.partitions == -1 { self.config.num_partitions.max(1) } else { t.partitions };
+            let internal = t.name == crate::groups::OFFSETS_TOPIC;
+            let mut rf = match (t.replication_factor, internal) {
+                (-1, true) => self.config.offsets_replication_factor,
+                (-1, false) => self.config.default_replication_factor,
+                (rf, _) => rf,
+            };
+            if t.replication_factor == -1 && rf as usize > live.len() && !live.is_empty() {
+                // A default larger than the cluster: fall back rather than fail (the service logs it).
+                rf = live.len() as i16;
+            }
+            if live.is_empty() {
+                return Err(Failure::new(ErrorCode::InvalidReplicationFactor, "Unable to replicate the partition: no broker is registered and unfenced."));
+            }
+            if rf as usize > live.len() {
+                return Err(Failure::new(
+                    ErrorCode::InvalidReplicationFactor,
+                    format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.", live.len()),
+                ));
+            }
+            let seed = hash_name(&t.name).wrapping_add(salt);
+            placement::place(&live, count, rf as usize, 0, seed)
+        };
+        let id = uuid_from(image, &t.name, salt ^ self.seed);
+        let mut records = vec![MetadataRecord::Topic { name: t.name.clone(), id }];
+        for (k, v) in &t.configs {
+            records.push(MetadataRecord::TopicConfig { topic_id: id, key: k.clone(), value: Some(v.clone()) });
+        }
+        let rf = assignment.first().map(|r| r.len()).unwrap_or(0) as i16;
+        for (p, replicas) in assignment.iter().enumerate() {
+            records.push(new_partition(image, id, p as i32, replicas.clone()));
+        }
+        Ok((records, CreatedTopic { id, partitions: assignment.len() as i32, replication_factor: rf }))
+    }
+
+    fn add_partitions(
+        &self,
+        image: &MetadataImage,
+        name: &str,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+    ) -> Result<Vec<MetadataRecord>, Failure> {
+        let topic = existing(image, name)?;
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            let msg = if count == current {
+                format!("Topic already has {current} partitions.")
+            } else {
+                format!("Topic currently has {current} partitions, which is higher than the requested {count}.")
+            };
+            return Err(Failure::new(ErrorCode::InvalidPartitions, msg));
+        }
+        let rf = topic.partitions.values().next().map(|p| p.replicas.len()).unwrap_or(1);
+        let assignment = match assignments {
+            Some(a) => {
+                if a.len() as i32 != count - current {
+                    return Err(Failure::new(
+                        ErrorCode::InvalidReplicaAssignment,
+                        format!("Increasing the number of partitions by {} but {} assignments provided.", count - current, a.len()),
+                    ));
+                }
+                for r in &a {
+                    check_assignment(image, r)?;
+                }
+                a
+            }
+            None => {
+                let live: Vec<_> = image.live_brokers().map(|b| (b.id, b.rack.clone())).collect();
+                if rf > live.len() {
+                    return Err(Failure::new(
+                        ErrorCode::InvalidReplicationFactor,
+                        format!("Unable to replicate the partition {rf} time(s): only {} broker(s) are registered.", live.len()),
+                    ));
+                }
+                placement::place(&live, count - current, rf, current, hash_name(name))
+            }
+        };
+        Ok(assignment.into_iter().enumerate().map(|(i, replicas)| new_partition(image, topic.id, current + i as i32, replicas)).collect())
+    }
+}
+
+fn new_partition(image: &MetadataImage, topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
+    let leader = replicas.iter().copied().find(|r| image.is_live(*r)).unwrap_or(-1);
+    MetadataRecord::Partition { topic_id, partition, isr: replicas.clone(), replicas, leader, leader_epoch: 0, partition_epoch: 0 }
+}
+
+fn check_assignment(image: &MetadataImage, replicas: &[i32]) -> Result<(), Failure> {
+    if replicas.is_empty() {
+        return Err(Failure::new(ErrorCode::InvalidReplicaAssignment, "a partition needs at least one replica"));
+    }
+    let mut seen = replicas.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != replicas.len() {
+        return Err(Failure::new(ErrorCode::InvalidReplicaAssignment, format!("replica assignment {replicas:?} repeats a broker")));
+    }
+    if let Some(b) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
+        return Err(Failure::new(ErrorCode::InvalidReplicaAssignment, format!("replica assignment {replicas:?} names broker {b}, which is not registered")));
+    }
+    Ok(())
+}
+
+fn existing<'a>(image: &'a MetadataImage, name: &str) -> Result<&'a std::sync::Arc<TopicImage>, Failure> {
+    image.topic(name).ok_or_else(|| Failure::new(ErrorCode::UnknownTopicOrPartition, format!("The topic '{name}' does not exist.")))
+}
+
+/// Moves leadership of every partition `gone` leads to another live in-sync replica,
+/// or to no leader (-1) when there is none.
+fn elect_without(image: &MetadataImage, gone: i32) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for t in image.topics.values() {
+        for p in t.partitions.values() {
+            if p.leader == gone {
+                let next = p.isr.iter().copied().find(|r| *r != gone && image.is_live(*r)).unwrap_or(-1);
+                out.push(changed(p, t.id, next));
+            }
+        }
+    }
+    out
+}
+
+/// Elects a leader for every partition without a live one, from its live in-sync replicas.
+fn elect_offline(image: &MetadataImage) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for t in image.topics.values() {
+        for p in t.partitions.values() {
+            if p.leader >= 0 && image.is_live(p.leader) {
+                continue;
+            }
+            // Preferred order: the replica list, limited to the ISR.
+            if let Some(next) = p.replicas.iter().copied().find(|r| p.isr.contains(r) && image.is_live(*r)) {
+                out.push(changed(p, t.id, next));
+            } else if p.leader >= 0 {
+                out.push(changed(p, t.id, -1));
+            }
+        }
+    }
+    out
+}
+
+fn changed(p: &PartitionImage, topic_id: Uuid, leader: i32) -> MetadataRecord {
+    let mut next = p.clone();
+    if leader != p.leader {
+        next.leader = leader;
+        next.leader_epoch += 1;
+    }
+    next.partition_epoch += 1;
+    next.to_record(topic_id)
+}
+
+/// A topic id derived from the image position and the name: deterministic for a
+/// given step (so a replayed simulation makes the same ids), unique in practice.
+fn uuid_from(image: &MetadataImage, name: &str, salt: u64) -> Uuid {
+    let mut hi = hash_name(name) ^ image.offset.rotate_left(17) ^ salt.rotate_left(41);
+    let mut lo = image.records.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ hash_name(&format!("{name}/{}", image.offset));
+    loop {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&hi.to_be_bytes());
+        bytes[8..].copy_from_slice(&lo.to_be_bytes());
+        let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        if !id.is_nil() && !image.topic_names.contains_key(&id) {
+            return id;
+        }
+        hi = hi.wrapping_add(1);
+        lo = lo.rotate_left(7);
+    }
+}
+
+fn hash_name(s: &str) -> u64 {
+    // FNV-1a: stable across processes and versions, unlike std's hasher.
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn invalid_config(key: &str, e: ConfigError) -> Failure {
+    match e {
+        ConfigError::Unknown(_) => Failure::new(ErrorCode::InvalidConfig, format!("Unknown topic config name: {key}")),
+        other => Failure::new(ErrorCode::InvalidConfig, other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
