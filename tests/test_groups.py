@@ -297,6 +297,11 @@ def test_cli_describe_shows_lag_and_reset_offsets(gbroker, topic_name):
     out = gbroker.cli("group", "delete", "lag")
     assert out.returncode == 0, out.stderr
     assert "lag" not in gbroker.cli("group", "list").stdout.split()
+    # Its offsets went with it (applied once the tombstones were durable).
+    c = consumer(gbroker.bootstrap, "lag")
+    got = c.committed([TopicPartition(topic_name, 0), TopicPartition(topic_name, 1)], timeout=10)
+    c.close()
+    assert [tp.offset for tp in got] == [-1001, -1001]
 
 
 def test_pipelined_async_commits_land_in_order(gbroker, topic_name):

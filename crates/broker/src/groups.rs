@@ -240,7 +240,12 @@ impl GroupManager {
             Some(log) => guard(&self.inner.logs).insert(partition, log),
             None => guard(&self.inner.logs).remove(&partition),
         };
-        tracing::info!(partition, records = count, ms = started.elapsed().as_millis() as u64, "group partition loaded");
+        let ms = started.elapsed().as_millis() as u64;
+        if count > 0 {
+            tracing::info!(partition, records = count, ms, "group partition loaded");
+        } else {
+            tracing::debug!(partition, ms, "group partition loaded (empty)");
+        }
     }
 
     /// Stops coordinating the groups of `partition`: they leave memory, waiting

@@ -233,7 +233,15 @@ impl Broker {
     pub async fn create_topics(&self, topics: Vec<NewTopic>, validate_only: bool) -> Vec<Result<CreatedTopic, TopicError>> {
         let n = topics.len();
         match self.ask_controller(Request::CreateTopics { topics, validate_only }).await {
-            Ok(Answer::CreateTopics(v)) if v.len() == n => v.into_iter().map(|r| r.map_err(TopicError::from)).collect(),
+            Ok(Answer::CreateTopics(v)) if v.len() == n => v
+                .into_iter()
+                .map(|r| {
+                    if let Ok(CreatedTopic { note: Some(note), .. }) = &r {
+                        tracing::warn!("{note}");
+                    }
+                    r.map_err(TopicError::from)
+                })
+                .collect(),
             Ok(_) => vec![Err(TopicError::new(ErrorCode::UnknownServerError, "unexpected controller answer")); n],
             Err(f) => vec![Err(f.into()); n],
         }

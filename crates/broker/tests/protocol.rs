@@ -1,6 +1,6 @@
 //! Protocol edges against a real broker on 127.0.0.1:0, over TCP.
 
-use std::sync::Arc;
+
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -8,12 +8,12 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, Forgot
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use strom_broker::{Broker, BrokerConfig};
+use strom_broker::BrokerConfig;
 use strom_protocol::compression::Codec;
 use strom_protocol::frame;
 use strom_protocol::records::{BatchBuilder, Record};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 struct Server {
     addr: String,

@@ -1321,7 +1321,12 @@ impl GroupCoordinator {
                 continue;
             }
             let value = OffsetValue { offset, leader_epoch: epoch, metadata, commit_timestamp: now };
-            out.staged.push(GroupRecord::Offset { group: req.group_id.clone(), topic: topic.clone(), partition: p, value: Some(value.clone()) });
+            out.staged.push(GroupRecord::Offset {
+                group: req.group_id.clone(),
+                topic: topic.clone(),
+                partition: p,
+                value: Some(value.clone()),
+            });
             out.effects.push(Effect::Offset { group: req.group_id.clone(), topic, partition: p, value: Some(value) });
             codes.push(NONE);
         }

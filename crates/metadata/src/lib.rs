@@ -90,8 +90,11 @@ fn properties_path(dir: &Path) -> PathBuf {
     dir.join("meta.properties")
 }
 
-/// `meta.properties` of a data directory: (cluster id, node id), if written.
-pub fn read_properties(dir: &Path) -> Result<Option<(Option<String>, Option<i32>)>, MetadataError> {
+/// What `meta.properties` says: (cluster id, node id).
+pub type Properties = (Option<String>, Option<i32>);
+
+/// `meta.properties` of a data directory, if written.
+pub fn read_properties(dir: &Path) -> Result<Option<Properties>, MetadataError> {
     let path = properties_path(dir);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,

@@ -319,6 +319,8 @@ async fn server(config: Option<String>, set: Vec<String>) -> anyhow::Result<Exit
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| "info,openraft=warn".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log that cannot be written (a full disk) must not panic the broker.
+        .log_internal_errors(false)
         .init();
     let mut pairs = Vec::new();
     if let Some(path) = &config {
@@ -358,7 +360,10 @@ async fn cluster(cmd: ClusterCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
         ClusterCmd::Info => {
             let info = c.describe_cluster().await?;
             println!("cluster id: {}", info.cluster_id);
-            println!("controller: {}", info.controller);
+            match c.describe_quorum().await {
+                Ok(q) => println!("active controller: {}", q.leader),
+                Err(e) => println!("active controller: unknown ({e})"),
+            }
             println!("{:>6}  {:<24} {:<12} STATE", "BROKER", "ADDRESS", "RACK");
             for b in &info.brokers {
                 let state = if b.fenced { "fenced" } else { "live" };
@@ -486,8 +491,11 @@ async fn topic(cmd: TopicCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
                     overrides.join(",")
                 );
                 for p in &t.partitions {
-                    let end = c.list_offset(&t.name, p.partition, -1).await.unwrap_or(-1);
-                    let start = c.list_offset(&t.name, p.partition, -2).await.unwrap_or(-1);
+                    // Offsets come from the partition's leader.
+                    let mut leader = c.leader_for(&t.name, p.partition).await.ok().flatten();
+                    let lc = leader.as_mut().unwrap_or(&mut c);
+                    let end = lc.list_offset(&t.name, p.partition, -1).await.unwrap_or(-1);
+                    let start = lc.list_offset(&t.name, p.partition, -2).await.unwrap_or(-1);
                     println!(
                         "\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {:?}\tIsr: {:?}\tStartOffset: {start}\tEndOffset: {end}",
                         p.partition, p.leader, p.leader_epoch, p.replicas, p.isr

@@ -9,17 +9,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::broker_registration_request::Listener as RegListener;
 use kafka_protocol::messages::{
-    ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, RequestHeader, ResponseHeader,
+    ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse,
+    RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
+use strom_metadata::quorum::{Connector, TcpConnector};
 use strom_protocol::ErrorCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 use super::service::{ControllerService, Reply};
 use super::{Answer, Failure, HeartbeatAnswer, Request};
@@ -32,24 +34,39 @@ pub const MAX_CONTROLLER_BYTES: usize = 64 << 20;
 const REGISTRATION_VERSION: i16 = 3;
 const HEARTBEAT_VERSION: i16 = 1;
 
-pub struct ControllerChannel {
+/// Generic over how it reaches other voters: TCP in a server, simulated streams in tests.
+pub struct ControllerChannel<C: Connector = TcpConnector> {
     node_id: i32,
     voters: BTreeMap<i32, String>,
     local: Option<Arc<ControllerService>>,
     /// Who leads, as last learned; tried first.
     hint: Mutex<Option<i32>>,
-    conns: tokio::sync::Mutex<HashMap<i32, TcpStream>>,
+    connector: C,
+    conns: tokio::sync::Mutex<HashMap<i32, C::Stream>>,
     next_correlation: std::sync::atomic::AtomicI32,
     pub request_timeout: Duration,
 }
 
 impl ControllerChannel {
     pub fn new(node_id: i32, voters: BTreeMap<i32, String>, local: Option<Arc<ControllerService>>, request_timeout: Duration) -> Self {
+        ControllerChannel::with_connector(node_id, voters, local, request_timeout, TcpConnector)
+    }
+}
+
+impl<C: Connector> ControllerChannel<C> {
+    pub fn with_connector(
+        node_id: i32,
+        voters: BTreeMap<i32, String>,
+        local: Option<Arc<ControllerService>>,
+        request_timeout: Duration,
+        connector: C,
+    ) -> Self {
         ControllerChannel {
             node_id,
             voters,
             local,
             hint: Mutex::new(None),
+            connector,
             conns: tokio::sync::Mutex::new(HashMap::new()),
             next_correlation: std::sync::atomic::AtomicI32::new(1),
             request_timeout,
@@ -95,7 +112,10 @@ impl ControllerChannel {
             round += 1;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(Failure::new(ErrorCode::RequestTimedOut, format!("no active controller within {} ms: {last}", timeout.as_millis())));
+                return Err(Failure::new(
+                    ErrorCode::RequestTimedOut,
+                    format!("no active controller within {} ms: {last}", timeout.as_millis()),
+                ));
             }
             let attempt = tokio::time::timeout(left.min(self.request_timeout), self.send_to(target, req.clone())).await;
             match attempt {
@@ -133,11 +153,7 @@ impl ControllerChannel {
         let mut conns = self.conns.lock().await;
         let stream = match conns.remove(&target) {
             Some(s) => s,
-            None => {
-                let s = TcpStream::connect(&addr).await?;
-                let _ = s.set_nodelay(true);
-                s
-            }
+            None => self.connector.connect(&addr).await?,
         };
         let corr = self.next_correlation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (stream, bytes) = roundtrip(stream, api, version, corr, body).await?;
@@ -190,7 +206,10 @@ fn decode_reply(req: &Request, api: i16, version: i16, mut body: Bytes) -> std::
         let answer = match ErrorCode::from_code(r.error_code) {
             ErrorCode::None => Answer::Register(Ok(r.broker_epoch)),
             ErrorCode::NotController => Answer::NotController { leader: None },
-            code => Answer::Register(Err(Failure::new(code, format!("registration refused: {}", strom_protocol::error::error_name(r.error_code))))),
+            code => Answer::Register(Err(Failure::new(
+                code,
+                format!("registration refused: {}", strom_protocol::error::error_name(r.error_code)),
+            ))),
         };
         return Ok(Reply { answer, offset: 0 });
     }
@@ -213,7 +232,13 @@ fn decode_reply(req: &Request, api: i16, version: i16, mut body: Bytes) -> std::
 
 /// Writes one request frame (header v1 for private keys, the API's own header
 /// version otherwise) and reads the response body.
-async fn roundtrip(mut s: TcpStream, api: i16, version: i16, corr: i32, body: Bytes) -> std::io::Result<(TcpStream, Bytes)> {
+async fn roundtrip<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    api: i16,
+    version: i16,
+    corr: i32,
+    body: Bytes,
+) -> std::io::Result<(S, Bytes)> {
     let mut frame = BytesMut::with_capacity(body.len() + 32);
     frame.put_i32(0);
     let flexible_header = match ApiKey::try_from(api) {
@@ -239,6 +264,7 @@ async fn roundtrip(mut s: TcpStream, api: i16, version: i16, corr: i32, body: By
     let len = (frame.len() - 4) as i32;
     frame[0..4].copy_from_slice(&len.to_be_bytes());
     s.write_all(&frame).await?;
+    s.flush().await?;
     let len = s.read_i32().await?;
     if len < 4 || len as usize > MAX_CONTROLLER_BYTES {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad response length {len}")));

@@ -19,8 +19,8 @@ use kafka_protocol::protocol::Decodable;
 use strom_metadata::quorum::QUORUM_API_KEY;
 use strom_protocol::frame;
 use strom_protocol::ErrorCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use super::client::{CONTROLLER_API_KEY, MAX_CONTROLLER_BYTES};
 use super::service::{ControllerService, Reply};
@@ -33,7 +33,7 @@ pub async fn serve(listener: TcpListener, svc: Arc<ControllerService>) {
                 let _ = stream.set_nodelay(true);
                 let svc = svc.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, peer, svc).await {
+                    if let Err(e) = serve_stream(stream, peer, svc).await {
                         tracing::debug!(%peer, error = %e, "controller connection closed");
                     }
                 });
@@ -50,7 +50,13 @@ fn invalid(msg: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, msg.into())
 }
 
-async fn connection(mut s: TcpStream, peer: SocketAddr, svc: Arc<ControllerService>) -> std::io::Result<()> {
+/// Serves one CONTROLLER connection (any byte stream: a TCP socket, or a simulated one) until it
+/// closes or sends something it must not.
+pub async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    peer: SocketAddr,
+    svc: Arc<ControllerService>,
+) -> std::io::Result<()> {
     loop {
         let len = match s.read_i32().await {
             Ok(l) => l,
@@ -65,6 +71,7 @@ async fn connection(mut s: TcpStream, peer: SocketAddr, svc: Arc<ControllerServi
         let frame = Bytes::from(buf);
         let out = answer(frame, peer, &svc).await?;
         s.write_all(&out).await?;
+        s.flush().await?;
     }
 }
 
@@ -110,7 +117,9 @@ async fn answer(frame: Bytes, peer: SocketAddr, svc: &ControllerService) -> std:
     match key {
         ApiKey::ApiVersions => {
             let mut resp = ApiVersionsResponse::default();
-            for (k, max) in [(ApiKey::ApiVersions, 3), (ApiKey::BrokerRegistration, 4), (ApiKey::BrokerHeartbeat, 1), (ApiKey::DescribeQuorum, 2)] {
+            for (k, max) in
+                [(ApiKey::ApiVersions, 3), (ApiKey::BrokerRegistration, 4), (ApiKey::BrokerHeartbeat, 1), (ApiKey::DescribeQuorum, 2)]
+            {
                 let mut v = ApiVersion::default();
                 v.api_key = k as i16;
                 v.min_version = 0;

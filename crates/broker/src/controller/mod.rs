@@ -78,6 +78,10 @@ pub struct CreatedTopic {
     pub id: Uuid,
     pub partitions: i32,
     pub replication_factor: i16,
+    /// Why the topic differs from what was asked (a default replication factor
+    /// larger than the cluster), for the log.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,6 +118,8 @@ pub struct ControllerConfig {
 struct Session {
     epoch: i64,
     last_heartbeat: i64,
+    /// A heartbeat of this epoch reached this controller (not just inherited at activation).
+    heard: bool,
     /// The broker is caught up once its metadata offset reaches this.
     catch_up_to: u64,
 }
@@ -133,7 +139,8 @@ impl Controller {
     /// This node just became the active controller: every registered broker gets a
     /// fresh session, so none is fenced for silence it had towards the old one.
     pub fn activate(&mut self, image: &MetadataImage, now: i64) {
-        self.sessions = image.brokers.values().map(|b| (b.id, Session { epoch: b.epoch, last_heartbeat: now, catch_up_to: 0 })).collect();
+        self.sessions =
+            image.brokers.values().map(|b| (b.id, Session { epoch: b.epoch, last_heartbeat: now, heard: false, catch_up_to: 0 })).collect();
     }
 
     /// Records the first active controller writes: the cluster id.
@@ -266,12 +273,14 @@ impl Controller {
         if let Some(b) = image.brokers.get(&id) {
             if b.incarnation == incarnation && b.host == host && b.port == port && b.rack == rack {
                 // A retried registration: same answer.
-                self.sessions.insert(id, Session { epoch: b.epoch, last_heartbeat: now, catch_up_to: image.offset });
+                self.sessions.insert(id, Session { epoch: b.epoch, last_heartbeat: now, heard: true, catch_up_to: image.offset });
                 return (Vec::new(), Answer::Register(Ok(b.epoch)));
             }
             if b.incarnation != incarnation && !b.fenced {
                 if let Some(s) = self.sessions.get(&id) {
-                    if s.epoch == b.epoch && now - s.last_heartbeat < self.config.session_timeout_ms {
+                    // Refused only while the other incarnation is demonstrably alive: a session
+                    // inherited by a new controller (e.g. this very node restarting) does not count.
+                    if s.heard && s.epoch == b.epoch && now - s.last_heartbeat < self.config.session_timeout_ms {
                         let f = Failure::new(
                             ErrorCode::DuplicateBrokerRegistration,
                             format!("another broker with node.id {id} is registered and heartbeating"),
@@ -285,7 +294,7 @@ impl Controller {
         let mut records = vec![MetadataRecord::RegisterBroker { id, epoch, incarnation, host, port, rack }];
         // Partitions it led under its old registration lose their leader until it is unfenced again.
         records.extend(elect_without(image, id));
-        self.sessions.insert(id, Session { epoch, last_heartbeat: now, catch_up_to: image.offset + 1 });
+        self.sessions.insert(id, Session { epoch, last_heartbeat: now, heard: true, catch_up_to: image.offset + 1 });
         (records, Answer::Register(Ok(epoch)))
     }
 
@@ -307,9 +316,10 @@ impl Controller {
         if b.epoch != epoch {
             return (Vec::new(), Answer::Heartbeat(stale(ErrorCode::StaleBrokerEpoch)));
         }
-        let session = self.sessions.entry(id).or_insert(Session { epoch, last_heartbeat: now, catch_up_to: 0 });
+        let session = self.sessions.entry(id).or_insert(Session { epoch, last_heartbeat: now, heard: true, catch_up_to: 0 });
         session.epoch = epoch;
         session.last_heartbeat = now;
+        session.heard = true;
         let caught_up = metadata_offset >= session.catch_up_to;
         let mut records = Vec::new();
         let mut fenced = b.fenced;
@@ -351,7 +361,7 @@ impl Controller {
                 Some(s) if s.epoch == b.epoch => now - s.last_heartbeat >= self.config.session_timeout_ms,
                 _ => {
                     // Unknown session (e.g. a broker shutting down): start one now.
-                    self.sessions.insert(b.id, Session { epoch: b.epoch, last_heartbeat: now, catch_up_to: 0 });
+                    self.sessions.insert(b.id, Session { epoch: b.epoch, last_heartbeat: now, heard: false, catch_up_to: 0 });
                     false
                 }
             };
@@ -381,6 +391,7 @@ impl Controller {
             check_topic_config(k, v).map_err(|e| invalid_config(k, e))?;
         }
         let live: Vec<_> = image.live_brokers().map(|b| (b.id, b.rack.clone())).collect();
+        let mut note = None;
         let assignment: Vec<Vec<i32>> = if !t.assignments.is_empty() {
             if t.partitions != -1 || t.replication_factor != -1 {
                 return Err(Failure::new(
@@ -410,7 +421,14 @@ impl Controller {
                 (rf, _) => rf,
             };
             if t.replication_factor == -1 && rf as usize > live.len() && !live.is_empty() {
-                // A default larger than the cluster: fall back rather than fail (the service logs it).
+                // A default larger than the cluster: fall back rather than fail, and say so.
+                let setting = if internal { "offsets.topic.replication.factor" } else { "default.replication.factor" };
+                note = Some(format!(
+                    "{setting} is {rf} but only {} broker(s) are live; topic '{}' gets replication factor {}",
+                    live.len(),
+                    t.name,
+                    live.len()
+                ));
                 rf = live.len() as i16;
             }
             if live.is_empty() {
@@ -434,7 +452,7 @@ impl Controller {
         for (p, replicas) in assignment.iter().enumerate() {
             records.push(new_partition(image, id, p as i32, replicas.clone()));
         }
-        Ok((records, CreatedTopic { id, partitions: assignment.len() as i32, replication_factor: rf }))
+        Ok((records, CreatedTopic { id, partitions: assignment.len() as i32, replication_factor: rf, note }))
     }
 
     fn add_partitions(

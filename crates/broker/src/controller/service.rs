@@ -44,6 +44,9 @@ pub struct QuorumInfo {
 
 type Job = (Request, oneshot::Sender<Reply>);
 
+/// Milliseconds on the controller's clock: wall-clock in a server, simulated time in a test.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
 pub struct ControllerService {
     quorum: Quorum,
     jobs: mpsc::Sender<Job>,
@@ -59,10 +62,16 @@ pub struct Bootstrap {
 
 impl ControllerService {
     pub fn start(quorum: Quorum, config: ControllerConfig, boot: Bootstrap) -> Arc<ControllerService> {
+        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        Self::start_with(quorum, config, boot, seed, Arc::new(strom_storage::now_ms))
+    }
+
+    /// [`start`](Self::start) with the controller's seed and clock handed in (a simulation passes
+    /// a fixed seed and its simulated time).
+    pub fn start_with(quorum: Quorum, config: ControllerConfig, boot: Bootstrap, seed: u64, now: Clock) -> Arc<ControllerService> {
         let (tx, rx) = mpsc::channel(1024);
         let svc = Arc::new(ControllerService { quorum: quorum.clone(), jobs: tx });
-        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
-        tokio::spawn(run(quorum, Controller::new(config, seed), boot, rx));
+        tokio::spawn(run(quorum, Controller::new(config, seed), boot, rx, now));
         svc
     }
 
@@ -100,55 +109,54 @@ impl ControllerService {
     }
 }
 
-fn now_ms() -> i64 {
-    strom_storage::now_ms()
-}
-
-async fn run(quorum: Quorum, mut controller: Controller, boot: Bootstrap, mut jobs: mpsc::Receiver<Job>) {
+async fn run(quorum: Quorum, mut controller: Controller, boot: Bootstrap, mut jobs: mpsc::Receiver<Job>, now_ms: Clock) {
     let mut leader = quorum.watch_leader();
-    let mut active = false;
+    // The term in which this node became the active controller. Active only while it still leads
+    // that term and every batch it proposed has committed: then the image holds everything
+    // committed, and every step sees the previous step's records.
+    let mut active: Option<u64> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut boot = Some(boot);
     loop {
-        if !active && quorum.is_leader() {
-            active = activate(&quorum, &mut controller, &mut boot).await;
+        if active.is_some() && quorum.leader_term() != active {
+            tracing::info!("no longer the active controller");
+            active = None;
+        }
+        if active.is_none() && quorum.is_leader() {
+            active = activate(&quorum, &mut controller, &mut boot, &now_ms).await;
         }
         tokio::select! {
             changed = leader.changed() => {
                 if changed.is_err() {
                     return;
                 }
-                if !quorum.is_leader() && active {
-                    tracing::info!("no longer the active controller");
-                    active = false;
-                }
             }
             job = jobs.recv() => {
                 let Some((req, tx)) = job else { return };
-                if !active {
+                if active.is_none() || quorum.leader_term() != active {
                     let _ = tx.send(Reply { answer: Answer::NotController { leader: quorum.leader().filter(|_| !quorum.is_leader()) }, offset: 0 });
                     continue;
                 }
                 let image = quorum.image();
                 let (records, answer) = controller.step(&image, req, now_ms());
-                let reply = commit(&quorum, records, answer).await;
-                if matches!(reply.answer, Answer::NotController { .. }) {
-                    active = false;
+                let (reply, settled) = commit(&quorum, records, answer).await;
+                if !settled {
+                    // The records may still commit later: step on no image until a batch
+                    // proposed after them has committed (re-activation).
+                    active = None;
                 }
                 let _ = tx.send(reply);
             }
             _ = tick.tick() => {
-                if active {
+                if active.is_some() && quorum.leader_term() == active {
                     let image = quorum.image();
                     let records = controller.tick(&image, now_ms());
                     if !records.is_empty() {
                         log_changes(&records);
                         if let Err(e) = quorum.propose(records).await {
                             tracing::warn!(error = %e, "controller could not commit fencing or elections");
-                            if matches!(e, ProposeError::NotLeader { .. }) {
-                                active = false;
-                            }
+                            active = None;
                         }
                     }
                 }
@@ -157,8 +165,10 @@ async fn run(quorum: Quorum, mut controller: Controller, boot: Bootstrap, mut jo
     }
 }
 
-/// Commits a batch on becoming leader, then starts broker sessions afresh.
-async fn activate(quorum: &Quorum, controller: &mut Controller, boot: &mut Option<Bootstrap>) -> bool {
+/// Commits a batch on becoming leader, then starts broker sessions afresh. Returns the term it
+/// leads, once that batch (and so everything before it) has committed and been applied here.
+async fn activate(quorum: &Quorum, controller: &mut Controller, boot: &mut Option<Bootstrap>, now_ms: &Clock) -> Option<u64> {
+    let term = quorum.leader_term()?;
     let image = quorum.image();
     let mut records = Vec::new();
     if let Some(b) = boot.as_ref() {
@@ -174,28 +184,29 @@ async fn activate(quorum: &Quorum, controller: &mut Controller, boot: &mut Optio
             *boot = None;
             let image = quorum.image();
             controller.activate(&image, now_ms());
-            tracing::info!(offset, term = quorum.describe().term, "this node is the active controller");
-            true
+            tracing::info!(offset, term, "this node is the active controller");
+            Some(term)
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not take over as controller");
             tokio::time::sleep(Duration::from_millis(100)).await;
-            false
+            None
         }
     }
 }
 
-async fn commit(quorum: &Quorum, records: Vec<MetadataRecord>, answer: Answer) -> Reply {
+/// Proposes a step's records and answers; `false` when their fate is unknown.
+async fn commit(quorum: &Quorum, records: Vec<MetadataRecord>, answer: Answer) -> (Reply, bool) {
     if records.is_empty() {
-        return Reply { answer, offset: quorum.image().offset };
+        return (Reply { answer, offset: quorum.image().offset }, true);
     }
     log_changes(&records);
     match quorum.propose(records).await {
-        Ok(offset) => Reply { answer, offset },
-        Err(ProposeError::NotLeader { leader }) => Reply { answer: Answer::NotController { leader }, offset: 0 },
+        Ok(offset) => (Reply { answer, offset }, true),
+        Err(ProposeError::NotLeader { leader }) => (Reply { answer: Answer::NotController { leader }, offset: 0 }, false),
         Err(e) => {
             let f = Failure::new(ErrorCode::RequestTimedOut, format!("the metadata quorum did not commit in time: {e}"));
-            Reply { answer: fail_all(answer, f), offset: 0 }
+            (Reply { answer: fail_all(answer, f), offset: 0 }, false)
         }
     }
 }

@@ -27,7 +27,8 @@ fn register(c: &mut Controller, img: &mut MetadataImage, id: i32, rack: Option<&
         rack: rack.map(String::from),
     };
     let Answer::Register(Ok(epoch)) = run(c, img, req, now) else { panic!("registration failed") };
-    let hb = Request::Heartbeat { id, epoch, metadata_offset: img.offset, want_fence: false, want_shutdown: false };
+    let offset = img.offset;
+    let hb = Request::Heartbeat { id, epoch, metadata_offset: offset, want_fence: false, want_shutdown: false };
     let Answer::Heartbeat(h) = run(c, img, hb, now) else { panic!() };
     assert!(!h.is_fenced && h.is_caught_up);
     epoch
@@ -62,8 +63,9 @@ fn brokers_start_fenced_and_unfence_once_caught_up() {
         panic!()
     };
     assert!(h.is_fenced && !h.is_caught_up);
+    let offset = img.offset;
     let Answer::Heartbeat(h) =
-        run(&mut c, &mut img, Request::Heartbeat { id: 1, epoch, metadata_offset: img.offset, want_fence: false, want_shutdown: false }, 2)
+        run(&mut c, &mut img, Request::Heartbeat { id: 1, epoch, metadata_offset: offset, want_fence: false, want_shutdown: false }, 2)
     else {
         panic!()
     };
@@ -107,6 +109,7 @@ fn topics_spread_replicas_and_leaders() {
     let (mut c1, mut img1, _) = cluster(1);
     let offsets = create(&mut c1, &mut img1, crate::groups::OFFSETS_TOPIC, 2, -1).unwrap();
     assert_eq!(offsets.replication_factor, 1);
+    assert!(offsets.note.as_deref().is_some_and(|n| n.contains("offsets.topic.replication.factor is 3")));
     assert_eq!(create(&mut c, &mut img, "t", 1, 1).unwrap_err().error_code(), ErrorCode::TopicAlreadyExists);
 }
 
@@ -117,7 +120,8 @@ fn a_silent_broker_is_fenced_and_its_leaderships_move() {
     // Brokers 1 and 2 keep heartbeating; 3 falls silent.
     for now in [3000, 6000, 9000, 10_000] {
         for id in [1, 2] {
-            let hb = Request::Heartbeat { id, epoch: epochs[id as usize - 1], metadata_offset: img.offset, want_fence: false, want_shutdown: false };
+            let offset = img.offset;
+            let hb = Request::Heartbeat { id, epoch: epochs[id as usize - 1], metadata_offset: offset, want_fence: false, want_shutdown: false };
             run(&mut c, &mut img, hb, now);
         }
         let recs = c.tick(&img, now);
@@ -137,7 +141,8 @@ fn controlled_shutdown_moves_leadership_and_return_takes_offline_partitions_back
     let (mut c, mut img, epochs) = cluster(2);
     create(&mut c, &mut img, "r2", 2, 2).unwrap();
     create(&mut c, &mut img, "r1", 2, 1).unwrap();
-    let hb = Request::Heartbeat { id: 1, epoch: epochs[0], metadata_offset: img.offset, want_fence: false, want_shutdown: true };
+    let offset = img.offset;
+    let hb = Request::Heartbeat { id: 1, epoch: epochs[0], metadata_offset: offset, want_fence: false, want_shutdown: true };
     let Answer::Heartbeat(h) = run(&mut c, &mut img, hb, 5) else { panic!() };
     assert!(h.should_shutdown);
     assert!(!img.is_live(1));
@@ -192,4 +197,20 @@ fn delete_and_configs() {
     assert_eq!(r[1].as_ref().unwrap_err().error_code(), ErrorCode::UnknownTopicId);
     assert!(img.topic("t").is_none());
     let _ = MetadataRecord::Imported;
+}
+
+#[test]
+fn a_second_incarnation_waits_only_while_the_first_is_heard() {
+    let (mut c, mut img, _) = cluster(1);
+    let other = |c: &mut Controller, img: &mut MetadataImage, now| {
+        let req = Request::Register { id: 1, incarnation: Uuid::new_v4(), cluster_id: None, host: "127.0.0.1".into(), port: 9001, rack: None };
+        run(c, img, req, now)
+    };
+    // The first incarnation heartbeats to this controller: a duplicate is refused.
+    let Answer::Register(Err(f)) = other(&mut c, &mut img, 1000) else { panic!() };
+    assert_eq!(f.error_code(), ErrorCode::DuplicateBrokerRegistration);
+    // A new controller (say, this node restarted) has heard nothing yet: accepted at once.
+    let mut fresh = Controller::new(config(), 8);
+    fresh.activate(&img, 2000);
+    assert!(matches!(other(&mut fresh, &mut img, 2000), Answer::Register(Ok(_))));
 }

@@ -79,12 +79,18 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
     let min_bytes = req.min_bytes.max(0) as usize;
     let max_bytes = if req.max_bytes <= 0 { i32::MAX as usize } else { req.max_bytes as usize };
     let read_committed = req.isolation_level == 1;
+    let plan = Arc::new(plan);
+    // Reads run on the blocking pool: a slow disk must not stall the runtime's threads.
+    let read = move |b: &Arc<Broker>, plan: &Arc<Plan>| {
+        let (b, plan) = (b.clone(), plan.clone());
+        async move { tokio::task::spawn_blocking(move || read_all(&b, &plan, max_bytes)).await.unwrap_or_default() }
+    };
     Outcome::Later(Box::pin(async move {
         let deadline = Instant::now() + wait;
         let mut appended = b.appended.subscribe();
         let results = loop {
             appended.borrow_and_update();
-            let results = read_all(&b, &plan, max_bytes);
+            let results = read(&b, &plan).await;
             let bytes: usize = results.iter().map(|r| r.records.len()).sum();
             let errors = results.iter().any(|r| r.code != ErrorCode::None);
             let now = Instant::now();
@@ -92,7 +98,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
                 break results;
             }
             if tokio::time::timeout(deadline - now, appended.changed()).await.is_err() {
-                break read_all(&b, &plan, max_bytes);
+                break read(&b, &plan).await;
             }
         };
         let mut resp = FetchResponse::default();

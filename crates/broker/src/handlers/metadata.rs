@@ -64,12 +64,13 @@ pub fn live_brokers(b: &Broker, image: &MetadataImage) -> Vec<(i32, String, i32,
     out
 }
 
-/// The active controller as clients see it: the quorum leader, if known.
+/// The controller as clients see it. Clients send admin requests there, so it
+/// must be a broker they can reach and that stays reachable while the quorum
+/// fails over: this broker, which forwards to the active controller. (KRaft
+/// brokers also name a live broker, not a controller.) The quorum's real
+/// leader is in DescribeQuorum and `strom cluster quorum`.
 pub fn controller_id(b: &Broker) -> i32 {
-    b.controller.local().and_then(|c| c.quorum().leader()).unwrap_or_else(|| {
-        // A broker that is not a voter: any live broker id is as good as Kafka's random choice.
-        b.controller.last_leader().unwrap_or(-1)
-    })
+    b.node_id
 }
 
 fn respond(b: &Arc<Broker>, reply: &Reply, req: MetadataRequest, failed: &BTreeMap<String, ErrorCode>) -> MetadataResponse {

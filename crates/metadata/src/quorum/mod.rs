@@ -318,6 +318,14 @@ impl Quorum {
         m.state == ServerState::Leader && m.current_leader == Some(self.inner.node_id)
     }
 
+    /// The term this node leads, if it leads. A node leads a term at most once, so the same
+    /// answer twice means it led without interruption in between.
+    pub fn leader_term(&self) -> Option<u64> {
+        let m = self.inner.raft.metrics();
+        let m = m.borrow();
+        (m.state == ServerState::Leader && m.current_leader == Some(self.inner.node_id)).then_some(m.current_term)
+    }
+
     /// `(leader, term)`, updated on every change.
     pub fn watch_leader(&self) -> watch::Receiver<(Option<i32>, u64)> {
         self.inner.leader_rx.clone()
