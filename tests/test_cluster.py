@@ -156,7 +156,7 @@ def test_controller_killed_the_quorum_goes_on_and_one_of_three_refuses(make_clus
     create(boot2, "after-kill", partitions=3, rf=2, timeout=30)
     took = time.time() - started
     print(f"CreateTopics after killing controller {leader} took {took:.2f}s")
-    new_leader = wait_for("a new controller", lambda: active_controller_from(c.nodes[rest[0]]) in rest)
+    new_leader = wait_for("a new controller", lambda: (n := active_controller_from(c.nodes[rest[0]])) in rest and n)
     assert new_leader != leader
     # The killed node's broker is fenced and leaves Metadata.
     wait_for(f"broker {leader} to leave Metadata", lambda: live_broker_ids(boot2) == rest)

@@ -403,6 +403,33 @@ fn settled(obs: &Shared) -> bool {
     BROKERS.iter().all(|b| first.is_live(*b)) && first.topics.values().all(|t| t.partitions.values().all(|p| p.leader >= 0))
 }
 
+/// What keeps the cluster from settling, for the failure message.
+fn unsettled(o: &Observed) -> String {
+    let mut out = Vec::new();
+    for (id, q) in &o.quorums {
+        let i = q.image();
+        let d = q.describe();
+        let brokers: Vec<String> = i
+            .brokers
+            .values()
+            .map(|b| format!("{}@{}{}{}", b.id, b.epoch, if b.fenced { "F" } else { "" }, if b.shutting_down { "S" } else { "" }))
+            .collect();
+        let leaderless = i
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values().filter(|p| p.leader < 0).map(|p| format!("{}/{}", t.name, p.partition)))
+            .count();
+        out.push(format!(
+            "v{id}: offset {} leader {:?} term {} brokers {brokers:?} leaderless {leaderless}",
+            i.offset, d.leader_id, d.term
+        ));
+    }
+    for (id, f) in &o.followers {
+        out.push(format!("b{id}: offset {}", f.image().offset));
+    }
+    out.join("; ")
+}
+
 #[derive(Default)]
 struct Outcome {
     batches: usize,
@@ -637,7 +664,7 @@ fn run(seed: u64) -> Result<Outcome, String> {
     let o = obs.lock().unwrap();
     let mut errors = o.violations.clone();
     if !o.converged {
-        errors.push("the cluster did not settle after healing".into());
+        errors.push(format!("the cluster did not settle after healing: {}", unsettled(&o)));
     }
     // The committed batches in log order, each checked against the image before it when the batch
     // before it is known (a voter that installed a snapshot publishes no batches for it).

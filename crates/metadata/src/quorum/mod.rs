@@ -274,6 +274,7 @@ impl Quorum {
                 });
             }
         });
+        let raft_for_nudge = raft.clone();
         let inner = Inner {
             node_id: cfg.node_id,
             raft,
@@ -282,7 +283,7 @@ impl Quorum {
             contacts,
             request_timeout,
             max_fetch_wait: Duration::from_millis(tuning.max_fetch_wait_ms),
-            tasks: Mutex::new(vec![watcher]),
+            tasks: Mutex::new(vec![watcher, tokio::spawn(unstick_elections(raft_for_nudge, election))]),
         };
         Ok((Quorum { inner: Arc::new(inner) }, pub_rx))
     }
@@ -421,6 +422,26 @@ impl Quorum {
         }
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!(error = %e, "metadata quorum shutdown");
+        }
+    }
+}
+
+/// openraft 0.9 draws a node's election timeout once, when it starts, and checks it on a fixed tick.
+/// Voters whose timeouts round to the same tick and whose ticks run in phase (a simulation; processes
+/// started together) can split every vote forever. While no leader is known, this starts an election
+/// after a delay drawn afresh each time, which breaks the symmetry. Elsewhere it never fires.
+async fn unstick_elections(raft: Raft<TypeConfig>, election_ms: u64) {
+    use rand::Rng;
+    let metrics = raft.metrics();
+    loop {
+        let wait = runtime::ElectionRng.gen_range(election_ms * 2..election_ms * 4);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let leaderless = {
+            let m = metrics.borrow();
+            m.current_leader.is_none() && matches!(m.state, ServerState::Candidate | ServerState::Follower)
+        };
+        if leaderless && raft.trigger().elect().await.is_err() {
+            return;
         }
     }
 }
