@@ -430,7 +430,7 @@ fn unsettled(o: &Observed) -> String {
     out.join("; ")
 }
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Outcome {
     batches: usize,
     gaps: usize,
@@ -547,7 +547,7 @@ fn run(seed: u64) -> Result<Outcome, String> {
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .simulation_duration(Duration::from_secs(90))
-        .tick_duration(Duration::from_millis(1))
+        .tick_duration(Duration::from_millis(2))
         .min_message_latency(Duration::from_millis(0))
         .max_message_latency(Duration::from_millis(max_latency))
         .fail_rate(fail_rate)
@@ -809,6 +809,9 @@ fn controller_keeps_its_invariants_under_faults() {
     for (seed, r) in &results {
         match r {
             Ok(o) => {
+                if std::env::var("CONTROLLER_SIM_PER_SEED").is_ok() {
+                    eprintln!("seed {seed}: {o:?}");
+                }
                 total.batches += o.batches;
                 total.gaps += o.gaps;
                 total.created += o.created;
@@ -846,6 +849,7 @@ fn controller_keeps_its_invariants_under_faults() {
         t.crashes
     );
     assert!(failed.is_empty(), "{} seeds failed (rerun one with CONTROLLER_SIM_SEED=n):\n{}", failed.len(), failed.join("\n\n"));
-    // The schedule must actually have produced work and faults.
-    assert!(t.created > 0 && t.deleted > 0 && t.fences > 0 && t.leader_moves > 0 && t.crashes > 0 && t.blocks > 0);
+    // The schedule must actually have produced work and faults (over enough seeds to be sure).
+    let busy = t.created > 0 && t.deleted > 0 && t.fences > 0 && t.leader_moves > 0 && t.crashes > 0 && t.blocks > 0;
+    assert!(results.len() < 20 || busy, "the schedule produced too little work or too few faults");
 }

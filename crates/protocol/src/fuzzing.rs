@@ -51,6 +51,7 @@ macro_rules! with_request_type {
             ApiKey::AlterConfigs => $f::<AlterConfigsRequest>($($arg),*),
             ApiKey::DescribeLogDirs => $f::<DescribeLogDirsRequest>($($arg),*),
             ApiKey::IncrementalAlterConfigs => $f::<IncrementalAlterConfigsRequest>($($arg),*),
+            ApiKey::DescribeQuorum => $f::<DescribeQuorumRequest>($($arg),*),
             _ => Err($crate::frame::FrameError::UnknownApiKey($api as i16)),
         }
     }};
