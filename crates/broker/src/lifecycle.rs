@@ -104,12 +104,16 @@ pub async fn run(b: Arc<Broker>) {
                 want_shutdown: false,
             };
             match b.controller.call(req, timeout).await {
-                Ok(Reply { answer: Answer::Heartbeat(h), .. }) => {
+                Ok(Reply { answer: Answer::Heartbeat(h), offset }) => {
                     if h.error == ErrorCode::StaleBrokerEpoch.code() || h.error == ErrorCode::BrokerIdNotRegistered.code() {
                         tracing::warn!(epoch, "the controller no longer knows this registration; registering again");
                         continue 'register;
                     }
                     if h.error == 0 {
+                        if !h.is_fenced && b.lifecycle.is_fenced() {
+                            // Serve only once our own image shows us unfenced, so Metadata lists us.
+                            b.metadata.wait_for(offset, timeout).await;
+                        }
                         note_state(&b, &h);
                     }
                 }

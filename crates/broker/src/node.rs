@@ -139,7 +139,7 @@ impl Node {
                 while follower.image().cluster_id.is_none() {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     waited += 20;
-                    if waited % 5000 == 0 {
+                    if waited.is_multiple_of(5000) {
                         tracing::info!(voters = ?voters, "waiting for the controllers' metadata");
                     }
                 }

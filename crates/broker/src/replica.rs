@@ -139,13 +139,14 @@ impl Broker {
     pub fn publish(&self, delta: &MetadataDelta, image: Arc<MetadataImage>) {
         let before = self.metadata.image();
         if delta.full {
-            self.metadata.set(image);
+            self.move_coordinators(&before, &image, None, true);
+            self.metadata.set(image.clone());
             if let Err(e) = self.sync_logs() {
                 tracing::error!(error = %e, "could not open logs after a metadata snapshot");
             }
             self.apply_dynamic_config();
             self.refresh_log_configs();
-            self.move_coordinators(&before, None);
+            self.move_coordinators(&before, &image, None, false);
             return;
         }
         for (name, parts) in &delta.changed_partitions {
@@ -157,6 +158,8 @@ impl Broker {
                 }
             }
         }
+        // Groups of partitions this node now leads load before FindCoordinator can name it.
+        self.move_coordinators(&before, &image, Some(delta), true);
         self.metadata.set(image.clone());
         for t in &delta.removed_topics {
             for p in t.partitions.keys() {
@@ -188,13 +191,12 @@ impl Broker {
             self.apply_dynamic_config();
             self.refresh_log_configs();
         }
-        self.move_coordinators(&before, Some(delta));
+        self.move_coordinators(&before, &image, Some(delta), false);
     }
 
     /// Loads the group coordinators of the `__consumer_offsets` partitions this
-    /// node leads and unloads those it no longer leads.
-    fn move_coordinators(&self, before: &MetadataImage, delta: Option<&MetadataDelta>) {
-        let image = self.metadata.image();
+    /// node leads in `image` (`gain`), or unloads those it no longer leads.
+    fn move_coordinators(&self, before: &MetadataImage, image: &MetadataImage, delta: Option<&MetadataDelta>, gain: bool) {
         if let Some(d) = delta {
             let touched = d.changed_partitions.contains_key(OFFSETS_TOPIC) || d.removed_topics.iter().any(|t| t.name == OFFSETS_TOPIC);
             if !touched {
@@ -204,10 +206,10 @@ impl Broker {
         let leads = |img: &MetadataImage, p: i32| img.partition(OFFSETS_TOPIC, p).is_some_and(|p| p.leader == self.node_id);
         let count = image.topic(OFFSETS_TOPIC).map(|t| t.partitions.len()).max(before.topic(OFFSETS_TOPIC).map(|t| t.partitions.len()));
         for p in 0..count.unwrap_or(0) as i32 {
-            let now = leads(&image, p);
-            if now && !self.groups.owns(p) {
+            let now = leads(image, p);
+            if gain && now && !self.groups.owns(p) {
                 self.groups.load_partition(self, p);
-            } else if !now && self.groups.owns(p) {
+            } else if !gain && !now && self.groups.owns(p) {
                 self.groups.unload_partition(p);
             }
         }
@@ -215,7 +217,8 @@ impl Broker {
 
     /// At start-up: load the coordinators of the offsets partitions this node leads.
     pub fn load_coordinators(&self) {
-        self.move_coordinators(&MetadataImage::default(), None);
+        let image = self.metadata.image();
+        self.move_coordinators(&MetadataImage::default(), &image, None, true);
     }
 
     /// Sends a request to the active controller and waits until this node has

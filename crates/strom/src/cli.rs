@@ -589,9 +589,9 @@ struct Leaders {
 impl Leaders {
     async fn produce(&mut self, boot: &mut Client, topic: &str, p: i32, recs: Vec<Record>, acks: i16, codec: Codec) -> anyhow::Result<i64> {
         for attempt in 0..3 {
-            if !self.by_partition.contains_key(&p) {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.by_partition.entry(p) {
                 if let Some(l) = boot.leader_for(topic, p).await? {
-                    self.by_partition.insert(p, l);
+                    e.insert(l);
                 }
             }
             let conn = match self.by_partition.get_mut(&p) {

@@ -106,7 +106,7 @@ impl<C: Connector> ControllerChannel<C> {
         let mut last = String::from("no controller answered");
         loop {
             let target = match self.hint() {
-                Some(l) if round % 2 == 0 => l,
+                Some(l) if round.is_multiple_of(2) => l,
                 _ => ids[round % ids.len().max(1)],
             };
             round += 1;

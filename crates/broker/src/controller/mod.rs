@@ -239,7 +239,7 @@ impl Controller {
                 (recs, Answer::Done(Ok(())))
             }
             Request::AllocateProducerIds { id, epoch } => {
-                if !image.brokers.get(&id).is_some_and(|b| b.epoch == epoch) {
+                if image.brokers.get(&id).is_none_or(|b| b.epoch != epoch) {
                     return (Vec::new(), Answer::ProducerIds(Err(Failure::new(ErrorCode::StaleBrokerEpoch, "unknown broker epoch"))));
                 }
                 let start = image.next_producer_id.max(1000);

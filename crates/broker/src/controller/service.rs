@@ -126,10 +126,26 @@ async fn run(quorum: Quorum, mut controller: Controller, boot: Bootstrap, mut jo
         if active.is_none() && quorum.is_leader() {
             active = activate(&quorum, &mut controller, &mut boot, &now_ms).await;
         }
+        // Biased, so that a simulation replays the same order; the first two are rare, so jobs
+        // never wait long.
         tokio::select! {
+            biased;
             changed = leader.changed() => {
                 if changed.is_err() {
                     return;
+                }
+            }
+            _ = tick.tick() => {
+                if active.is_some() && quorum.leader_term() == active {
+                    let image = quorum.image();
+                    let records = controller.tick(&image, now_ms());
+                    if !records.is_empty() {
+                        log_changes(&records);
+                        if let Err(e) = quorum.propose(records).await {
+                            tracing::warn!(error = %e, "controller could not commit fencing or elections");
+                            active = None;
+                        }
+                    }
                 }
             }
             job = jobs.recv() => {
@@ -147,19 +163,6 @@ async fn run(quorum: Quorum, mut controller: Controller, boot: Bootstrap, mut jo
                     active = None;
                 }
                 let _ = tx.send(reply);
-            }
-            _ = tick.tick() => {
-                if active.is_some() && quorum.leader_term() == active {
-                    let image = quorum.image();
-                    let records = controller.tick(&image, now_ms());
-                    if !records.is_empty() {
-                        log_changes(&records);
-                        if let Err(e) = quorum.propose(records).await {
-                            tracing::warn!(error = %e, "controller could not commit fencing or elections");
-                            active = None;
-                        }
-                    }
-                }
             }
         }
     }
