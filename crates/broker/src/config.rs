@@ -237,7 +237,10 @@ impl BrokerConfig {
         if let Some(voters) = &voters {
             if roles.controller {
                 if !voters.contains_key(&self.node_id()) {
-                    return Err(invalid("controller.quorum.voters", format!("process.roles includes controller, but node.id {} is not a voter", self.node_id())));
+                    return Err(invalid(
+                        "controller.quorum.voters",
+                        format!("process.roles includes controller, but node.id {} is not a voter", self.node_id()),
+                    ));
                 }
                 if !listeners.iter().any(|l| controller_names.contains(&l.name)) {
                     return Err(invalid(
@@ -267,10 +270,7 @@ impl BrokerConfig {
         let names = self.controller_listener_names();
         let all = self.listeners().ok()?;
         let wanted = self.set.get("inter.broker.listener.name");
-        all.iter()
-            .find(|l| wanted.is_some_and(|w| *w == l.name))
-            .or_else(|| all.iter().find(|l| !names.contains(&l.name)))
-            .cloned()
+        all.iter().find(|l| wanted.is_some_and(|w| *w == l.name)).or_else(|| all.iter().find(|l| !names.contains(&l.name))).cloned()
     }
 
     /// This node's controller listener, if it has one.

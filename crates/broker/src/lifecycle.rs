@@ -156,7 +156,8 @@ pub async fn controlled_shutdown(b: &Arc<Broker>) {
     if epoch < 0 || !b.config.bool("controlled.shutdown.enable") {
         return;
     }
-    let req = Request::Heartbeat { id: b.node_id, epoch, metadata_offset: b.metadata.image().offset, want_fence: false, want_shutdown: true };
+    let req =
+        Request::Heartbeat { id: b.node_id, epoch, metadata_offset: b.metadata.image().offset, want_fence: false, want_shutdown: true };
     match b.controller.call(req, b.controller.request_timeout * 2).await {
         Ok(Reply { answer: Answer::Heartbeat(h), offset }) if h.should_shutdown => {
             // Let our own image show the moves, so late requests get NOT_LEADER_OR_FOLLOWER.

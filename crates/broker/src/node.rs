@@ -69,7 +69,9 @@ impl Node {
         let mut controller_listener = None;
         if roles.controller {
             if let Some(l) = config.controller_listener() {
-                let bound = TcpListener::bind((l.host.as_str(), l.port)).await.map_err(|e| StartError::Listen(format!("{}:{}", l.host, l.port), e))?;
+                let bound = TcpListener::bind((l.host.as_str(), l.port))
+                    .await
+                    .map_err(|e| StartError::Listen(format!("{}:{}", l.host, l.port), e))?;
                 controller_listener = Some(bound);
             }
         }

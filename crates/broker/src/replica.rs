@@ -17,8 +17,8 @@ use strom_protocol::ErrorCode;
 use strom_storage::{Log, LogConfig};
 use uuid::Uuid;
 
-pub use crate::controller::{ConfigChange, CreatedTopic, NewTopic};
 use crate::controller::{Answer, Failure, Request};
+pub use crate::controller::{ConfigChange, CreatedTopic, NewTopic};
 use crate::groups::OFFSETS_TOPIC;
 use crate::server::Broker;
 
@@ -34,7 +34,6 @@ impl TopicError {
         TopicError { code, message: message.into() }
     }
 }
-
 
 /// Kafka's topic name rule: 1-249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
@@ -259,7 +258,11 @@ impl Broker {
             assignments: BTreeMap::new(),
             configs: BTreeMap::new(),
         };
-        let result = self.create_topics(vec![t], false).await.pop().unwrap_or_else(|| Err(TopicError::new(ErrorCode::UnknownServerError, "no answer")));
+        let result = self
+            .create_topics(vec![t], false)
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(TopicError::new(ErrorCode::UnknownServerError, "no answer")));
         match result {
             Ok(_) => {}
             Err(e) if e.code == ErrorCode::TopicAlreadyExists => {}
@@ -311,7 +314,13 @@ impl Broker {
     }
 
     /// CreatePartitions: grows a topic to `count` partitions (never shrinks).
-    pub async fn add_partitions(&self, name: &str, count: i32, assignments: Option<Vec<Vec<i32>>>, validate_only: bool) -> Result<(), TopicError> {
+    pub async fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
         self.done(Request::CreatePartitions { topic: name.to_string(), count, assignments, validate_only }).await
     }
 
@@ -360,4 +369,3 @@ impl Broker {
         }
     }
 }
-

@@ -1,6 +1,5 @@
 //! Protocol edges against a real broker on 127.0.0.1:0, over TCP.
 
-
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};

@@ -203,7 +203,11 @@ impl Client {
         let mut tries = 0;
         loop {
             let (brokers, _, topics) = self.metadata(Some(&[topic]), false).await?;
-            let leader = topics.iter().find(|t| t.name == topic).and_then(|t| t.partitions.iter().find(|p| p.partition == partition)).map(|p| p.leader);
+            let leader = topics
+                .iter()
+                .find(|t| t.name == topic)
+                .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
+                .map(|p| p.leader);
             let Some(leader) = leader.filter(|l| *l >= 0) else {
                 tries += 1;
                 if tries > 50 {

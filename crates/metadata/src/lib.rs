@@ -17,7 +17,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-
 pub use image::{BrokerImage, MetadataDelta, MetadataImage, MetadataRecord, PartitionImage, TopicImage};
 
 #[derive(Debug, thiserror::Error)]

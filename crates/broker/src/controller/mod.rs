@@ -61,14 +61,48 @@ pub type ConfigChange = (String, Option<String>);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
-    Register { id: i32, incarnation: Uuid, cluster_id: Option<String>, host: String, port: u16, rack: Option<String> },
-    Heartbeat { id: i32, epoch: i64, metadata_offset: u64, want_fence: bool, want_shutdown: bool },
-    CreateTopics { topics: Vec<NewTopic>, validate_only: bool },
-    DeleteTopics { ids: Vec<Uuid> },
-    CreatePartitions { topic: String, count: i32, assignments: Option<Vec<Vec<i32>>>, validate_only: bool },
-    AlterTopicConfigs { topic: String, changes: Vec<ConfigChange>, validate_only: bool },
-    AlterBrokerConfigs { node: Option<i32>, changes: Vec<ConfigChange>, validate_only: bool },
-    AllocateProducerIds { id: i32, epoch: i64 },
+    Register {
+        id: i32,
+        incarnation: Uuid,
+        cluster_id: Option<String>,
+        host: String,
+        port: u16,
+        rack: Option<String>,
+    },
+    Heartbeat {
+        id: i32,
+        epoch: i64,
+        metadata_offset: u64,
+        want_fence: bool,
+        want_shutdown: bool,
+    },
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    },
+    DeleteTopics {
+        ids: Vec<Uuid>,
+    },
+    CreatePartitions {
+        topic: String,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    },
+    AlterTopicConfigs {
+        topic: String,
+        changes: Vec<ConfigChange>,
+        validate_only: bool,
+    },
+    AlterBrokerConfigs {
+        node: Option<i32>,
+        changes: Vec<ConfigChange>,
+        validate_only: bool,
+    },
+    AllocateProducerIds {
+        id: i32,
+        epoch: i64,
+    },
     /// Answered by any voter, without a step.
     DescribeQuorum,
 }
@@ -101,7 +135,9 @@ pub enum Answer {
     Done(Result<(), Failure>),
     ProducerIds(Result<(i64, i64), Failure>),
     /// Sent by a node that is not the active controller.
-    NotController { leader: Option<i32> },
+    NotController {
+        leader: Option<i32>,
+    },
     Quorum(service::QuorumInfo),
 }
 
@@ -207,7 +243,10 @@ impl Controller {
                             return Err(invalid_config(k, ConfigError::Unknown(k.clone())));
                         }
                     }
-                    Ok(changes.iter().map(|(key, value)| MetadataRecord::TopicConfig { topic_id: t.id, key: key.clone(), value: value.clone() }).collect())
+                    Ok(changes
+                        .iter()
+                        .map(|(key, value)| MetadataRecord::TopicConfig { topic_id: t.id, key: key.clone(), value: value.clone() })
+                        .collect())
                 });
                 match result {
                     Ok(recs) => (if validate_only { Vec::new() } else { recs }, Answer::Done(Ok(()))),
@@ -385,7 +424,10 @@ impl Controller {
         }
         let norm = t.name.replace('.', "_");
         if let Some(other) = image.topics.keys().find(|n| n.replace('.', "_") == norm) {
-            return Err(Failure::new(ErrorCode::InvalidTopicException, format!("Topic '{}' collides with existing topic: {other}", t.name)));
+            return Err(Failure::new(
+                ErrorCode::InvalidTopicException,
+                format!("Topic '{}' collides with existing topic: {other}", t.name),
+            ));
         }
         for (k, v) in &t.configs {
             check_topic_config(k, v).map_err(|e| invalid_config(k, e))?;
@@ -432,7 +474,10 @@ impl Controller {
                 rf = live.len() as i16;
             }
             if live.is_empty() {
-                return Err(Failure::new(ErrorCode::InvalidReplicationFactor, "Unable to replicate the partition: no broker is registered and unfenced."));
+                return Err(Failure::new(
+                    ErrorCode::InvalidReplicationFactor,
+                    "Unable to replicate the partition: no broker is registered and unfenced.",
+                ));
             }
             if rf as usize > live.len() {
                 return Err(Failure::new(
@@ -517,7 +562,10 @@ fn check_assignment(image: &MetadataImage, replicas: &[i32]) -> Result<(), Failu
         return Err(Failure::new(ErrorCode::InvalidReplicaAssignment, format!("replica assignment {replicas:?} repeats a broker")));
     }
     if let Some(b) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
-        return Err(Failure::new(ErrorCode::InvalidReplicaAssignment, format!("replica assignment {replicas:?} names broker {b}, which is not registered")));
+        return Err(Failure::new(
+            ErrorCode::InvalidReplicaAssignment,
+            format!("replica assignment {replicas:?} names broker {b}, which is not registered"),
+        ));
     }
     Ok(())
 }

@@ -25,10 +25,12 @@ pub fn place(brokers: &[(i32, Option<String>)], count: i32, rf: usize, first: i3
             let shift = (p / n as u64) as usize;
             let mut chosen = vec![start];
             // Candidate followers in Kafka's shifted order.
-            let candidates: Vec<usize> = if n > 1 { (0..n - 1).map(|j| (start + 1 + (shift + j) % (n - 1)) % n).collect() } else { Vec::new() };
+            let candidates: Vec<usize> =
+                if n > 1 { (0..n - 1).map(|j| (start + 1 + (shift + j) % (n - 1)) % n).collect() } else { Vec::new() };
             while chosen.len() < rf {
                 let used: Vec<&Option<String>> = chosen.iter().map(|c| &ordered[*c].1).collect();
-                let all_racks_used = racks_total == 0 || used.iter().filter_map(|r| r.as_ref()).collect::<std::collections::BTreeSet<_>>().len() >= racks_total;
+                let all_racks_used = racks_total == 0
+                    || used.iter().filter_map(|r| r.as_ref()).collect::<std::collections::BTreeSet<_>>().len() >= racks_total;
                 let pick = candidates
                     .iter()
                     .copied()

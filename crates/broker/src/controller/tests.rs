@@ -42,7 +42,8 @@ fn cluster(n: i32) -> (Controller, MetadataImage, Vec<i64>) {
 }
 
 fn create(c: &mut Controller, img: &mut MetadataImage, name: &str, partitions: i32, rf: i16) -> Result<CreatedTopic, Failure> {
-    let t = NewTopic { name: name.into(), partitions, replication_factor: rf, assignments: Default::default(), configs: Default::default() };
+    let t =
+        NewTopic { name: name.into(), partitions, replication_factor: rf, assignments: Default::default(), configs: Default::default() };
     match run(c, img, Request::CreateTopics { topics: vec![t], validate_only: false }, 0) {
         Answer::CreateTopics(mut v) => v.remove(0),
         other => panic!("{other:?}"),
@@ -72,9 +73,12 @@ fn brokers_start_fenced_and_unfence_once_caught_up() {
     assert!(!h.is_fenced);
     assert!(img.is_live(1));
     // A stale epoch is refused.
-    let Answer::Heartbeat(h) =
-        run(&mut c, &mut img, Request::Heartbeat { id: 1, epoch: epoch + 7, metadata_offset: 9, want_fence: false, want_shutdown: false }, 3)
-    else {
+    let Answer::Heartbeat(h) = run(
+        &mut c,
+        &mut img,
+        Request::Heartbeat { id: 1, epoch: epoch + 7, metadata_offset: 9, want_fence: false, want_shutdown: false },
+        3,
+    ) else {
         panic!()
     };
     assert_eq!(h.error, ErrorCode::StaleBrokerEpoch.code());
@@ -83,7 +87,8 @@ fn brokers_start_fenced_and_unfence_once_caught_up() {
 #[test]
 fn wrong_cluster_id_is_refused() {
     let (mut c, mut img, _) = cluster(1);
-    let req = Request::Register { id: 2, incarnation: Uuid::new_v4(), cluster_id: Some("other".into()), host: "h".into(), port: 2, rack: None };
+    let req =
+        Request::Register { id: 2, incarnation: Uuid::new_v4(), cluster_id: Some("other".into()), host: "h".into(), port: 2, rack: None };
     let Answer::Register(Err(f)) = run(&mut c, &mut img, req, 0) else { panic!() };
     assert_eq!(f.error_code(), ErrorCode::InconsistentClusterId);
     assert!(f.message.contains("other") && f.message.contains("cid"));
@@ -121,7 +126,8 @@ fn a_silent_broker_is_fenced_and_its_leaderships_move() {
     for now in [3000, 6000, 9000, 10_000] {
         for id in [1, 2] {
             let offset = img.offset;
-            let hb = Request::Heartbeat { id, epoch: epochs[id as usize - 1], metadata_offset: offset, want_fence: false, want_shutdown: false };
+            let hb =
+                Request::Heartbeat { id, epoch: epochs[id as usize - 1], metadata_offset: offset, want_fence: false, want_shutdown: false };
             run(&mut c, &mut img, hb, now);
         }
         let recs = c.tick(&img, now);
@@ -186,7 +192,8 @@ fn partitions_are_added_and_producer_ids_never_repeat() {
 fn delete_and_configs() {
     let (mut c, mut img, _) = cluster(1);
     let id = create(&mut c, &mut img, "t", 1, 1).unwrap().id;
-    let req = Request::AlterTopicConfigs { topic: "t".into(), changes: vec![("retention.ms".into(), Some("5".into()))], validate_only: false };
+    let req =
+        Request::AlterTopicConfigs { topic: "t".into(), changes: vec![("retention.ms".into(), Some("5".into()))], validate_only: false };
     assert!(matches!(run(&mut c, &mut img, req, 0), Answer::Done(Ok(()))));
     assert_eq!(img.topic("t").unwrap().configs["retention.ms"], "5");
     let req = Request::AlterTopicConfigs { topic: "t".into(), changes: vec![("nope".into(), Some("5".into()))], validate_only: false };
@@ -203,7 +210,8 @@ fn delete_and_configs() {
 fn a_second_incarnation_waits_only_while_the_first_is_heard() {
     let (mut c, mut img, _) = cluster(1);
     let other = |c: &mut Controller, img: &mut MetadataImage, now| {
-        let req = Request::Register { id: 1, incarnation: Uuid::new_v4(), cluster_id: None, host: "127.0.0.1".into(), port: 9001, rack: None };
+        let req =
+            Request::Register { id: 1, incarnation: Uuid::new_v4(), cluster_id: None, host: "127.0.0.1".into(), port: 9001, rack: None };
         run(c, img, req, now)
     };
     // The first incarnation heartbeats to this controller: a duplicate is refused.

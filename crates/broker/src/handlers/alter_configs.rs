@@ -40,35 +40,39 @@ pub fn broker_scope(b: &Broker, name: &str) -> Result<Option<i32>, String> {
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: AlterConfigsRequest) -> Outcome {
     let (b, reply) = (b.clone(), reply.clone());
     Outcome::Later(Box::pin(async move {
-    let b = &b;
-    let mut resp = AlterConfigsResponse::default();
-    for r in req.resources {
-        let mut out = AlterConfigsResourceResponse::default();
-        out.resource_type = r.resource_type;
-        out.resource_name = r.resource_name.clone();
-        let given: Vec<(String, Option<String>)> =
-            r.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
-        let result = match r.resource_type {
-            TOPIC => {
-                let name = r.resource_name.to_string();
-                let current = b.metadata.image().topic(&name).map(|t| t.configs.clone()).unwrap_or_default();
-                b.alter_topic_configs(&name, with_removals(given, current.keys()), req.validate_only).await.map_err(|e| (e.code, e.message))
-            }
-            BROKER => match broker_scope(b, r.resource_name.as_str()) {
-                Err(msg) => Err((ErrorCode::InvalidRequest, msg)),
-                Ok(scope) => {
-                    let current = b.metadata.image().broker_configs.get(&scope).cloned().unwrap_or_default();
-                    b.alter_broker_configs(scope, with_removals(given, current.keys()), req.validate_only).await.map_err(|e| (e.code, e.message))
+        let b = &b;
+        let mut resp = AlterConfigsResponse::default();
+        for r in req.resources {
+            let mut out = AlterConfigsResourceResponse::default();
+            out.resource_type = r.resource_type;
+            out.resource_name = r.resource_name.clone();
+            let given: Vec<(String, Option<String>)> =
+                r.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
+            let result = match r.resource_type {
+                TOPIC => {
+                    let name = r.resource_name.to_string();
+                    let current = b.metadata.image().topic(&name).map(|t| t.configs.clone()).unwrap_or_default();
+                    b.alter_topic_configs(&name, with_removals(given, current.keys()), req.validate_only)
+                        .await
+                        .map_err(|e| (e.code, e.message))
                 }
-            },
-            other => Err((ErrorCode::InvalidRequest, format!("Unsupported resource type {other}"))),
-        };
-        if let Err((code, msg)) = result {
-            out.error_code = code.code();
-            out.error_message = Some(s(msg));
+                BROKER => match broker_scope(b, r.resource_name.as_str()) {
+                    Err(msg) => Err((ErrorCode::InvalidRequest, msg)),
+                    Ok(scope) => {
+                        let current = b.metadata.image().broker_configs.get(&scope).cloned().unwrap_or_default();
+                        b.alter_broker_configs(scope, with_removals(given, current.keys()), req.validate_only)
+                            .await
+                            .map_err(|e| (e.code, e.message))
+                    }
+                },
+                other => Err((ErrorCode::InvalidRequest, format!("Unsupported resource type {other}"))),
+            };
+            if let Err((code, msg)) = result {
+                out.error_code = code.code();
+                out.error_message = Some(s(msg));
+            }
+            resp.responses.push(out);
         }
-        resp.responses.push(out);
-    }
-    reply.encode(&resp)
+        reply.encode(&resp)
     }))
 }

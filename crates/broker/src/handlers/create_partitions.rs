@@ -13,17 +13,17 @@ use crate::server::Broker;
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: CreatePartitionsRequest) -> Outcome {
     let (b, reply) = (b.clone(), reply.clone());
     Outcome::Later(Box::pin(async move {
-    let mut resp = CreatePartitionsResponse::default();
-    for t in req.topics {
-        let mut r = CreatePartitionsTopicResult::default();
-        r.name = t.name.clone();
-        let assignments = t.assignments.map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect());
-        if let Err(e) = b.add_partitions(&t.name, t.count, assignments, req.validate_only).await {
-            r.error_code = e.code.code();
-            r.error_message = Some(s(e.message));
+        let mut resp = CreatePartitionsResponse::default();
+        for t in req.topics {
+            let mut r = CreatePartitionsTopicResult::default();
+            r.name = t.name.clone();
+            let assignments = t.assignments.map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect());
+            if let Err(e) = b.add_partitions(&t.name, t.count, assignments, req.validate_only).await {
+                r.error_code = e.code.code();
+                r.error_message = Some(s(e.message));
+            }
+            resp.results.push(r);
         }
-        resp.results.push(r);
-    }
-    reply.encode(&resp)
+        reply.encode(&resp)
     }))
 }

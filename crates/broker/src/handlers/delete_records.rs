@@ -7,7 +7,6 @@ use std::sync::Arc;
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-
 use crate::dispatch::{Outcome, Reply};
 use crate::handlers::produce::storage_error_code;
 use crate::server::Broker;

@@ -39,7 +39,8 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FindCoordinatorRequest) -> Ou
         let found: Vec<Result<(i32, String, i32), ErrorCode>> =
             keys.iter().map(|k| if ready { locate(&b, k) } else { Err(ErrorCode::CoordinatorNotAvailable) }).collect();
         let mut resp = FindCoordinatorResponse::default();
-        let message = |code: ErrorCode| s(if code == ErrorCode::CoordinatorNotAvailable { "The coordinator is not available." } else { "" });
+        let message =
+            |code: ErrorCode| s(if code == ErrorCode::CoordinatorNotAvailable { "The coordinator is not available." } else { "" });
         if reply.version >= 4 {
             resp.coordinators = keys
                 .iter()

@@ -56,40 +56,40 @@ fn changes_for(configs: &[Alterable], current: impl Fn(&str) -> String) -> Resul
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: IncrementalAlterConfigsRequest) -> Outcome {
     let (b, reply) = (b.clone(), reply.clone());
     Outcome::Later(Box::pin(async move {
-    let b = &b;
-    let mut resp = IncrementalAlterConfigsResponse::default();
-    for r in req.resources {
-        let mut out = AlterConfigsResourceResponse::default();
-        out.resource_type = r.resource_type;
-        out.resource_name = r.resource_name.clone();
-        let name = r.resource_name.to_string();
-        let image = b.metadata.image();
-        let overrides = image.topic(&name).map(|t| t.configs.clone()).unwrap_or_default();
-        let scope = if r.resource_type == BROKER { broker_scope(b, &name) } else { Ok(None) };
-        let current = |key: &str| -> String {
-            if r.resource_type == TOPIC {
-                b.config.topic_value(&overrides, key).map(|(v, _)| v).unwrap_or_default()
-            } else {
-                b.config.get(key)
-            }
-        };
-        let result = match (r.resource_type, scope) {
-            (_, Err(msg)) => Err((ErrorCode::InvalidRequest, msg)),
-            (TOPIC | BROKER, Ok(scope)) => match changes_for(&r.configs, current) {
-                Err(msg) => Err((ErrorCode::InvalidConfig, msg)),
-                Ok(changes) if r.resource_type == TOPIC => {
-                    b.alter_topic_configs(&name, changes, req.validate_only).await.map_err(|e| (e.code, e.message))
+        let b = &b;
+        let mut resp = IncrementalAlterConfigsResponse::default();
+        for r in req.resources {
+            let mut out = AlterConfigsResourceResponse::default();
+            out.resource_type = r.resource_type;
+            out.resource_name = r.resource_name.clone();
+            let name = r.resource_name.to_string();
+            let image = b.metadata.image();
+            let overrides = image.topic(&name).map(|t| t.configs.clone()).unwrap_or_default();
+            let scope = if r.resource_type == BROKER { broker_scope(b, &name) } else { Ok(None) };
+            let current = |key: &str| -> String {
+                if r.resource_type == TOPIC {
+                    b.config.topic_value(&overrides, key).map(|(v, _)| v).unwrap_or_default()
+                } else {
+                    b.config.get(key)
                 }
-                Ok(changes) => b.alter_broker_configs(scope, changes, req.validate_only).await.map_err(|e| (e.code, e.message)),
-            },
-            (other, _) => Err((ErrorCode::InvalidRequest, format!("Unsupported resource type {other}"))),
-        };
-        if let Err((code, msg)) = result {
-            out.error_code = code.code();
-            out.error_message = Some(s(msg));
+            };
+            let result = match (r.resource_type, scope) {
+                (_, Err(msg)) => Err((ErrorCode::InvalidRequest, msg)),
+                (TOPIC | BROKER, Ok(scope)) => match changes_for(&r.configs, current) {
+                    Err(msg) => Err((ErrorCode::InvalidConfig, msg)),
+                    Ok(changes) if r.resource_type == TOPIC => {
+                        b.alter_topic_configs(&name, changes, req.validate_only).await.map_err(|e| (e.code, e.message))
+                    }
+                    Ok(changes) => b.alter_broker_configs(scope, changes, req.validate_only).await.map_err(|e| (e.code, e.message)),
+                },
+                (other, _) => Err((ErrorCode::InvalidRequest, format!("Unsupported resource type {other}"))),
+            };
+            if let Err((code, msg)) = result {
+                out.error_code = code.code();
+                out.error_message = Some(s(msg));
+            }
+            resp.responses.push(out);
         }
-        resp.responses.push(out);
-    }
-    reply.encode(&resp)
+        reply.encode(&resp)
     }))
 }

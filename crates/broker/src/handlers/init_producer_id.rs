@@ -47,7 +47,13 @@ async fn allocate(b: &Broker) -> Result<i64, ErrorCode> {
                 return Err(ErrorCode::CoordinatorLoadInProgress);
             }
             Ok(_) => return Err(ErrorCode::UnknownServerError),
-            Err(f) => return Err(if f.error_code() == ErrorCode::RequestTimedOut { ErrorCode::RequestTimedOut } else { ErrorCode::CoordinatorNotAvailable }),
+            Err(f) => {
+                return Err(if f.error_code() == ErrorCode::RequestTimedOut {
+                    ErrorCode::RequestTimedOut
+                } else {
+                    ErrorCode::CoordinatorNotAvailable
+                })
+            }
         }
     }
     let id = block.0;

@@ -733,7 +733,7 @@ static DESCRIBE_QUORUM_REQUEST: Schema = Schema {
 static DESCRIBE_QUORUM_TOPIC: Schema = Schema {
     flexible: Some(0),
     fields: &[
-        f(0, MAX, Ty::CStr),                                         // topic_name
+        f(0, MAX, Ty::CStr),                                          // topic_name
         f(0, MAX, Ty::CArr(&Ty::Struct(&DESCRIBE_QUORUM_PARTITION))), // partitions
     ],
     tagged: &[],
