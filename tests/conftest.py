@@ -41,23 +41,7 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def start(self, extra=None):
-        args = [STROM, "server", "--set", f"listeners=PLAINTEXT://127.0.0.1:{self.port}", "--set", f"log.dirs={self.data_dir}"]
-        if self.config_file:
-            args += ["--config", str(self.config_file)]
-        for k, v in {**self.settings, **(extra or {})}.items():
-            args += ["--set", f"{k}={v}"]
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"strom exited with {self.proc.returncode}: {self.read_log()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("strom did not start listening")
+        return self.start_async(extra).wait_listening()
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -190,6 +174,8 @@ class Cluster:
 
 def _start_async(self, extra=None):
     args = [STROM, "server", "--set", f"listeners=PLAINTEXT://127.0.0.1:{self.port}", "--set", f"log.dirs={self.data_dir}"]
+    if self.config_file:
+        args += ["--config", str(self.config_file)]
     for k, v in {**self.settings, **(extra or {})}.items():
         args += ["--set", f"{k}={v}"]
     self.log = open(self.log_path, "ab")
