@@ -119,6 +119,10 @@ class Cluster:
         "broker.session.timeout.ms": "2000",
         "group.initial.rebalance.delay.ms": "0",
         "offsets.topic.num.partitions": "6",
+        "replica.lag.time.max.ms": "3000",
+        "replica.fetch.backoff.ms": "100",
+        "replica.fetch.wait.max.ms": "200",
+        "replica.high.watermark.checkpoint.interval.ms": "1000",
     }
 
     def __init__(self, root, voters=3, extra_brokers=0, dedicated_controllers=False, settings=None, racks=None):
@@ -207,6 +211,27 @@ def make_cluster(tmp_path):
     def make(**kw):
         c = Cluster(tmp_path / f"cluster{len(made)}", **kw)
         made.append(c)
+        return c.start()
+
+    yield make
+    for c in made:
+        c.stop()
+
+
+@pytest.fixture
+def make_netns_cluster(tmp_path):
+    """Like make_cluster, but every node in its own network namespace (tests/netns.py),
+    so tests can cut nodes off the network. Skips when namespaces cannot be made."""
+    import netns
+
+    ok, why = netns.available()
+    if not ok:
+        pytest.skip(why)
+    made = []
+
+    def make(**kw):
+        c = netns.NetnsCluster(tmp_path / f"nscluster{len(made)}", **kw)
+        made.append(c)  # before start: a failed start is still torn down
         return c.start()
 
     yield make

@@ -101,6 +101,18 @@ pub const BROKER_DEFS: &[Def] = &[
     d("broker.session.timeout.ms", Kind::Int, Some("9000")),
     d("broker.rack", Kind::Str, None),
     d("controlled.shutdown.enable", Kind::Bool, Some("true")),
+    // Replication (Kafka's ISR protocol).
+    d("replica.lag.time.max.ms", Kind::Long, Some("30000")),
+    d("replica.fetch.wait.max.ms", Kind::Int, Some("500")),
+    d("replica.fetch.min.bytes", Kind::Int, Some("1")),
+    d("replica.fetch.max.bytes", Kind::Int, Some("1048576")),
+    d("replica.fetch.response.max.bytes", Kind::Int, Some("10485760")),
+    d("replica.fetch.backoff.ms", Kind::Int, Some("1000")),
+    d("replica.socket.timeout.ms", Kind::Int, Some("30000")),
+    d("replica.high.watermark.checkpoint.interval.ms", Kind::Long, Some("5000")),
+    d("auto.leader.rebalance.enable", Kind::Bool, Some("true")),
+    d("leader.imbalance.check.interval.seconds", Kind::Long, Some("300")),
+    d("leader.imbalance.per.broker.percentage", Kind::Int, Some("10")),
 ];
 
 /// (topic config, broker synonym, kind)

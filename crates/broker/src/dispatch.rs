@@ -118,6 +118,8 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> R
         ApiKey::IncrementalAlterConfigs => handlers::incremental_alter_configs::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::DescribeLogDirs => handlers::describe_log_dirs::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::DescribeQuorum => handlers::describe_quorum::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::DescribeTopicPartitions => handlers::describe_topic_partitions::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::OffsetForLeaderEpoch => handlers::offset_for_leader_epoch::handle(b, &reply, decode(api, v, &mut body)?),
         _ => return Err(DispatchError::Unsupported { api, version: v }),
     })
 }

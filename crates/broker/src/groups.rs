@@ -23,7 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use strom_coordinator::errors::{KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_SERVER_ERROR};
+use strom_coordinator::errors::{
+    COORDINATOR_NOT_AVAILABLE, KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_COORDINATOR, NOT_LEADER_OR_FOLLOWER, UNKNOWN_SERVER_ERROR,
+};
 use strom_coordinator::group::{Output, SyncResponse};
 use strom_coordinator::records::GroupRecord;
 use strom_coordinator::{GroupConfig, GroupCoordinator, PartitionStatus, Token, Write, WriteId};
@@ -31,11 +33,15 @@ use strom_protocol::batch::BatchIter;
 use strom_protocol::compression::Codec;
 use strom_protocol::records::{decode_batch, BatchBuilder, Record};
 use strom_storage::{Log, StorageError};
+
+/// How long a group write waits for the in-sync replicas (Kafka's `offsets.commit.timeout.ms` default).
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 use tokio::sync::oneshot;
 
 pub use strom_coordinator::group::JoinResponse;
 
 use crate::config::BrokerConfig;
+use crate::partition::{AppendError, Partition};
 use crate::server::Broker;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -55,7 +61,7 @@ pub struct GroupManager {
 struct Inner {
     coord: Mutex<GroupCoordinator>,
     /// Logs of the owned partitions; only touched with `coord` held.
-    logs: Mutex<HashMap<i32, Arc<Log>>>,
+    logs: Mutex<HashMap<i32, Arc<Partition>>>,
     waiting: Mutex<HashMap<Token, Waiter>>,
     /// Callers waiting for their writes: the append error, or NONE.
     writes: Mutex<HashMap<WriteId, oneshot::Sender<i16>>>,
@@ -89,8 +95,8 @@ struct Answers {
     joins: Vec<(Token, JoinResponse)>,
     syncs: Vec<(Token, SyncResponse)>,
     resolved: Vec<(WriteId, i16)>,
-    /// Appended writes: (log, offset to flush to, write).
-    flushes: Vec<(Arc<Log>, i64, WriteId)>,
+    /// Appended writes: (partition, offset to flush to, leader epoch, write).
+    flushes: Vec<(Arc<Partition>, i64, i32, WriteId)>,
 }
 
 impl GroupManager {
@@ -205,9 +211,9 @@ impl GroupManager {
             ticket
         };
         let started = std::time::Instant::now();
-        let log = b.partition_log(OFFSETS_TOPIC, partition);
+        let part = b.replicas.get(OFFSETS_TOPIC, partition);
         let mut count = 0usize;
-        if let Some(log) = &log {
+        if let Some(log) = part.as_ref().map(|p| &p.log) {
             let mut offset = log.log_start_offset();
             let end = log.log_end_offset();
             while offset < end {
@@ -236,8 +242,8 @@ impl GroupManager {
         if !coord.finish_load(partition, ticket) {
             return;
         }
-        match log {
-            Some(log) => guard(&self.inner.logs).insert(partition, log),
+        match part {
+            Some(part) => guard(&self.inner.logs).insert(partition, part),
             None => guard(&self.inner.logs).remove(&partition),
         };
         let ms = started.elapsed().as_millis() as u64;
@@ -274,7 +280,7 @@ impl Inner {
             answers.resolved.append(&mut out.resolved);
             for w in std::mem::take(&mut out.writes) {
                 match self.append(&w) {
-                    Ok((log, end)) => answers.flushes.push((log, end, w.id)),
+                    Ok((part, end, epoch)) => answers.flushes.push((part, end, epoch, w.id)),
                     Err(code) => queue.push_back(coord.complete_write(w.id, code, strom_storage::now_ms())),
                 }
             }
@@ -282,9 +288,10 @@ impl Inner {
         answers
     }
 
-    /// One write as one batch on its partition's log: (log, offset to flush to).
-    fn append(&self, w: &Write) -> Result<(Arc<Log>, i64), i16> {
-        let Some(log) = guard(&self.logs).get(&w.partition).cloned() else {
+    /// One write as one batch on its partition's log, as the leader and with
+    /// acks=all's ISR check: (partition, offset to flush to, leader epoch).
+    fn append(&self, w: &Write) -> Result<(Arc<Partition>, i64, i32), i16> {
+        let Some(part) = guard(&self.logs).get(&w.partition).cloned() else {
             tracing::error!(partition = w.partition, "__consumer_offsets partition has no log here");
             return Err(NOT_LEADER_OR_FOLLOWER);
         };
@@ -298,41 +305,52 @@ impl Inner {
             tracing::error!(error = %e, "cannot build group record batch");
             UNKNOWN_SERVER_ERROR
         })?;
-        match log.append(batch) {
-            Ok(info) => Ok((log, info.last_offset + 1)),
-            Err(e) => {
+        match part.append_leader(batch, -1) {
+            Ok((info, epoch)) => Ok((part, info.last_offset + 1, epoch)),
+            Err(AppendError::Storage(e)) => {
                 tracing::error!(partition = w.partition, error = %e, "cannot append group records");
                 Err(storage_code(&e))
             }
+            Err(AppendError::Code(_)) => Err(NOT_COORDINATOR),
+            Err(AppendError::NotEnough(..)) => Err(COORDINATOR_NOT_AVAILABLE),
         }
     }
 
-    /// Fsyncs up to `end`, then reports the write. Runs as its own task so that a
-    /// caller that goes away cannot leave the write unreported. Called without
+    /// Fsyncs up to `end` and waits until the in-sync replicas have it (the high
+    /// watermark passes it), then reports the write. Runs as its own task so that
+    /// a caller that goes away cannot leave the write unreported. Called without
     /// the coordinator lock.
-    fn flush_later(self: &Arc<Inner>, log: Arc<Log>, end: i64, id: WriteId) {
+    fn flush_later(self: &Arc<Inner>, part: Arc<Partition>, end: i64, epoch: i32, id: WriteId) {
         let this = self.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
-                    let result = log.flush_to(end).await;
+                    let flushed = part.log.flush_to(end).await.map_err(|e| {
+                        tracing::error!(error = %e, "__consumer_offsets flush failed");
+                        storage_code(&e)
+                    });
+                    let result = match flushed {
+                        Ok(()) => part.wait_replicated(end, epoch, COMMIT_TIMEOUT).await.map_err(|c| match c {
+                            // Kafka's mapping for group writes.
+                            strom_protocol::ErrorCode::NotLeaderOrFollower => NOT_COORDINATOR,
+                            _ => COORDINATOR_NOT_AVAILABLE,
+                        }),
+                        Err(c) => Err(c),
+                    };
                     this.report(id, result);
                 });
             }
             Err(_) => {
-                let result = log.flush_blocking();
+                let result = part.log.flush_blocking().map_err(|e| storage_code(&e));
                 this.report(id, result);
             }
         }
     }
 
-    fn report(self: &Arc<Inner>, id: WriteId, result: Result<(), StorageError>) {
+    fn report(self: &Arc<Inner>, id: WriteId, result: Result<(), i16>) {
         let code = match result {
             Ok(()) => NONE,
-            Err(e) => {
-                tracing::error!(error = %e, "__consumer_offsets flush failed");
-                storage_code(&e)
-            }
+            Err(code) => code,
         };
         let mut coord = guard(&self.coord);
         let out = coord.complete_write(id, code, strom_storage::now_ms());
@@ -344,8 +362,8 @@ impl Inner {
     /// Hands out answers and write outcomes and starts fsyncs. Called without the
     /// coordinator lock.
     fn deliver(self: &Arc<Inner>, a: Answers) {
-        for (log, end, id) in a.flushes {
-            self.flush_later(log, end, id);
+        for (part, end, epoch, id) in a.flushes {
+            self.flush_later(part, end, epoch, id);
         }
         if !a.joins.is_empty() || !a.syncs.is_empty() {
             let mut waiting = guard(&self.waiting);

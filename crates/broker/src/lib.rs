@@ -16,12 +16,16 @@ pub mod connection;
 pub mod controller;
 pub mod dispatch;
 pub mod fetch_session;
+pub mod fetcher;
 pub mod groups;
 pub mod handlers;
 pub mod lifecycle;
 pub mod node;
+pub mod partition;
+pub mod peer;
 pub mod publisher;
 pub mod replica;
+pub mod replicas;
 pub mod server;
 
 use std::sync::Arc;

@@ -163,6 +163,7 @@ impl Node {
         let broker = Arc::new(broker);
         tokio::spawn(crate::publisher::run(broker.clone(), pubs, data_dir.clone()));
         tokio::spawn(crate::lifecycle::run(broker.clone()));
+        tokio::spawn(crate::replicas::run(broker.clone()));
         tracing::info!(
             listener = %format!("{host}:{bound}"),
             controller = ?controller_addr,

@@ -15,6 +15,8 @@ use std::time::Duration;
 use strom_metadata::{MetadataDelta, MetadataImage, PartitionImage, TopicImage};
 use strom_protocol::ErrorCode;
 use strom_storage::{Log, LogConfig};
+
+use crate::partition::Partition;
 use uuid::Uuid;
 
 use crate::controller::{Answer, Failure, Request};
@@ -91,14 +93,34 @@ impl Broker {
         p.replicas.contains(&self.node_id)
     }
 
-    /// The log of a partition this broker leads, or Kafka's error: NOT_LEADER_OR_FOLLOWER
-    /// when another broker leads it (or none does), UNKNOWN_TOPIC_OR_PARTITION when it does not exist.
-    pub fn leader_log(&self, image: &MetadataImage, topic: &str, partition: i32) -> Result<Arc<Log>, ErrorCode> {
+    /// The partition this broker leads, or Kafka's error: NOT_LEADER_OR_FOLLOWER
+    /// when another broker leads it, LEADER_NOT_AVAILABLE when none does,
+    /// UNKNOWN_TOPIC_OR_PARTITION when it does not exist.
+    pub fn leader_partition(&self, image: &MetadataImage, topic: &str, partition: i32) -> Result<Arc<Partition>, ErrorCode> {
         let p = image.partition(topic, partition).ok_or(ErrorCode::UnknownTopicOrPartition)?;
-        if p.leader != self.node_id {
-            return Err(if p.leader < 0 { ErrorCode::LeaderNotAvailable } else { ErrorCode::NotLeaderOrFollower });
+        match self.replicas.get(topic, partition) {
+            Some(part) if part.is_leader() => Ok(part),
+            _ if p.leader < 0 => Err(ErrorCode::LeaderNotAvailable),
+            _ => Err(ErrorCode::NotLeaderOrFollower),
         }
-        self.logs.get(topic, partition).ok_or(ErrorCode::NotLeaderOrFollower)
+    }
+
+    /// The log of a partition this broker leads, or Kafka's error (see [`Broker::leader_partition`]).
+    pub fn leader_log(&self, image: &MetadataImage, topic: &str, partition: i32) -> Result<Arc<Log>, ErrorCode> {
+        self.leader_partition(image, topic, partition).map(|p| p.log.clone())
+    }
+
+    /// The topic's effective `min.insync.replicas`.
+    pub fn min_isr(&self, topic: &TopicImage) -> usize {
+        self.config.topic_value(&topic.configs, "min.insync.replicas").and_then(|(v, _)| v.parse::<i64>().ok()).unwrap_or(1).max(1) as usize
+    }
+
+    /// Opens the log of a hosted replica and makes it leader or follower as `p` says.
+    fn host(&self, t: &TopicImage, p: &PartitionImage, cfg: &LogConfig) -> Result<(), strom_storage::StorageError> {
+        let log = self.logs.open_log(&t.name, p.partition, cfg.clone())?;
+        let part = self.replicas.ensure(|| Partition::new(&t.name, p.partition, t.id, log, self.node_id), &t.name, p.partition);
+        part.apply(p, self.min_isr(t), strom_storage::now_ms());
+        Ok(())
     }
 
     /// Opens logs for every partition this node hosts in the image and removes
@@ -108,7 +130,7 @@ impl Broker {
         for t in image.topics.values() {
             let cfg = self.log_config(t);
             for p in t.partitions.values().filter(|p| self.hosts(p)) {
-                self.logs.open_log(&t.name, p.partition, cfg.clone())?;
+                self.host(t, p, &cfg)?;
             }
         }
         self.logs.remove_stray_deletes();
@@ -125,6 +147,7 @@ impl Broker {
                 let live = image.partition(topic, p).is_some_and(|p| self.hosts(p));
                 if !live {
                     tracing::info!(dir = %name, "removing log of a partition this node no longer hosts");
+                    self.replicas.remove(topic, p);
                     let _ = self.logs.delete_log(topic, p);
                 }
             }
@@ -146,13 +169,14 @@ impl Broker {
             self.apply_dynamic_config();
             self.refresh_log_configs();
             self.move_coordinators(&before, &image, None, false);
+            self.replicas.wake();
             return;
         }
         for (name, parts) in &delta.changed_partitions {
             let Some(t) = image.topic(name) else { continue };
             let cfg = self.log_config(t);
             for p in parts.iter().filter_map(|p| t.partitions.get(p)).filter(|p| self.hosts(p)) {
-                if let Err(e) = self.logs.open_log(name, p.partition, cfg.clone()) {
+                if let Err(e) = self.host(t, p, &cfg) {
                     tracing::error!(topic = %name, partition = p.partition, error = %e, "cannot open partition log");
                 }
             }
@@ -162,6 +186,7 @@ impl Broker {
         self.metadata.set(image.clone());
         for t in &delta.removed_topics {
             for p in t.partitions.keys() {
+                self.replicas.remove(&t.name, *p);
                 if let Err(e) = self.logs.delete_log(&t.name, *p) {
                     tracing::warn!(topic = %t.name, partition = p, error = %e, "could not remove log; removed at next start");
                 }
@@ -174,6 +199,7 @@ impl Broker {
             for p in parts.iter().filter_map(|p| t.partitions.get(p)) {
                 if !self.hosts(p) && self.logs.get(name, p.partition).is_some() {
                     tracing::info!(topic = %name, partition = p.partition, "no longer a replica; removing the log");
+                    self.replicas.remove(name, p.partition);
                     let _ = self.logs.delete_log(name, p.partition);
                 }
             }
@@ -184,6 +210,12 @@ impl Broker {
         for name in &delta.changed_configs {
             if let Some(t) = image.topic(name) {
                 self.apply_log_config(t);
+                let now = strom_storage::now_ms();
+                for p in t.partitions.values().filter(|p| self.hosts(p)) {
+                    if let Some(part) = self.replicas.get(&t.name, p.partition) {
+                        part.apply(p, self.min_isr(t), now);
+                    }
+                }
             }
         }
         if delta.broker_configs_changed {
@@ -191,6 +223,7 @@ impl Broker {
             self.refresh_log_configs();
         }
         self.move_coordinators(&before, &image, Some(delta), false);
+        self.replicas.wake();
     }
 
     /// Loads the group coordinators of the `__consumer_offsets` partitions this
@@ -222,7 +255,7 @@ impl Broker {
 
     /// Sends a request to the active controller and waits until this node has
     /// applied its records, so the caller reads its own writes.
-    async fn ask_controller(&self, req: Request) -> Result<Answer, Failure> {
+    pub(crate) async fn ask_controller(&self, req: Request) -> Result<Answer, Failure> {
         let timeout = self.controller.request_timeout.max(Duration::from_secs(5));
         let reply = self.controller.call(req, timeout).await?;
         if reply.offset > 0 && !self.metadata.wait_for(reply.offset, timeout).await {

@@ -27,6 +27,8 @@ pub struct Broker {
     /// The metadata image this node has applied, published by `publisher.rs`.
     pub metadata: MetadataHandle,
     pub logs: LogManager,
+    /// Partition replicas hosted here: role, ISR, high watermark.
+    pub replicas: crate::replicas::ReplicaManager,
     pub sessions: FetchSessions,
     /// (host, port) given to clients in Metadata.
     pub advertised: (String, u16),
@@ -82,6 +84,7 @@ impl Broker {
             node_id,
             metadata: MetadataHandle::new(image),
             logs,
+            replicas: crate::replicas::ReplicaManager::new(),
             sessions: FetchSessions::new(1000),
             advertised: (host, port),
             controller,

@@ -76,6 +76,8 @@ pub struct PartitionInfo {
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Replicas on brokers that are down (fenced or not registered).
+    pub offline: Vec<i32>,
 }
 
 #[derive(Debug, Clone)]
@@ -323,6 +325,7 @@ impl Client {
                         leader_epoch: p.leader_epoch,
                         replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
                         isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                        offline: p.offline_replicas.iter().map(|b| b.0).collect(),
                     })
                     .collect(),
             })
@@ -587,6 +590,249 @@ impl Client {
             return Err(ClientError::broker(r.error_code, r.error_message.map(|m| m.to_string())));
         }
         Ok(())
+    }
+}
+
+/// One partition's answer to an admin request (ElectLeaders, AlterPartitionReassignments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionResult {
+    pub topic: String,
+    pub partition: i32,
+    pub error: i16,
+    pub message: Option<String>,
+}
+
+/// An ongoing reassignment as `ListPartitionReassignments` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    pub topic: String,
+    pub partition: i32,
+    pub replicas: Vec<i32>,
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+}
+
+impl Client {
+    /// Whether the broker advertises `api` at all.
+    pub fn supports(&self, api: ApiKey) -> bool {
+        self.versions.contains_key(&(api as i16))
+    }
+
+    /// Topics with their partitions: DescribeTopicPartitions (paged with its
+    /// cursor) when the broker has it, else Metadata. `None`: every topic.
+    /// Topics come sorted by name; unknown named topics carry their error.
+    pub async fn describe_topics(&mut self, topics: Option<&[&str]>) -> Result<Vec<TopicInfo>> {
+        if !self.supports(ApiKey::DescribeTopicPartitions) {
+            let (_, _, mut out) = self.metadata(topics, false).await?;
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            return Ok(out);
+        }
+        use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+        let mut req = DescribeTopicPartitionsRequest::default();
+        req.topics = topics
+            .unwrap_or_default()
+            .iter()
+            .map(|t| {
+                let mut r = TopicRequest::default();
+                r.name = TopicName(sb(t));
+                r
+            })
+            .collect();
+        req.response_partition_limit = 2000;
+        let mut out: Vec<TopicInfo> = Vec::new();
+        loop {
+            let resp: DescribeTopicPartitionsResponse = self.call(ApiKey::DescribeTopicPartitions, 0, &req).await?;
+            for t in resp.topics {
+                let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+                let parts = t.partitions.iter().map(|p| PartitionInfo {
+                    partition: p.partition_index,
+                    leader: p.leader_id.0,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                    isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                    offline: p.offline_replicas.iter().map(|b| b.0).collect(),
+                });
+                // A topic split over pages continues the previous entry.
+                match out.last_mut().filter(|last| last.name == name && t.error_code == 0) {
+                    Some(last) => last.partitions.extend(parts),
+                    None => out.push(TopicInfo { name, id: t.topic_id, error: t.error_code, partitions: parts.collect() }),
+                }
+            }
+            let Some(next) = resp.next_cursor else { break };
+            let at = (next.topic_name.to_string(), next.partition_index);
+            if req.cursor.as_ref().is_some_and(|c| (c.topic_name.to_string(), c.partition_index) >= at) {
+                return Err(ClientError::Protocol(format!("DescribeTopicPartitions cursor does not advance: {at:?}")));
+            }
+            let mut c = Cursor::default();
+            c.topic_name = next.topic_name;
+            c.partition_index = next.partition_index;
+            req.cursor = Some(c);
+        }
+        Ok(out)
+    }
+
+    /// OffsetForLeaderEpoch for one partition (sent to its leader): the
+    /// (epoch, end offset) of `epoch`, or (-1, -1) when the leader does not know it.
+    pub async fn offset_for_leader_epoch(&mut self, topic: &str, partition: i32, current_epoch: i32, epoch: i32) -> Result<(i32, i64)> {
+        use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+        let mut p = OffsetForLeaderPartition::default();
+        p.partition = partition;
+        p.current_leader_epoch = current_epoch;
+        p.leader_epoch = epoch;
+        let mut t = OffsetForLeaderTopic::default();
+        t.topic = TopicName(sb(topic));
+        t.partitions = vec![p];
+        let mut req = OffsetForLeaderEpochRequest::default();
+        req.replica_id = BrokerId(-1);
+        req.topics = vec![t];
+        let resp: OffsetForLeaderEpochResponse = self.call(ApiKey::OffsetForLeaderEpoch, 4, &req).await?;
+        let r = resp.topics.first().and_then(|t| t.partitions.first()).ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        if r.error_code != 0 {
+            return Err(ClientError::broker(r.error_code, Some(format!("{topic} [{partition}]"))));
+        }
+        Ok((r.leader_epoch, r.end_offset))
+    }
+
+    /// ElectLeaders: `election_type` 0 preferred, 1 unclean; `partitions: None`
+    /// elects for every partition (the answer then leaves out those that need
+    /// no election). One result per partition answered.
+    pub async fn elect_leaders(&mut self, election_type: i8, partitions: Option<&[(String, i32)]>) -> Result<Vec<PartitionResult>> {
+        use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+        let mut req = ElectLeadersRequest::default();
+        req.election_type = election_type;
+        req.timeout_ms = 30_000;
+        req.topic_partitions = partitions.map(|ps| {
+            let mut topics: Vec<TopicPartitions> = Vec::new();
+            for (t, p) in ps {
+                match topics.iter_mut().find(|x| x.topic.as_str() == t) {
+                    Some(x) => x.partitions.push(*p),
+                    None => {
+                        let mut x = TopicPartitions::default();
+                        x.topic = TopicName(sb(t));
+                        x.partitions = vec![*p];
+                        topics.push(x);
+                    }
+                }
+            }
+            topics
+        });
+        let v = self.version(ApiKey::ElectLeaders, 2)?;
+        if v == 0 && election_type != 0 {
+            return Err(ClientError::Protocol("the broker only knows preferred elections (ElectLeaders v0)".into()));
+        }
+        let resp: ElectLeadersResponse = self.call_at(ApiKey::ElectLeaders, v, &req).await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::broker(resp.error_code, None));
+        }
+        Ok(resp
+            .replica_election_results
+            .into_iter()
+            .flat_map(|t| {
+                let topic = t.topic.to_string();
+                t.partition_result.into_iter().map(move |p| PartitionResult {
+                    topic: topic.clone(),
+                    partition: p.partition_id,
+                    error: p.error_code,
+                    message: p.error_message.map(|m| m.to_string()),
+                })
+            })
+            .collect())
+    }
+
+    /// AlterPartitionReassignments: `Some(replicas)` moves a partition to those
+    /// brokers, `None` cancels its ongoing reassignment.
+    pub async fn alter_partition_reassignments(&mut self, items: &[(String, i32, Option<Vec<i32>>)]) -> Result<Vec<PartitionResult>> {
+        use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+        let mut topics: Vec<ReassignableTopic> = Vec::new();
+        for (t, p, replicas) in items {
+            let mut rp = ReassignablePartition::default();
+            rp.partition_index = *p;
+            rp.replicas = replicas.as_ref().map(|r| r.iter().map(|&b| BrokerId(b)).collect());
+            match topics.iter_mut().find(|x| x.name.as_str() == t) {
+                Some(x) => x.partitions.push(rp),
+                None => {
+                    let mut x = ReassignableTopic::default();
+                    x.name = TopicName(sb(t));
+                    x.partitions = vec![rp];
+                    topics.push(x);
+                }
+            }
+        }
+        let mut req = AlterPartitionReassignmentsRequest::default();
+        req.timeout_ms = 30_000;
+        req.allow_replication_factor_change = true;
+        req.topics = topics;
+        let resp: AlterPartitionReassignmentsResponse = self.call(ApiKey::AlterPartitionReassignments, 1, &req).await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::broker(resp.error_code, resp.error_message.map(|m| m.to_string())));
+        }
+        Ok(resp
+            .responses
+            .into_iter()
+            .flat_map(|t| {
+                let topic = t.name.to_string();
+                t.partitions.into_iter().map(move |p| PartitionResult {
+                    topic: topic.clone(),
+                    partition: p.partition_index,
+                    error: p.error_code,
+                    message: p.error_message.map(|m| m.to_string()),
+                })
+            })
+            .collect())
+    }
+
+    /// ListPartitionReassignments: every ongoing reassignment.
+    pub async fn list_partition_reassignments(&mut self) -> Result<Vec<Reassignment>> {
+        let mut req = ListPartitionReassignmentsRequest::default();
+        req.timeout_ms = 30_000;
+        req.topics = None;
+        let resp: ListPartitionReassignmentsResponse = self.call(ApiKey::ListPartitionReassignments, 0, &req).await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::broker(resp.error_code, resp.error_message.map(|m| m.to_string())));
+        }
+        let ids = |v: &[BrokerId]| v.iter().map(|b| b.0).collect::<Vec<_>>();
+        let mut out: Vec<Reassignment> = resp
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| Reassignment {
+                    topic: t.name.to_string(),
+                    partition: p.partition_index,
+                    replicas: ids(&p.replicas),
+                    adding: ids(&p.adding_replicas),
+                    removing: ids(&p.removing_replicas),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        Ok(out)
+    }
+
+    /// DescribeConfigs of several topics at once, only the keys named:
+    /// topic → (key → value). Topics that fail are left out.
+    pub async fn topic_configs(&mut self, topics: &[&str], keys: &[&str]) -> Result<HashMap<String, HashMap<String, String>>> {
+        use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+        let mut req = DescribeConfigsRequest::default();
+        req.resources = topics
+            .iter()
+            .map(|t| {
+                let mut r = DescribeConfigsResource::default();
+                r.resource_type = 2;
+                r.resource_name = sb(t);
+                r.configuration_keys = Some(keys.iter().map(|k| sb(k)).collect());
+                r
+            })
+            .collect();
+        let resp: DescribeConfigsResponse = self.call(ApiKey::DescribeConfigs, 4, &req).await?;
+        Ok(resp
+            .results
+            .into_iter()
+            .filter(|r| r.error_code == 0)
+            .map(|r| {
+                let kv = r.configs.into_iter().filter_map(|c| c.value.map(|v| (c.name.to_string(), v.to_string()))).collect();
+                (r.resource_name.to_string(), kv)
+            })
+            .collect())
     }
 }
 

@@ -48,6 +48,14 @@ pub enum ErrorCode {
     BrokerIdNotRegistered = 102,
     DuplicateBrokerRegistration = 101,
     InconsistentClusterId = 104,
+    NotEnoughReplicasAfterAppend = 20,
+    PreferredLeaderNotAvailable = 80,
+    EligibleLeadersNotAvailable = 83,
+    ElectionNotNeeded = 84,
+    NoReassignmentInProgress = 85,
+    IneligibleReplica = 107,
+    InvalidUpdateVersion = 108,
+    OffsetNotAvailable = 78,
 }
 
 /// Every named code, for [`ErrorCode::from_code`].
@@ -95,6 +103,14 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::BrokerIdNotRegistered,
     ErrorCode::DuplicateBrokerRegistration,
     ErrorCode::InconsistentClusterId,
+    ErrorCode::NotEnoughReplicasAfterAppend,
+    ErrorCode::PreferredLeaderNotAvailable,
+    ErrorCode::EligibleLeadersNotAvailable,
+    ErrorCode::ElectionNotNeeded,
+    ErrorCode::NoReassignmentInProgress,
+    ErrorCode::IneligibleReplica,
+    ErrorCode::InvalidUpdateVersion,
+    ErrorCode::OffsetNotAvailable,
 ];
 
 impl ErrorCode {
@@ -117,6 +133,12 @@ impl ErrorCode {
                 | ErrorCode::NotLeaderOrFollower
                 | ErrorCode::RequestTimedOut
                 | ErrorCode::NotEnoughReplicas
+                | ErrorCode::NotEnoughReplicasAfterAppend
+                | ErrorCode::UnknownLeaderEpoch
+                | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::OffsetNotAvailable
+                | ErrorCode::PreferredLeaderNotAvailable
+                | ErrorCode::EligibleLeadersNotAvailable
                 | ErrorCode::KafkaStorageError
                 | ErrorCode::CoordinatorNotAvailable
                 | ErrorCode::UnknownTopicId
@@ -179,6 +201,16 @@ pub fn error_name(code: i16) -> &'static str {
         101 => "DUPLICATE_BROKER_REGISTRATION",
         102 => "BROKER_ID_NOT_REGISTERED",
         104 => "INCONSISTENT_CLUSTER_ID",
+        20 => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+        74 => "FENCED_LEADER_EPOCH",
+        75 => "UNKNOWN_LEADER_EPOCH",
+        78 => "OFFSET_NOT_AVAILABLE",
+        80 => "PREFERRED_LEADER_NOT_AVAILABLE",
+        83 => "ELIGIBLE_LEADERS_NOT_AVAILABLE",
+        84 => "ELECTION_NOT_NEEDED",
+        85 => "NO_REASSIGNMENT_IN_PROGRESS",
+        107 => "INELIGIBLE_REPLICA",
+        108 => "INVALID_UPDATE_VERSION",
         _ => "UNKNOWN_ERROR_CODE",
     }
 }

@@ -52,6 +52,11 @@ macro_rules! with_request_type {
             ApiKey::DescribeLogDirs => $f::<DescribeLogDirsRequest>($($arg),*),
             ApiKey::IncrementalAlterConfigs => $f::<IncrementalAlterConfigsRequest>($($arg),*),
             ApiKey::DescribeQuorum => $f::<DescribeQuorumRequest>($($arg),*),
+            ApiKey::DescribeTopicPartitions => $f::<DescribeTopicPartitionsRequest>($($arg),*),
+            ApiKey::OffsetForLeaderEpoch => $f::<OffsetForLeaderEpochRequest>($($arg),*),
+            ApiKey::ElectLeaders => $f::<ElectLeadersRequest>($($arg),*),
+            ApiKey::AlterPartitionReassignments => $f::<AlterPartitionReassignmentsRequest>($($arg),*),
+            ApiKey::ListPartitionReassignments => $f::<ListPartitionReassignmentsRequest>($($arg),*),
             _ => Err($crate::frame::FrameError::UnknownApiKey($api as i16)),
         }
     }};

@@ -7,15 +7,19 @@
 //!
 //! Directory layout under the data dir:
 //! - `<topic>-<partition>/` with `<20-digit base offset>.{log,index,timeindex}`
-//! - `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint`, in
-//!   Kafka's text format: a version line (`0`), a count line, then one
-//!   `topic partition offset` line per partition.
+//! - `<topic>-<partition>/leader-epoch-checkpoint`: the log's leader-epoch cache
+//!   (see [`epoch`]).
+//! - `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint` and
+//!   `replication-offset-checkpoint` (high watermarks), in Kafka's text format: a
+//!   version line (`0`), a count line, then one `topic partition offset` line per
+//!   partition.
 //! - `.strom_clean_shutdown`, present only between a clean shutdown and the next
 //!   start; when it is missing, logs are recovered from their recovery points.
 //!
 //! This crate knows nothing of the network or of cluster metadata.
 #![deny(unsafe_code)]
 
+pub mod epoch;
 pub mod log;
 pub mod segment;
 
@@ -39,6 +43,8 @@ pub enum StorageError {
     Inflated { max: usize },
     #[error("offset {offset} outside [{start}, {end}]")]
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    /// The log cannot be used: a write or fsync failed earlier (see
+    /// [`Log::is_failed`]), or the log is going away.
     #[error("log is offline")]
     Offline,
     /// Some records are unacceptable; `records` are their indexes within their batch.
@@ -55,6 +61,7 @@ pub fn now_ms() -> i64 {
 const CLEAN_MARKER: &str = ".strom_clean_shutdown";
 const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 const START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+const HW_CHECKPOINT: &str = "replication-offset-checkpoint";
 
 pub type TopicPartition = (String, i32);
 
@@ -64,6 +71,7 @@ pub struct LogManager {
     clean: bool,
     recovery_points: HashMap<TopicPartition, i64>,
     start_offsets: HashMap<TopicPartition, i64>,
+    high_watermarks: HashMap<TopicPartition, i64>,
     logs: RwLock<HashMap<TopicPartition, Arc<Log>>>,
 }
 
@@ -83,6 +91,7 @@ impl LogManager {
             clean,
             recovery_points: read_checkpoint(&dir.join(RECOVERY_CHECKPOINT)),
             start_offsets: read_checkpoint(&dir.join(START_CHECKPOINT)),
+            high_watermarks: read_checkpoint(&dir.join(HW_CHECKPOINT)),
             logs: RwLock::new(HashMap::new()),
         })
     }
@@ -112,9 +121,10 @@ impl LogManager {
         }
         let rp = self.recovery_points.get(&key).copied().unwrap_or(0);
         let start = self.start_offsets.get(&key).copied().unwrap_or(0);
+        let hw = self.high_watermarks.get(&key).copied().unwrap_or(0);
         let dir = self.partition_dir(topic, partition);
         let fresh = !dir.exists();
-        let log = Arc::new(Log::open(&dir, config, self.clean || fresh, rp, start)?);
+        let log = Arc::new(Log::open_with_high_watermark(&dir, config, self.clean || fresh, rp, start, hw)?);
         if fresh {
             sync_dir(&self.dir)?;
         }
@@ -156,13 +166,16 @@ impl LogManager {
         logs.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    /// Writes both checkpoint files atomically (temp file, fsync, rename).
+    /// Writes the recovery-point, log-start and high-watermark checkpoint files,
+    /// each atomically (temp file, fsync, rename).
     pub fn write_checkpoints(&self) -> Result<(), StorageError> {
         let all = self.all();
         let rps: Vec<_> = all.iter().map(|(k, l)| (k.clone(), l.recovery_point())).collect();
         let starts: Vec<_> = all.iter().map(|(k, l)| (k.clone(), l.log_start_offset())).collect();
+        let hws: Vec<_> = all.iter().map(|(k, l)| (k.clone(), l.high_watermark())).collect();
         write_checkpoint(&self.dir, RECOVERY_CHECKPOINT, &rps)?;
         write_checkpoint(&self.dir, START_CHECKPOINT, &starts)?;
+        write_checkpoint(&self.dir, HW_CHECKPOINT, &hws)?;
         Ok(())
     }
 
@@ -206,9 +219,15 @@ fn write_checkpoint(dir: &Path, name: &str, entries: &[(TopicPartition, i64)]) -
     for ((t, p), off) in entries {
         text.push_str(&format!("{t} {p} {off}\n"));
     }
+    write_atomically(dir, name, text.as_bytes())
+}
+
+/// Replaces `dir/name` with `bytes` atomically: temp file, fsync, rename, fsync
+/// of the directory.
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, dir.join(name))?;
     sync_dir(dir)

@@ -6,6 +6,15 @@
 //! take a snapshot of the segment under the lock and `pread` outside it. fsync runs
 //! on the blocking pool without the lock, and many waiters share one fsync (group
 //! commit, see [`Log::flush_to`]).
+//!
+//! Replication: the log also keeps the leader-epoch cache ([`crate::epoch`]) and
+//! the high watermark, takes a follower's copy of the leader's batches as they are
+//! ([`Log::append_replica`]) and truncates to a divergence point
+//! ([`Log::truncate_to`]).
+//!
+//! A failed write or fsync makes the log fail for good ([`Log::is_failed`]): its
+//! dirty pages may be gone, so a later fsync that succeeds proves nothing, and
+//! nothing more may be acknowledged until a restart recovers the log from disk.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -20,6 +29,7 @@ use strom_protocol::batch::{self, BatchError, BatchIter, BatchView, LOG_OVERHEAD
 use strom_protocol::records::{decode_batch, rebuild_batch, rebuild_batch_with};
 use tokio::sync::watch;
 
+use crate::epoch::EpochCache;
 use crate::segment::Segment;
 use crate::{now_ms, StorageError};
 
@@ -122,9 +132,14 @@ struct Inner {
     /// Files of rolled segments (and the directory) that still need an fsync.
     pending_sync: Vec<File>,
     config: LogConfig,
+    /// The partition leader epoch `append` stamps into each batch.
     leader_epoch: i32,
     /// Offsets below this have been compacted (in memory; a restart re-cleans).
     cleaned_upto: i64,
+    epochs: EpochCache,
+    /// Counts truncations: a flush that began before one must not raise the
+    /// recovery point to its (stale) target.
+    truncations: u64,
 }
 
 pub struct Log {
@@ -135,13 +150,41 @@ pub struct Log {
     flushed: watch::Sender<i64>,
     /// The log end offset, for fetches waiting on new data.
     end: watch::Sender<i64>,
+    /// The high watermark. Changed only under `inner`'s lock (it is clamped to
+    /// the log's offsets), read without it.
+    hw: watch::Sender<i64>,
+    /// Set for good when a write or fsync fails.
+    failed: AtomicBool,
 }
+
+/// The smallest per-batch bound a follower applies (it takes whatever the leader
+/// accepted, whatever its own `max.message.bytes`).
+const REPLICA_MIN_BATCH_BOUND: usize = 64 << 20;
 
 impl Log {
     /// Opens (or creates) the log in `dir`. With `clean`, segments are loaded
     /// from their indexes; otherwise every segment from the recovery point on is
     /// scanned with CRC checks and truncated at the first torn or invalid batch.
+    /// The high watermark starts at 0 (clamped to the log); see
+    /// [`Log::open_with_high_watermark`].
     pub fn open(dir: &Path, config: LogConfig, clean: bool, recovery_point: i64, log_start: i64) -> Result<Log, StorageError> {
+        Self::open_with_high_watermark(dir, config, clean, recovery_point, log_start, 0)
+    }
+
+    /// [`Log::open`] with a saved high watermark, clamped to [log start, log end].
+    ///
+    /// The leader-epoch cache is loaded from `leader-epoch-checkpoint` and loses
+    /// entries at or after the recovered log end; if the file is missing (a log
+    /// written before the cache existed) or unreadable and the log is not empty,
+    /// it is rebuilt from the batch headers and written.
+    pub fn open_with_high_watermark(
+        dir: &Path,
+        config: LogConfig,
+        clean: bool,
+        recovery_point: i64,
+        log_start: i64,
+        high_watermark: i64,
+    ) -> Result<Log, StorageError> {
         std::fs::create_dir_all(dir)?;
         let now = now_ms();
         // A cleaner killed part-way leaves `.cleaned` files; the `.log` files are intact.
@@ -185,8 +228,11 @@ impl Log {
         let first_base = segments.keys().next().copied().unwrap_or(0);
         let log_start_offset = log_start.max(first_base).min(next_offset);
         let recovered = recovery_point.min(next_offset).max(0);
+        let epochs = load_epochs(dir, &segments, next_offset, log_start_offset)?;
+        let leader_epoch = epochs.latest_epoch().unwrap_or(0).max(0);
         let (flushed, _) = watch::channel(if clean { next_offset } else { recovered });
         let (end, _) = watch::channel(next_offset);
+        let (hw, _) = watch::channel(high_watermark.min(next_offset).max(log_start_offset));
         Ok(Log {
             dir: dir.to_path_buf(),
             inner: Mutex::new(Inner {
@@ -197,12 +243,16 @@ impl Log {
                 last_flush_ms: now,
                 pending_sync: Vec::new(),
                 config,
-                leader_epoch: 0,
+                leader_epoch,
                 cleaned_upto: 0,
+                epochs,
+                truncations: 0,
             }),
             flushing: AtomicBool::new(false),
             flushed,
             end,
+            hw,
+            failed: AtomicBool::new(false),
         })
     }
 
@@ -249,6 +299,7 @@ impl Log {
     /// record bytes. Topics that rebuild batches (compaction checks, recompression,
     /// LogAppendTime) work on an owned copy.
     pub fn append(&self, data: Bytes) -> Result<AppendInfo, StorageError> {
+        self.check_failed()?;
         let cfg = self.lock().config.clone();
         let max = cfg.max_message_bytes;
         // CRC work happens before taking the lock.
@@ -302,6 +353,7 @@ impl Log {
         }
         let data: &[u8] = rebuilt.as_deref().unwrap_or(&data);
         let mut inner = self.lock();
+        self.check_failed()?;
         let epoch = inner.leader_epoch;
         let base_offset = inner.next_offset;
         let mut next = base_offset;
@@ -319,52 +371,367 @@ impl Log {
             next += delta as i64 + 1;
             at += len;
         }
-        self.maybe_roll(&mut inner, data.len() as u64, now)?;
+        if inner.epochs.latest_epoch().is_none_or(|latest| epoch > latest) && inner.epochs.assign(epoch, base_offset) {
+            self.persist_epochs(&inner)?;
+        }
+        self.maybe_roll(&mut inner, data.len() as u64, base_offset, next - 1, now).map_err(|e| self.fail("rolling a segment", e))?;
         let interval = inner.config.index_interval_bytes;
         let active = inner.segments.values_mut().next_back().ok_or(StorageError::Offline)?;
-        active.append(data, &heads, &placed, next, interval)?;
+        active.append(data, &heads, &placed, next, interval).map_err(|e| self.fail("writing", e))?;
         inner.next_offset = next;
         inner.unflushed_messages += next - base_offset;
         let flush_due = inner.unflushed_messages >= inner.config.flush_messages;
         let log_start_offset = inner.log_start_offset;
-        drop(inner);
+        // Under the lock, so a truncation cannot be overtaken by a stale end.
         self.end.send_replace(next);
+        drop(inner);
         let log_append_time = if cfg.log_append_time { now } else { -1 };
         Ok(AppendInfo { base_offset, last_offset: next - 1, log_start_offset, flush_due, log_append_time })
     }
 
-    fn maybe_roll(&self, inner: &mut Inner, incoming: u64, now: i64) -> Result<(), StorageError> {
-        let next_offset = inner.next_offset;
+    /// Rolls to a new segment based at `first_base` if the active one cannot take
+    /// `incoming` bytes of batches from `first_base` to `last_offset` (size, age,
+    /// index entries, offsets relative to its base). An empty active segment
+    /// that is rolled (only for offsets, after a gap) is replaced, not kept.
+    fn maybe_roll(&self, inner: &mut Inner, incoming: u64, first_base: i64, last_offset: i64, now: i64) -> io::Result<()> {
         let (segment_bytes, segment_ms) = (inner.config.segment_bytes, inner.config.segment_ms);
         let Some(active) = inner.segments.values().next_back() else {
             return Ok(());
         };
         let full = active.size > 0 && active.size + incoming > segment_bytes;
         let old = active.size > 0 && now - active.created_ms >= segment_ms;
-        let index_full = active.index.len() >= (1 << 20) || next_offset - active.base_offset >= u32::MAX as i64;
-        if !(full || old || index_full) {
+        let index_full = active.index.len() >= (1 << 20) || last_offset - active.base_offset >= u32::MAX as i64;
+        if !(full || old || index_full) || active.base_offset == first_base {
             return Ok(());
         }
-        let log = active.log.try_clone()?;
-        let (idx, tidx) = active.index_files()?;
-        inner.pending_sync.extend([log, idx, tidx]);
-        let seg = Segment::create(&self.dir, next_offset, now)?;
-        inner.segments.insert(next_offset, seg);
+        if active.size == 0 {
+            let base = active.base_offset;
+            inner.segments.remove(&base);
+            delete_segment_files(&self.dir, base)?;
+        } else {
+            let log = active.log.try_clone()?;
+            let (idx, tidx) = active.index_files()?;
+            inner.pending_sync.extend([log, idx, tidx]);
+        }
+        let seg = Segment::create(&self.dir, first_base, now)?;
+        inner.segments.insert(first_base, seg);
         inner.pending_sync.push(File::open(&self.dir)?);
-        tracing::debug!(dir = %self.dir.display(), base = next_offset, "rolled segment");
+        tracing::debug!(dir = %self.dir.display(), base = first_base, "rolled segment");
         Ok(())
+    }
+
+    /// Appends a follower's copy of the leader's batches as they are: offsets
+    /// and partition leader epochs stay the leader's, and the bytes go to the
+    /// segment without a copy.
+    ///
+    /// Each batch must be a v2 batch with a correct CRC, at most
+    /// max(`max.message.bytes`, 64 MiB) long; batches must ascend and the first
+    /// must start at or after the log end offset (a compacted leader leaves
+    /// gaps), else `Corrupt`. A partial batch at the end (a fetch response may
+    /// carry one) is left out; a record set holding no whole batch is `Corrupt`.
+    /// A batch whose epoch differs from the latest cached one starts that epoch
+    /// in the leader-epoch cache (Kafka's `assign`), which is persisted before
+    /// the batches are written. Returns `None` for an empty record set.
+    pub fn append_replica(&self, data: Bytes) -> Result<Option<AppendInfo>, StorageError> {
+        self.check_failed()?;
+        if data.is_empty() {
+            return Ok(None);
+        }
+        let max = self.lock().config.max_message_bytes.max(REPLICA_MIN_BATCH_BOUND);
+        // (position, base offset, max timestamp, length) and (epoch, last offset) per batch.
+        let mut placed: Vec<(usize, i64, i64, usize)> = Vec::new();
+        let mut marks: Vec<(i32, i64)> = Vec::new();
+        let mut at = 0usize;
+        while at < data.len() {
+            let v = match BatchView::parse(&data[at..]) {
+                Ok(v) => v,
+                Err(BatchError::Truncated { .. }) if !placed.is_empty() => break,
+                Err(e) => return Err(map_batch_error(e)),
+            };
+            check_replica_batch(&v, max)?;
+            if let Some(&(_, prev_last)) = marks.last() {
+                if v.base_offset() <= prev_last {
+                    return Err(StorageError::Corrupt(format!(
+                        "replica batch at offset {} does not follow the previous one ending at {prev_last}",
+                        v.base_offset()
+                    )));
+                }
+            }
+            placed.push((at, v.base_offset(), v.max_timestamp(), v.total_len()));
+            marks.push((v.leader_epoch(), v.last_offset()));
+            at += v.total_len();
+        }
+        if at < data.len() {
+            tracing::debug!(dir = %self.dir.display(), bytes = data.len() - at, "left out a partial batch at the end of a replica record set");
+        }
+        let first = placed[0].1;
+        let now = now_ms();
+        let mut inner = self.lock();
+        self.check_failed()?;
+        if first < inner.next_offset {
+            return Err(StorageError::Corrupt(format!(
+                "replica batch at offset {first} is below the log end offset {}",
+                inner.next_offset
+            )));
+        }
+        let mut changed = false;
+        for (&(_, base, _, _), &(epoch, _)) in placed.iter().zip(&marks) {
+            changed |= inner.epochs.assign(epoch, base);
+        }
+        if changed {
+            self.persist_epochs(&inner)?;
+        }
+        let interval = inner.config.index_interval_bytes;
+        // Normally one chunk; a set spanning more offsets than a segment can
+        // index (gaps from compaction) goes to several segments.
+        let mut i = 0;
+        while i < placed.len() {
+            let chunk_base = placed[i].1;
+            let mut j = i + 1;
+            while j < placed.len() && marks[j].1 - chunk_base < u32::MAX as i64 {
+                j += 1;
+            }
+            let lo = placed[i].0;
+            let hi = placed[j - 1].0 + placed[j - 1].3;
+            let last = marks[j - 1].1;
+            self.maybe_roll(&mut inner, (hi - lo) as u64, chunk_base, last, now).map_err(|e| self.fail("rolling a segment", e))?;
+            let batches: Vec<_> = placed[i..j].iter().map(|&(p, b, t, l)| (p - lo, b, t, l)).collect();
+            let active = inner.segments.values_mut().next_back().ok_or(StorageError::Offline)?;
+            active.append_raw(&data[lo..hi], &batches, last + 1, interval).map_err(|e| self.fail("writing", e))?;
+            inner.next_offset = last + 1;
+            i = j;
+        }
+        let next = inner.next_offset;
+        inner.unflushed_messages += next - first;
+        let flush_due = inner.unflushed_messages >= inner.config.flush_messages;
+        let log_start_offset = inner.log_start_offset;
+        self.end.send_replace(next);
+        drop(inner);
+        Ok(Some(AppendInfo { base_offset: first, last_offset: next - 1, log_start_offset, flush_due, log_append_time: -1 }))
+    }
+
+    /// Becomes leader at `epoch`: later [`Log::append`]s stamp it into their
+    /// batches, and if it is newer than the latest cached epoch, it starts at the
+    /// log end offset in the leader-epoch cache (persisted). Idempotent.
+    pub fn assign_leader_epoch(&self, epoch: i32) -> Result<(), StorageError> {
+        self.check_failed()?;
+        let mut inner = self.lock();
+        self.check_failed()?;
+        inner.leader_epoch = epoch;
+        let end = inner.next_offset;
+        if inner.epochs.latest_epoch().is_none_or(|latest| epoch > latest) && inner.epochs.assign(epoch, end) {
+            self.persist_epochs(&inner)?;
+        }
+        Ok(())
+    }
+
+    /// The latest epoch in the leader-epoch cache.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.lock().epochs.latest_epoch()
+    }
+
+    /// Kafka's `LeaderEpochFileCache.endOffsetFor`: (epoch, end offset) for
+    /// OffsetsForLeaderEpoch; (-1, -1) for an epoch newer than any cached (or an
+    /// empty cache). See [`EpochCache::end_offset_for`].
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let inner = self.lock();
+        inner.epochs.end_offset_for(epoch, inner.next_offset)
+    }
+
+    /// The leader-epoch cache: (epoch, start offset), ascending.
+    pub fn epoch_entries(&self) -> Vec<(i32, i64)> {
+        self.lock().epochs.entries().to_vec()
+    }
+
+    /// Removes every batch at or after `offset`; a batch holding `offset` goes
+    /// whole, so the new end may be below `offset`. Later segments are deleted,
+    /// the containing one is cut (log file, fsynced, and both indexes); the
+    /// epoch cache loses entries from the new end on; the recovery point, the
+    /// high watermark and the log start offset come down to the new end if above
+    /// it. Below the first segment, this is
+    /// [`Log::truncate_fully_and_start_at`]. At or past the log end nothing is
+    /// removed, but cache entries starting at the log end go (an epoch this
+    /// replica began as leader without writing in it), as in Kafka. Returns the
+    /// new log end offset.
+    pub fn truncate_to(&self, offset: i64) -> Result<i64, StorageError> {
+        self.check_failed()?;
+        let mut inner = self.lock();
+        self.check_failed()?;
+        let end = inner.next_offset;
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange { offset, start: inner.log_start_offset, end });
+        }
+        if offset >= end {
+            if inner.epochs.truncate_from_end(end) {
+                self.persist_epochs(&inner)?;
+            }
+            return Ok(end);
+        }
+        if inner.segments.keys().next().is_none_or(|&first| offset < first) {
+            self.reset_locked(&mut inner, offset)?;
+            return Ok(offset);
+        }
+        let doomed: Vec<i64> = inner.segments.range(offset + 1..).map(|(&b, _)| b).collect();
+        for base in &doomed {
+            inner.segments.remove(base);
+            delete_segment_files(&self.dir, *base).map_err(|e| self.fail("deleting a truncated segment", e))?;
+        }
+        if !doomed.is_empty() {
+            crate::sync_dir(&self.dir).map_err(|e| self.fail("syncing the log directory", e))?;
+        }
+        let active = inner.segments.values_mut().next_back().ok_or(StorageError::Offline)?;
+        let new_end = active.truncate_at_offset(offset).and_then(|n| active.log.sync_data().map(|()| n));
+        let new_end = new_end.map_err(|e| self.fail("truncating", e))?;
+        inner.next_offset = new_end;
+        inner.log_start_offset = inner.log_start_offset.min(new_end);
+        inner.cleaned_upto = inner.cleaned_upto.min(new_end);
+        inner.truncations += 1;
+        if inner.epochs.truncate_from_end(new_end) {
+            self.persist_epochs(&inner)?;
+        }
+        self.flushed.send_if_modified(|v| lower(v, new_end));
+        self.hw.send_if_modified(|v| lower(v, new_end));
+        self.end.send_replace(new_end);
+        drop(inner);
+        tracing::info!(dir = %self.dir.display(), from = end, to = new_end, requested = offset, "truncated log");
+        Ok(new_end)
+    }
+
+    /// Deletes every segment and starts an empty log at `offset` (log start =
+    /// log end = high watermark = recovery point = `offset`), with an empty
+    /// leader-epoch cache. For a follower whose fetch offset is below the
+    /// leader's log start.
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), StorageError> {
+        self.check_failed()?;
+        let mut inner = self.lock();
+        self.check_failed()?;
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange { offset, start: inner.log_start_offset, end: inner.next_offset });
+        }
+        self.reset_locked(&mut inner, offset)
+    }
+
+    fn reset_locked(&self, inner: &mut Inner, offset: i64) -> Result<(), StorageError> {
+        let from = inner.next_offset;
+        // The cache goes first: should a crash leave segments behind, an empty
+        // cache next to a non-empty log is rebuilt from it at the next open.
+        inner.epochs.clear();
+        self.persist_epochs(inner)?;
+        let bases: Vec<i64> = inner.segments.keys().copied().collect();
+        inner.segments.clear();
+        inner.pending_sync.clear();
+        for base in bases {
+            delete_segment_files(&self.dir, base).map_err(|e| self.fail("deleting a segment", e))?;
+        }
+        let seg = Segment::create(&self.dir, offset, now_ms()).map_err(|e| self.fail("creating a segment", e))?;
+        inner.segments.insert(offset, seg);
+        crate::sync_dir(&self.dir).map_err(|e| self.fail("syncing the log directory", e))?;
+        inner.next_offset = offset;
+        inner.log_start_offset = offset;
+        inner.cleaned_upto = offset;
+        inner.unflushed_messages = 0;
+        inner.truncations += 1;
+        self.flushed.send_replace(offset);
+        self.hw.send_replace(offset);
+        self.end.send_replace(offset);
+        tracing::info!(dir = %self.dir.display(), from, to = offset, "replaced the log by an empty one");
+        Ok(())
+    }
+
+    /// The high watermark, within [log start, log end].
+    pub fn high_watermark(&self) -> i64 {
+        *self.hw.borrow()
+    }
+
+    /// Sets the high watermark, clamped to [log start, log end]; it may go down.
+    /// Subscribers hear of it only if it changed.
+    pub fn set_high_watermark(&self, hw: i64) {
+        let inner = self.lock();
+        let hw = hw.min(inner.next_offset).max(inner.log_start_offset);
+        self.hw.send_if_modified(|v| {
+            let changed = *v != hw;
+            *v = hw;
+            changed
+        });
+    }
+
+    /// A receiver that changes whenever the high watermark moves.
+    pub fn subscribe_hw(&self) -> watch::Receiver<i64> {
+        self.hw.subscribe()
+    }
+
+    /// Whether a write or fsync of this log has failed. Once set, appends,
+    /// truncations, epoch changes and flushes fail with `Offline` until a
+    /// restart recovers the log from what is on disk.
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    fn check_failed(&self) -> Result<(), StorageError> {
+        if self.is_failed() {
+            return Err(StorageError::Offline);
+        }
+        Ok(())
+    }
+
+    /// Marks the log failed (logging it the first time) and wraps the error.
+    fn fail(&self, what: &str, e: io::Error) -> StorageError {
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            tracing::error!(dir = %self.dir.display(), error = %e, "{what} failed; the log takes no more writes until a restart recovers it");
+        }
+        StorageError::Io(e)
+    }
+
+    fn persist_epochs(&self, inner: &Inner) -> Result<(), StorageError> {
+        inner.epochs.persist().map_err(|e| self.fail("writing the leader-epoch checkpoint", e))
+    }
+
+    /// After the log start moved up: keeps the high watermark at or above it and
+    /// trims the epoch cache (best effort: stale entries below the log start are
+    /// harmless and trimmed again at the next open).
+    fn after_log_start_moved(&self, inner: &mut Inner) {
+        let start = inner.log_start_offset;
+        self.hw.send_if_modified(|v| {
+            let changed = *v < start;
+            *v = (*v).max(start);
+            changed
+        });
+        if inner.epochs.truncate_from_start(start) {
+            if let Err(e) = inner.epochs.persist() {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "could not write the leader-epoch checkpoint");
+            }
+        }
     }
 
     /// Reads whole batches starting with the one holding `offset`, up to
     /// `max_bytes` (at least one batch, whatever its size). If compaction left
     /// nothing at or after `offset` in its segment, reading continues in the
     /// following segments, so a consumer never stalls on a gap.
+    ///
+    /// `ReadInfo::high_watermark` is the log end offset here; see
+    /// [`Log::read_upto`] for reads bounded by the high watermark.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadInfo, StorageError> {
+        self.read_bounded(offset, max_bytes, None)
+    }
+
+    /// Like [`Log::read`], but returns only batches whose base offset is below
+    /// `max_offset` (the high watermark, for consumers): none if `offset >=
+    /// max_offset`. Offsets outside [log start, log end] are still out of range.
+    /// `ReadInfo::high_watermark` is [`Log::high_watermark`].
+    pub fn read_upto(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<ReadInfo, StorageError> {
+        self.read_bounded(offset, max_bytes, Some(max_offset))
+    }
+
+    fn read_bounded(&self, offset: i64, max_bytes: usize, max_offset: Option<i64>) -> Result<ReadInfo, StorageError> {
         let (candidates, hw, log_start) = {
             let inner = self.lock();
-            let hw = inner.next_offset;
-            if offset < inner.log_start_offset || offset > hw {
-                return Err(StorageError::OffsetOutOfRange { offset, start: inner.log_start_offset, end: hw });
+            let end = inner.next_offset;
+            if offset < inner.log_start_offset || offset > end {
+                return Err(StorageError::OffsetOutOfRange { offset, start: inner.log_start_offset, end });
+            }
+            let hw = if max_offset.is_some() { *self.hw.borrow() } else { end };
+            if max_offset.is_some_and(|m| offset >= m) {
+                return Ok(ReadInfo { records: Bytes::new(), high_watermark: hw, log_start_offset: inner.log_start_offset });
             }
             let containing = inner.segments.range(..=offset).next_back().map(|(_, s)| s);
             let later = inner.segments.range(offset + 1..).map(|(_, s)| s);
@@ -376,13 +743,24 @@ impl Log {
                 .collect();
             (candidates, hw, inner.log_start_offset)
         };
+        let mut records = Bytes::new();
         for (file, start, end) in candidates {
-            let records = read_batches(&file, start, end, offset, max_bytes)?;
+            records = read_batches(&file, start, end, offset, max_bytes)?;
             if !records.is_empty() {
-                return Ok(ReadInfo { records, high_watermark: hw, log_start_offset: log_start });
+                break;
             }
         }
-        Ok(ReadInfo { records: Bytes::new(), high_watermark: hw, log_start_offset: log_start })
+        if let Some(max_offset) = max_offset {
+            let mut keep = 0;
+            for b in BatchIter::new(&records) {
+                match b {
+                    Ok(b) if b.base_offset() < max_offset => keep += b.total_len(),
+                    _ => break,
+                }
+            }
+            records.truncate(keep);
+        }
+        Ok(ReadInfo { records, high_watermark: hw, log_start_offset: log_start })
     }
 
     /// The first offset whose batch has a max timestamp >= `ts`, with that
@@ -458,6 +836,7 @@ impl Log {
             if let Some((&next_base, _)) = inner.segments.iter().next() {
                 if !out.is_empty() {
                     inner.log_start_offset = inner.log_start_offset.max(next_base);
+                    self.after_log_start_moved(&mut inner);
                 }
             }
             out
@@ -593,6 +972,7 @@ impl Log {
                 return Err(StorageError::OffsetOutOfRange { offset, start: inner.log_start_offset, end: inner.next_offset });
             }
             inner.log_start_offset = inner.log_start_offset.max(offset);
+            self.after_log_start_moved(&mut inner);
             let start = inner.log_start_offset;
             let active = inner.segments.keys().next_back().copied();
             let mut doomed = Vec::new();
@@ -622,8 +1002,12 @@ impl Log {
     /// Makes everything below `offset` durable. Concurrent callers share fsyncs:
     /// one caller runs an fsync covering everything appended so far while the rest
     /// wait for its result, then re-check (group commit).
+    ///
+    /// Fails (`Offline`) once the log has failed, even for offsets flushed
+    /// before: after a failed fsync nothing more is acknowledged.
     pub async fn flush_to(&self, offset: i64) -> Result<(), StorageError> {
         loop {
+            self.check_failed()?;
             let mut rx = self.flushed.subscribe();
             if *rx.borrow_and_update() >= offset {
                 return Ok(());
@@ -638,9 +1022,11 @@ impl Log {
             let result = self.flush_once().await;
             self.flushing.store(false, Ordering::Release);
             match result {
-                Ok(target) => {
+                Ok(Some(target)) => {
                     self.flushed.send_modify(|v| *v = (*v).max(target));
                 }
+                // A truncation came in between: wake the waiters to check again.
+                Ok(None) => self.flushed.send_modify(|_| {}),
                 Err(e) => {
                     self.flushed.send_modify(|_| {});
                     return Err(e);
@@ -649,16 +1035,20 @@ impl Log {
         }
     }
 
-    async fn flush_once(&self) -> Result<i64, StorageError> {
-        let (mut files, target) = {
+    /// One fsync of everything appended so far. Returns the offset it made
+    /// durable, or `None` if the log was truncated meanwhile.
+    async fn flush_once(&self) -> Result<Option<i64>, StorageError> {
+        let (mut files, target, truncations) = {
             let mut inner = self.lock();
+            let active = match inner.segments.values().next_back() {
+                Some(active) => Some(active.log.try_clone()?),
+                None => None,
+            };
             let mut files = std::mem::take(&mut inner.pending_sync);
-            if let Some(active) = inner.segments.values().next_back() {
-                files.push(active.log.try_clone()?);
-            }
+            files.extend(active);
             inner.unflushed_messages = 0;
             inner.last_flush_ms = now_ms();
-            (files, inner.next_offset)
+            (files, inner.next_offset, inner.truncations)
         };
         let res = tokio::task::spawn_blocking(move || -> io::Result<()> {
             for f in files.drain(..) {
@@ -666,10 +1056,13 @@ impl Log {
             }
             Ok(())
         })
-        .await
-        .map_err(|_| StorageError::Offline)?;
-        res?;
-        Ok(target)
+        .await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(self.fail("fsync", e)),
+            Err(e) => return Err(self.fail("fsync", io::Error::other(e.to_string()))),
+        }
+        Ok((self.lock().truncations == truncations).then_some(target))
     }
 
     /// Whether `flush.ms` has elapsed with unflushed data.
@@ -686,16 +1079,21 @@ impl Log {
 
     /// Syncs everything synchronously (shutdown path, outside the runtime).
     pub fn flush_blocking(&self) -> Result<(), StorageError> {
+        self.check_failed()?;
         let mut inner = self.lock();
-        for f in inner.pending_sync.drain(..) {
-            f.sync_data()?;
-        }
-        for s in inner.segments.values() {
-            s.log.sync_data()?;
-            let (i, t) = s.index_files()?;
-            i.sync_data()?;
-            t.sync_data()?;
-        }
+        let synced = (|| -> io::Result<()> {
+            for f in inner.pending_sync.drain(..) {
+                f.sync_data()?;
+            }
+            for s in inner.segments.values() {
+                s.log.sync_data()?;
+                let (i, t) = s.index_files()?;
+                i.sync_data()?;
+                t.sync_data()?;
+            }
+            Ok(())
+        })();
+        synced.map_err(|e| self.fail("fsync", e))?;
         let end = inner.next_offset;
         drop(inner);
         self.flushed.send_modify(|v| *v = (*v).max(end));
@@ -707,6 +1105,81 @@ fn remove_segment_files(dir: &Path, base: i64) {
     for ext in ["log", "index", "timeindex"] {
         let _ = std::fs::remove_file(dir.join(crate::segment::file_name(base, ext)));
     }
+}
+
+/// Deletes a segment's files, the `.log` first (a segment exists for `open` as
+/// long as its `.log` does). Missing files are fine.
+fn delete_segment_files(dir: &Path, base: i64) -> io::Result<()> {
+    for ext in ["log", "index", "timeindex"] {
+        match std::fs::remove_file(dir.join(crate::segment::file_name(base, ext))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Lowers a watched offset to `to`; whether it changed.
+fn lower(v: &mut i64, to: i64) -> bool {
+    let changed = *v > to;
+    *v = (*v).min(to);
+    changed
+}
+
+/// What a follower checks of a leader's batch: no more than the leader did
+/// (its records are not decoded, and a compacted batch may hold fewer records
+/// than its offset delta spans).
+fn check_replica_batch(v: &BatchView<'_>, max: usize) -> Result<(), StorageError> {
+    if v.magic() != batch::MAGIC_V2 {
+        return Err(StorageError::Corrupt(format!("replica batch with magic {}", v.magic())));
+    }
+    if v.total_len() > max {
+        return Err(StorageError::MessageTooLarge { size: v.total_len(), max });
+    }
+    let (stored, computed) = (v.crc(), v.computed_crc());
+    if stored != computed {
+        return Err(StorageError::Corrupt(format!("replica batch at offset {}: crc {stored:#x} != {computed:#x}", v.base_offset())));
+    }
+    let (delta, count) = (v.last_offset_delta(), v.record_count());
+    if v.base_offset() < 0 || delta < 0 || count < 0 || count as i64 > delta as i64 + 1 {
+        return Err(StorageError::Corrupt(format!(
+            "replica batch at offset {}: {count} records for an offset delta of {delta}",
+            v.base_offset()
+        )));
+    }
+    Ok(())
+}
+
+/// The leader-epoch cache at open: the checkpoint, or (missing, unreadable, or
+/// empty next to a log with batches) rebuilt from the batch headers; then cut to
+/// the recovered log and its start.
+fn load_epochs(dir: &Path, segments: &BTreeMap<i64, Segment>, next_offset: i64, log_start: i64) -> Result<EpochCache, StorageError> {
+    let has_data = segments.values().any(|s| s.size > 0);
+    let loaded = EpochCache::load(dir).unwrap_or_else(|e| {
+        tracing::warn!(dir = %dir.display(), error = %e, "unreadable leader-epoch checkpoint, rebuilding it from the log");
+        None
+    });
+    let mut cache = match loaded {
+        Some(c) if !(has_data && c.entries().is_empty()) => c,
+        _ if has_data => {
+            let mut c = EpochCache::new(dir);
+            for seg in segments.values() {
+                seg.for_each_batch_head(|base, epoch| {
+                    c.assign(epoch, base);
+                })?;
+            }
+            tracing::info!(dir = %dir.display(), epochs = c.entries().len(), "rebuilt the leader-epoch cache from batch headers");
+            c.persist()?;
+            c
+        }
+        _ => EpochCache::new(dir),
+    };
+    let mut changed = cache.truncate_from_end(next_offset);
+    changed |= cache.truncate_from_start(log_start);
+    if changed {
+        cache.persist()?;
+    }
+    Ok(cache)
 }
 
 fn map_batch_error(e: BatchError) -> StorageError {

@@ -21,7 +21,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strom_protocol::batch::{BatchView, LOG_OVERHEAD};
+use strom_protocol::batch::{BatchView, HEADER_LEN, LOG_OVERHEAD};
 
 pub const INDEX_ENTRY: usize = 8;
 pub const TIME_ENTRY: usize = 12;
@@ -265,9 +265,29 @@ impl Segment {
         next_offset: i64,
         interval: usize,
     ) -> io::Result<()> {
+        self.append_with(data, Some(heads), batches, next_offset, interval)
+    }
+
+    /// Appends batches exactly as given (a follower's copy of the leader's
+    /// batches), in one write. Same contract as [`Segment::append`].
+    pub fn append_raw(&mut self, data: &[u8], batches: &[(usize, i64, i64, usize)], next_offset: i64, interval: usize) -> io::Result<()> {
+        self.append_with(data, None, batches, next_offset, interval)
+    }
+
+    fn append_with(
+        &mut self,
+        data: &[u8],
+        heads: Option<&[[u8; crate::log::PATCHED_HEAD]]>,
+        batches: &[(usize, i64, i64, usize)],
+        next_offset: i64,
+        interval: usize,
+    ) -> io::Result<()> {
         let start = self.size;
         let before = (self.index.len(), self.time_index.len(), self.bytes_since_index, self.max_timestamp);
         let write = || -> io::Result<()> {
+            let Some(heads) = heads else {
+                return self.log.write_all_at(data, start);
+            };
             for (head, &(at, _, _, len)) in heads.iter().zip(batches) {
                 self.log.write_all_at(head, start + at as u64)?;
                 self.log.write_all_at(&data[at + head.len()..at + len], start + (at + head.len()) as u64)?;
@@ -310,6 +330,94 @@ impl Segment {
     pub fn index_files(&self) -> io::Result<(File, File)> {
         Ok((self.index_file.try_clone()?, self.time_file.try_clone()?))
     }
+
+    /// The header of the batch at `pos`, or `None` at the end of the segment.
+    fn head_at(&self, pos: u64) -> io::Result<Option<Head>> {
+        if pos >= self.size {
+            return Ok(None);
+        }
+        if pos + HEADER_LEN as u64 > self.size {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: partial batch at {pos}", self.log_path.display())));
+        }
+        let mut h = [0u8; HEADER_LEN];
+        self.log.read_exact_at(&mut h, pos)?;
+        let v = parse_head(&h);
+        let total = v.total as u64;
+        if v.len < (HEADER_LEN - LOG_OVERHEAD) as i32 || pos + total > self.size {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: bad batch length at {pos}", self.log_path.display())));
+        }
+        Ok(Some(v))
+    }
+
+    /// Calls `f(base offset, partition leader epoch)` for each batch, reading
+    /// only headers.
+    pub fn for_each_batch_head(&self, mut f: impl FnMut(i64, i32)) -> io::Result<()> {
+        let mut pos = 0;
+        while let Some(h) = self.head_at(pos)? {
+            f(h.base, h.epoch);
+            pos += h.total as u64;
+        }
+        Ok(())
+    }
+
+    /// Removes every batch at or after `offset`, including the one holding
+    /// `offset`, from the log file and both indexes. Returns the segment's new
+    /// next offset: `offset`, or the base offset of the batch that held it.
+    pub fn truncate_at_offset(&mut self, offset: i64) -> io::Result<i64> {
+        let mut pos = self.lookup(offset);
+        let mut next = offset;
+        while let Some(h) = self.head_at(pos)? {
+            if h.base + h.delta as i64 >= offset {
+                next = next.min(h.base);
+                break;
+            }
+            pos += h.total as u64;
+        }
+        self.log.set_len(pos)?;
+        self.size = pos;
+        let keep = self.index.partition_point(|&(_, p)| (p as u64) < pos);
+        self.index.truncate(keep);
+        self.index_file.set_len((keep * INDEX_ENTRY) as u64)?;
+        let base = self.base_offset;
+        let keep = self.time_index.partition_point(|&(_, rel)| base + (rel as i64) < next);
+        self.time_index.truncate(keep);
+        self.time_file.set_len((keep * TIME_ENTRY) as u64)?;
+        // The last time entry holds the running max up to the last index point;
+        // the batches from that point on may raise it.
+        let mut max_ts = self.time_index.last().map(|&(t, _)| t).unwrap_or(-1);
+        let from = self.index.last().map(|&(_, p)| p as u64).unwrap_or(0);
+        let mut at = from;
+        while at < pos {
+            let Some(h) = self.head_at(at)? else { break };
+            max_ts = max_ts.max(h.max_ts);
+            at += h.total as u64;
+        }
+        self.max_timestamp = max_ts;
+        self.bytes_since_index = if self.index.is_empty() { 0 } else { (pos - from) as usize };
+        self.next_offset = next.max(self.base_offset);
+        Ok(self.next_offset)
+    }
+}
+
+/// The fields of a batch header the segment needs.
+struct Head {
+    base: i64,
+    len: i32,
+    total: usize,
+    epoch: i32,
+    delta: i32,
+    max_ts: i64,
+}
+
+fn parse_head(h: &[u8; HEADER_LEN]) -> Head {
+    let i32_at = |at: usize| i32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let i64_at = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h[at..at + 8]);
+        i64::from_be_bytes(b)
+    };
+    let len = i32_at(8);
+    Head { base: i64_at(0), len, total: LOG_OVERHEAD + len.max(0) as usize, epoch: i32_at(12), delta: i32_at(23), max_ts: i64_at(35) }
 }
 
 fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {

@@ -53,7 +53,7 @@ fn segments_roll_and_reads_cross_them() {
     for i in 0..50 {
         log.append(batch(3, &i.to_string())).unwrap();
     }
-    let logs = std::fs::read_dir(d.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().unwrap() == "log").count();
+    let logs = std::fs::read_dir(d.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log")).count();
     assert!(logs > 5, "expected several segments, got {logs}");
     let mut next = 0;
     while next < 150 {

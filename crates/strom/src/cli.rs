@@ -352,11 +352,40 @@ enum ClusterCmd {
     Info,
     /// The metadata quorum: leader, epoch, high watermark, and each voter's lag.
     Quorum,
+    /// Under-replicated, under-min-ISR and offline partitions, then a one-line
+    /// summary. Exit code 0 when healthy, 1 otherwise.
+    Health,
+    /// Move partitions to other brokers: `TOPIC:PARTITION=B1,B2,...` arguments
+    /// and/or `--file` with Kafka's reassignment JSON. `--cancel` stops the
+    /// named reassignments; `--list` shows those in progress.
+    Reassign {
+        /// `TOPIC:PARTITION=B1,B2,...` (with --cancel or --list: `TOPIC:PARTITION`).
+        partitions: Vec<String>,
+        /// `{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[1,2,3]}]}`.
+        #[arg(long, short)]
+        file: Option<String>,
+        #[arg(long, conflicts_with = "list")]
+        cancel: bool,
+        #[arg(long)]
+        list: bool,
+    },
+    /// Elect leaders: the preferred (first) replica, or with --unclean any live
+    /// replica even outside the ISR. Arguments: `TOPIC:PARTITION` or `TOPIC`
+    /// (all its partitions); none means every partition.
+    ElectLeaders {
+        partitions: Vec<String>,
+        #[arg(long)]
+        unclean: bool,
+    },
 }
 
 async fn cluster(cmd: ClusterCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
+    use crate::cluster_cmd as cc;
     let mut c = Client::connect(bootstrap).await?;
     match cmd {
+        ClusterCmd::Health => return cc::health(&mut c).await,
+        ClusterCmd::Reassign { partitions, file, cancel, list } => return cc::reassign(&mut c, file, partitions, cancel, list).await,
+        ClusterCmd::ElectLeaders { partitions, unclean } => return cc::elect_leaders(&mut c, unclean, partitions).await,
         ClusterCmd::Info => {
             let info = c.describe_cluster().await?;
             println!("cluster id: {}", info.cluster_id);
@@ -467,11 +496,10 @@ async fn topic(cmd: TopicCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
             }
         }
         TopicCmd::Describe { name } => {
-            let (_, _, mut topics) = match &name {
-                Some(n) => c.metadata(Some(&[n.as_str()]), false).await?,
-                None => c.metadata(None, false).await?,
+            let topics = match &name {
+                Some(n) => c.describe_topics(Some(&[n.as_str()])).await?,
+                None => c.describe_topics(None).await?,
             };
-            topics.sort_by(|a, b| a.name.cmp(&b.name));
             for t in topics {
                 if t.error != 0 {
                     bail!(strom_client::ClientError::broker(t.error, Some(format!("topic '{}'", t.name))));
@@ -497,8 +525,8 @@ async fn topic(cmd: TopicCmd, bootstrap: &str) -> anyhow::Result<ExitCode> {
                     let end = lc.list_offset(&t.name, p.partition, -1).await.unwrap_or(-1);
                     let start = lc.list_offset(&t.name, p.partition, -2).await.unwrap_or(-1);
                     println!(
-                        "\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {:?}\tIsr: {:?}\tStartOffset: {start}\tEndOffset: {end}",
-                        p.partition, p.leader, p.leader_epoch, p.replicas, p.isr
+                        "\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {:?}\tIsr: {:?}\tOffline: {:?}\tStartOffset: {start}\tEndOffset: {end}",
+                        p.partition, p.leader, p.leader_epoch, p.replicas, p.isr, p.offline
                     );
                 }
             }

@@ -4,6 +4,7 @@
 mod alloc;
 mod bench_cmd;
 mod cli;
+mod cluster_cmd;
 mod group_cmd;
 
 #[global_allocator]

@@ -9,16 +9,29 @@
 //!
 //! What it decides: broker registration, heartbeats, fencing and controlled
 //! shutdown; topic creation with replica placement; partition additions; topic
-//! deletion; config changes; producer-id blocks; leader election for partitions
-//! whose leader is gone (from the ISR only: unclean election is off).
+//! deletion; config changes; producer-id blocks; ISR changes asked for by
+//! partition leaders (AlterPartition); leader election.
+//!
+//! ISR rules, as Kafka's KRaft controller: a broker that is fenced (session
+//! lapsed, asked to be fenced, shutting down, or re-registered as a new
+//! incarnation) leaves every ISR it is in, except where it is the last member
+//! (the ISR is never empty). A partition whose leader is no longer live gets the
+//! first live ISR member in replica order; with none, no leader (-1) unless the
+//! topic allows unclean election (`unclean.leader.election.enable`), when the
+//! first live replica leads and becomes the whole ISR. Unfencing a broker elects
+//! leaders for partitions that have none. Each step writes at most one record
+//! per partition: `leader_epoch` + 1 when the leader changes, `partition_epoch`
+//! + 1 on every change.
 
 pub mod client;
 pub mod listener;
 pub mod placement;
 pub mod service;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 use strom_metadata::{MetadataImage, MetadataRecord, PartitionImage, TopicImage};
 use strom_protocol::ErrorCode;
@@ -40,8 +53,27 @@ impl Failure {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Failure { code: code.code(), message: message.into() }
     }
+    /// A failure with a code `strom_protocol` does not name (replication and election codes).
+    pub fn kafka(e: ResponseError, message: impl Into<String>) -> Self {
+        Failure { code: e.code(), message: message.into() }
+    }
     pub fn error_code(&self) -> ErrorCode {
         ErrorCode::from_code(self.code)
+    }
+}
+
+/// A partition's leader and ISR with their epochs, as AlterPartition answers them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    pub partition_epoch: i32,
+}
+
+impl PartitionState {
+    pub fn of(p: &PartitionImage) -> Self {
+        PartitionState { leader: p.leader, leader_epoch: p.leader_epoch, isr: p.isr.clone(), partition_epoch: p.partition_epoch }
     }
 }
 
@@ -103,6 +135,17 @@ pub enum Request {
         id: i32,
         epoch: i64,
     },
+    /// A partition's leader asks for a new ISR (Kafka's AlterPartition), naming the leader and
+    /// partition epochs it knows.
+    AlterPartition {
+        broker: i32,
+        broker_epoch: i64,
+        topic_id: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    },
     /// Answered by any voter, without a step.
     DescribeQuorum,
 }
@@ -134,11 +177,32 @@ pub enum Answer {
     DeleteTopics(Vec<Result<(), Failure>>),
     Done(Result<(), Failure>),
     ProducerIds(Result<(i64, i64), Failure>),
+    /// The partition's state after the change (or as it is, when the ISR asked for is the current one).
+    AlterPartition(Result<PartitionState, Failure>),
     /// Sent by a node that is not the active controller.
     NotController {
         leader: Option<i32>,
     },
     Quorum(service::QuorumInfo),
+}
+
+impl Answer {
+    /// The same answer shape with every part failed with `f` (its records did not commit).
+    pub fn failed(self, f: Failure) -> Answer {
+        match self {
+            Answer::Register(_) => Answer::Register(Err(f)),
+            Answer::Heartbeat(mut h) => {
+                h.error = f.code;
+                Answer::Heartbeat(h)
+            }
+            Answer::CreateTopics(v) => Answer::CreateTopics(v.into_iter().map(|_| Err(f.clone())).collect()),
+            Answer::DeleteTopics(v) => Answer::DeleteTopics(v.into_iter().map(|_| Err(f.clone())).collect()),
+            Answer::Done(_) => Answer::Done(Err(f)),
+            Answer::ProducerIds(_) => Answer::ProducerIds(Err(f)),
+            Answer::AlterPartition(_) => Answer::AlterPartition(Err(f)),
+            other @ (Answer::NotController { .. } | Answer::Quorum(_)) => other,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -284,6 +348,11 @@ impl Controller {
                 let start = image.next_producer_id.max(1000);
                 (vec![MetadataRecord::ProducerIds { next: start + PRODUCER_ID_BLOCK }], Answer::ProducerIds(Ok((start, PRODUCER_ID_BLOCK))))
             }
+            Request::AlterPartition { broker, broker_epoch, topic_id, partition, leader_epoch, partition_epoch, isr } => {
+                let mut plan = Plan::new(image);
+                let answer = alter_partition(&mut plan, broker, broker_epoch, topic_id, partition, leader_epoch, partition_epoch, isr);
+                (plan.finish(), Answer::AlterPartition(answer))
+            }
             Request::DescribeQuorum => (Vec::new(), Answer::Done(Ok(()))),
         }
     }
@@ -330,11 +399,13 @@ impl Controller {
             }
         }
         let epoch = image.next_broker_epoch.max(1);
-        let mut records = vec![MetadataRecord::RegisterBroker { id, epoch, incarnation, host, port, rack }];
-        // Partitions it led under its old registration lose their leader until it is unfenced again.
-        records.extend(elect_without(image, id));
+        let mut plan = Plan::new(image);
+        // The new registration starts fenced: the old incarnation leaves the ISRs (but the last
+        // member) and its leaderships move, until this one is unfenced again.
+        plan.push(MetadataRecord::RegisterBroker { id, epoch, incarnation, host, port, rack });
+        fence_out(&mut plan, id);
         self.sessions.insert(id, Session { epoch, last_heartbeat: now, heard: true, catch_up_to: image.offset + 1 });
-        (records, Answer::Register(Ok(epoch)))
+        (plan.finish(), Answer::Register(Ok(epoch)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -360,38 +431,35 @@ impl Controller {
         session.last_heartbeat = now;
         session.heard = true;
         let caught_up = metadata_offset >= session.catch_up_to;
-        let mut records = Vec::new();
+        let mut plan = Plan::new(image);
         let mut fenced = b.fenced;
         let mut should_shutdown = false;
         if want_shutdown {
             if !b.shutting_down && !b.fenced {
-                records.push(MetadataRecord::BrokerShuttingDown { id, epoch });
+                plan.push(MetadataRecord::BrokerShuttingDown { id, epoch });
             }
-            let after = image.apply(&records);
-            records.extend(elect_without(&after, id));
-            // Everything it led has moved (or has no other replica to move to).
+            // It leaves the ISRs and everything it led moves (or has no other replica to move to).
+            fence_out(&mut plan, id);
             should_shutdown = true;
             self.sessions.remove(&id);
         } else if want_fence {
             if !b.fenced {
-                records.push(MetadataRecord::BrokerFence { id, epoch, fenced: true });
-                let after = image.apply(&records);
-                records.extend(elect_without(&after, id));
+                plan.push(MetadataRecord::BrokerFence { id, epoch, fenced: true });
+                fence_out(&mut plan, id);
                 fenced = true;
             }
         } else if b.fenced && caught_up {
-            records.push(MetadataRecord::BrokerFence { id, epoch, fenced: false });
-            let after = image.apply(&records);
-            records.extend(elect_offline(&after));
+            plan.push(MetadataRecord::BrokerFence { id, epoch, fenced: false });
+            elect_leaderless(&mut plan);
             fenced = false;
         }
+        let records = plan.finish();
         (records, Answer::Heartbeat(HeartbeatAnswer { error: 0, is_caught_up: caught_up, is_fenced: fenced, should_shutdown }))
     }
 
     /// Fences brokers whose session lapsed and elects leaders where needed.
     pub fn tick(&mut self, image: &MetadataImage, now: i64) -> Vec<MetadataRecord> {
-        let mut records = Vec::new();
-        let mut view = image.clone();
+        let mut plan = Plan::new(image);
         for b in image.brokers.values() {
             if b.fenced {
                 continue;
@@ -405,16 +473,13 @@ impl Controller {
                 }
             };
             if lapsed {
-                let fence = vec![MetadataRecord::BrokerFence { id: b.id, epoch: b.epoch, fenced: true }];
-                view = view.apply(&fence);
-                records.extend(fence);
-                let moves = elect_without(&view, b.id);
-                view = view.apply(&moves);
-                records.extend(moves);
+                plan.push(MetadataRecord::BrokerFence { id: b.id, epoch: b.epoch, fenced: true });
+                fence_out(&mut plan, b.id);
             }
         }
-        records.extend(elect_offline(&view));
-        records
+        // Partitions that can get a leader now (e.g. unclean election was just allowed).
+        elect_leaderless(&mut plan);
+        plan.finish()
     }
 
     fn create_topic(&self, image: &MetadataImage, t: &NewTopic, salt: u64) -> Result<(Vec<MetadataRecord>, CreatedTopic), Failure> {
@@ -546,9 +611,12 @@ impl Controller {
     }
 }
 
+/// A new partition: the live replicas are in sync (all of them when none is live), the first leads.
 fn new_partition(image: &MetadataImage, topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
-    let leader = replicas.iter().copied().find(|r| image.is_live(*r)).unwrap_or(-1);
-    MetadataRecord::Partition { topic_id, partition, isr: replicas.clone(), replicas, leader, leader_epoch: 0, partition_epoch: 0 }
+    let live: Vec<i32> = replicas.iter().copied().filter(|r| image.is_live(*r)).collect();
+    let leader = live.first().copied().unwrap_or(-1);
+    let isr = if live.is_empty() { replicas.clone() } else { live };
+    MetadataRecord::Partition { topic_id, partition, isr, replicas, leader, leader_epoch: 0, partition_epoch: 0 }
 }
 
 fn check_assignment(image: &MetadataImage, replicas: &[i32]) -> Result<(), Failure> {
@@ -574,48 +642,212 @@ fn existing<'a>(image: &'a MetadataImage, name: &str) -> Result<&'a std::sync::A
     image.topic(name).ok_or_else(|| Failure::new(ErrorCode::UnknownTopicOrPartition, format!("The topic '{name}' does not exist.")))
 }
 
-/// Moves leadership of every partition `gone` leads to another live in-sync replica,
-/// or to no leader (-1) when there is none.
-fn elect_without(image: &MetadataImage, gone: i32) -> Vec<MetadataRecord> {
-    let mut out = Vec::new();
-    for t in image.topics.values() {
+/// The topic config (or dynamic cluster default) that allows electing an out-of-sync replica.
+pub const UNCLEAN_ELECTION: &str = "unclean.leader.election.enable";
+
+fn unclean_allowed(image: &MetadataImage, t: &TopicImage) -> bool {
+    t.configs
+        .get(UNCLEAN_ELECTION)
+        .or_else(|| image.broker_configs.get(&None).and_then(|c| c.get(UNCLEAN_ELECTION)))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// The partition changes of one step. Each change is made to `view` at once, so that later
+/// decisions in the step see it; [`Plan::finish`] then writes one record per changed partition,
+/// with its epochs counted from the image the step started from.
+struct Plan<'a> {
+    base: &'a MetadataImage,
+    view: MetadataImage,
+    /// Records other than partition changes, in order.
+    records: Vec<MetadataRecord>,
+    changed: BTreeSet<(Uuid, i32)>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(base: &'a MetadataImage) -> Self {
+        Plan { base, view: base.clone(), records: Vec::new(), changed: BTreeSet::new() }
+    }
+
+    /// A record other than a partition change (a broker's registration or fencing), applied at once.
+    fn push(&mut self, r: MetadataRecord) {
+        self.view = self.view.apply(std::slice::from_ref(&r));
+        self.records.push(r);
+    }
+
+    /// Sets a partition's next replicas, leader and ISR; its epochs are settled by [`Plan::settled`].
+    fn set(&mut self, topic_id: Uuid, next: PartitionImage) {
+        let Some(name) = self.view.topic_names.get(&topic_id).cloned() else { return };
+        let Some(t) = self.view.topics.get_mut(&name) else { return };
+        self.changed.insert((topic_id, next.partition));
+        Arc::make_mut(t).partitions.insert(next.partition, next);
+    }
+
+    /// A partition as it will be once this step's records apply: `leader_epoch` + 1 if its leader
+    /// changed, `partition_epoch` + 1 if anything did.
+    fn settled(&self, topic_id: Uuid, partition: i32) -> Option<PartitionImage> {
+        let now = self.view.topic_by_id(&topic_id)?.partitions.get(&partition)?;
+        let mut next = now.clone();
+        if let Some(was) = self.base.topic_by_id(&topic_id).and_then(|t| t.partitions.get(&partition)) {
+            if was.replicas == now.replicas && was.leader == now.leader && was.isr == now.isr {
+                return Some(was.clone());
+            }
+            next.leader_epoch = was.leader_epoch + i32::from(now.leader != was.leader);
+            next.partition_epoch = was.partition_epoch + 1;
+        }
+        Some(next)
+    }
+
+    fn finish(self) -> Vec<MetadataRecord> {
+        let mut out = self.records.clone();
+        for (topic_id, partition) in &self.changed {
+            let Some(next) = self.settled(*topic_id, *partition) else { continue };
+            let unchanged = self.base.topic_by_id(topic_id).and_then(|t| t.partitions.get(partition)) == Some(&next);
+            if !unchanged {
+                out.push(next.to_record(*topic_id));
+            }
+        }
+        out
+    }
+}
+
+/// `gone` is no longer live: it leaves every ISR it is in (unless it is the last member), and the
+/// partitions it led get another leader, or none.
+fn fence_out(plan: &mut Plan, gone: i32) {
+    let mut todo = Vec::new();
+    for t in plan.view.topics.values() {
+        let unclean = unclean_allowed(&plan.view, t);
         for p in t.partitions.values() {
-            if p.leader == gone {
-                let next = p.isr.iter().copied().find(|r| *r != gone && image.is_live(*r)).unwrap_or(-1);
-                out.push(changed(p, t.id, next));
+            if p.isr.contains(&gone) || p.leader == gone {
+                todo.push((t.id, reelect(&plan.view, unclean, p, Some(gone))));
             }
         }
     }
-    out
+    for (topic_id, next) in todo {
+        plan.set(topic_id, next);
+    }
 }
 
-/// Elects a leader for every partition without a live one, from its live in-sync replicas.
-fn elect_offline(image: &MetadataImage) -> Vec<MetadataRecord> {
-    let mut out = Vec::new();
-    for t in image.topics.values() {
+/// Elects a leader for every partition without a live one, where it can.
+fn elect_leaderless(plan: &mut Plan) {
+    let mut todo = Vec::new();
+    for t in plan.view.topics.values() {
+        let unclean = unclean_allowed(&plan.view, t);
         for p in t.partitions.values() {
-            if p.leader >= 0 && image.is_live(p.leader) {
+            if p.leader >= 0 && plan.view.is_live(p.leader) {
                 continue;
             }
-            // Preferred order: the replica list, limited to the ISR.
-            if let Some(next) = p.replicas.iter().copied().find(|r| p.isr.contains(r) && image.is_live(*r)) {
-                out.push(changed(p, t.id, next));
-            } else if p.leader >= 0 {
-                out.push(changed(p, t.id, -1));
+            let next = reelect(&plan.view, unclean, p, (p.leader >= 0).then_some(p.leader));
+            if next != *p {
+                todo.push((t.id, next));
             }
         }
     }
-    out
+    for (topic_id, next) in todo {
+        plan.set(topic_id, next);
+    }
 }
 
-fn changed(p: &PartitionImage, topic_id: Uuid, leader: i32) -> MetadataRecord {
+/// `p` once `gone` (if any) has left its ISR, where it stays only as the last member, and with a
+/// live leader if it can have one: the current one if it is still live and in sync, else the first
+/// live ISR member in replica order, else, when `unclean` allows, the first live replica, which
+/// becomes the whole ISR; else no leader (-1). Epochs are left as they are.
+fn reelect(image: &MetadataImage, unclean: bool, p: &PartitionImage, gone: Option<i32>) -> PartitionImage {
     let mut next = p.clone();
-    if leader != p.leader {
-        next.leader = leader;
-        next.leader_epoch += 1;
+    if let Some(g) = gone {
+        if next.isr.len() > 1 {
+            next.isr.retain(|r| *r != g);
+        }
     }
-    next.partition_epoch += 1;
-    next.to_record(topic_id)
+    let can_lead = |r: i32| Some(r) != gone && image.is_live(r);
+    if next.leader >= 0 && can_lead(next.leader) && next.isr.contains(&next.leader) {
+        return next;
+    }
+    if let Some(l) = next.replicas.iter().copied().find(|r| next.isr.contains(r) && can_lead(*r)) {
+        next.leader = l;
+    } else if let Some(l) = next.replicas.iter().copied().find(|r| unclean && can_lead(*r)) {
+        next.leader = l;
+        next.isr = vec![l];
+    } else {
+        next.leader = -1;
+    }
+    next
+}
+
+/// Validates and applies an AlterPartition, in Kafka's order of checks.
+#[allow(clippy::too_many_arguments)]
+fn alter_partition(
+    plan: &mut Plan,
+    broker: i32,
+    broker_epoch: i64,
+    topic_id: Uuid,
+    partition: i32,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    isr: Vec<i32>,
+) -> Result<PartitionState, Failure> {
+    let image = &plan.view;
+    if image.brokers.get(&broker).is_none_or(|b| b.epoch != broker_epoch) {
+        return Err(Failure::new(
+            ErrorCode::StaleBrokerEpoch,
+            format!("broker {broker} epoch {broker_epoch} is not its current registration"),
+        ));
+    }
+    let Some(t) = image.topic_by_id(&topic_id) else {
+        return Err(Failure::new(ErrorCode::UnknownTopicId, format!("no topic has id {topic_id}")));
+    };
+    let Some(p) = t.partitions.get(&partition) else {
+        return Err(Failure::new(ErrorCode::UnknownTopicOrPartition, format!("topic {} has no partition {partition}", t.name)));
+    };
+    let name = format!("{}-{partition}", t.name);
+    if p.leader != broker {
+        return Err(Failure::new(
+            ErrorCode::NotLeaderOrFollower,
+            format!("broker {broker} is not the leader of {name} (leader {})", p.leader),
+        ));
+    }
+    if leader_epoch < p.leader_epoch {
+        return Err(Failure::new(
+            ErrorCode::FencedLeaderEpoch,
+            format!("leader epoch {leader_epoch} of {name} is older than the current {}", p.leader_epoch),
+        ));
+    }
+    if leader_epoch > p.leader_epoch {
+        return Err(Failure::new(
+            ErrorCode::NotLeaderOrFollower,
+            format!("leader epoch {leader_epoch} of {name} is newer than the controller's {}", p.leader_epoch),
+        ));
+    }
+    if partition_epoch != p.partition_epoch {
+        return Err(Failure::kafka(
+            ResponseError::InvalidUpdateVersion,
+            format!("partition epoch {partition_epoch} of {name} is not the current {}", p.partition_epoch),
+        ));
+    }
+    let mut sorted = isr.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != isr.len() || !isr.contains(&p.leader) || isr.iter().any(|r| !p.replicas.contains(r)) {
+        return Err(Failure::new(
+            ErrorCode::InvalidRequest,
+            format!("ISR {isr:?} of {name} must name distinct replicas of {:?}, the leader {} among them", p.replicas, p.leader),
+        ));
+    }
+    if let Some(r) = isr.iter().copied().find(|r| !p.isr.contains(r) && !image.is_live(*r)) {
+        return Err(Failure::kafka(
+            ResponseError::IneligibleReplica,
+            format!("replica {r} cannot join the ISR of {name}: it is not registered, or fenced, or shutting down"),
+        ));
+    }
+    let mut current = p.isr.clone();
+    current.sort_unstable();
+    if current == sorted {
+        return Ok(PartitionState::of(p));
+    }
+    let mut next = p.clone();
+    next.isr = isr;
+    plan.set(topic_id, next);
+    let settled = plan.settled(topic_id, partition).ok_or_else(|| Failure::new(ErrorCode::UnknownServerError, "partition vanished"))?;
+    Ok(PartitionState::of(&settled))
 }
 
 /// A topic id derived from the image position and the name: deterministic for a

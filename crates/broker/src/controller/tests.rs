@@ -222,3 +222,358 @@ fn a_second_incarnation_waits_only_while_the_first_is_heard() {
     fresh.activate(&img, 2000);
     assert!(matches!(other(&mut fresh, &mut img, 2000), Answer::Register(Ok(_))));
 }
+
+// ---- ISR changes (AlterPartition), fencing and elections ----
+
+fn heartbeat(c: &mut Controller, img: &mut MetadataImage, id: i32, epoch: i64, now: i64) -> HeartbeatAnswer {
+    let offset = img.offset;
+    let hb = Request::Heartbeat { id, epoch, metadata_offset: offset, want_fence: false, want_shutdown: false };
+    let Answer::Heartbeat(h) = run(c, img, hb, now) else { panic!() };
+    h
+}
+
+/// Fences a broker the way a broker asks for it (want_fence), returning the step's records.
+fn want_fence(c: &mut Controller, img: &mut MetadataImage, id: i32, epoch: i64) -> Vec<MetadataRecord> {
+    let offset = img.offset;
+    let hb = Request::Heartbeat { id, epoch, metadata_offset: offset, want_fence: true, want_shutdown: false };
+    let (records, answer) = c.step(img, hb, 0);
+    assert!(matches!(answer, Answer::Heartbeat(HeartbeatAnswer { error: 0, is_fenced: true, .. })), "{answer:?}");
+    *img = img.apply(&records);
+    img.offset += 1;
+    records
+}
+
+fn part(img: &MetadataImage, topic: &str, p: i32) -> PartitionImage {
+    img.partition(topic, p).unwrap().clone()
+}
+
+fn partition_records(records: &[MetadataRecord]) -> usize {
+    records.iter().filter(|r| matches!(r, MetadataRecord::Partition { .. })).count()
+}
+
+/// Sends AlterPartition from the partition's current leader with its current epochs, changed by `tweak`.
+fn alter(
+    c: &mut Controller,
+    img: &mut MetadataImage,
+    topic: &str,
+    isr: Vec<i32>,
+    tweak: impl FnOnce(&mut Request),
+) -> (Vec<MetadataRecord>, Result<PartitionState, Failure>) {
+    let t = img.topic(topic).unwrap().clone();
+    let p = &t.partitions[&0];
+    let broker = p.leader;
+    let mut req = Request::AlterPartition {
+        broker,
+        broker_epoch: img.brokers[&broker].epoch,
+        topic_id: t.id,
+        partition: 0,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        isr,
+    };
+    tweak(&mut req);
+    let (records, answer) = c.step(img, req, 0);
+    *img = img.apply(&records);
+    img.offset += 1;
+    let Answer::AlterPartition(r) = answer else { panic!("{answer:?}") };
+    (records, r)
+}
+
+fn code_of<T: std::fmt::Debug>(r: Result<T, Failure>) -> i16 {
+    r.unwrap_err().code
+}
+
+#[test]
+fn alter_partition_validates_in_kafkas_order() {
+    let (mut c, mut img, epochs) = cluster(4);
+    create(&mut c, &mut img, "t", 1, 3).unwrap();
+    let p = part(&img, "t", 0);
+    let (leader, f1, f2) = (p.replicas[0], p.replicas[1], p.replicas[2]);
+    let outsider = (1..=4).find(|b| !p.replicas.contains(b)).unwrap();
+
+    // Stale (or unknown) broker epoch comes first, even for a partition that does not exist.
+    let (recs, r) = alter(&mut c, &mut img, "t", vec![leader], |r| {
+        if let Request::AlterPartition { broker_epoch, partition, .. } = r {
+            *broker_epoch -= 1;
+            *partition = 9;
+        }
+    });
+    assert!(recs.is_empty());
+    assert_eq!(code_of(r), ErrorCode::StaleBrokerEpoch.code());
+    // Unknown topic id, unknown partition.
+    let (_, r) = alter(&mut c, &mut img, "t", vec![leader], |r| {
+        if let Request::AlterPartition { topic_id, .. } = r {
+            *topic_id = Uuid::new_v4();
+        }
+    });
+    assert_eq!(code_of(r), ErrorCode::UnknownTopicId.code());
+    let (_, r) = alter(&mut c, &mut img, "t", vec![leader], |r| {
+        if let Request::AlterPartition { partition, .. } = r {
+            *partition = 1;
+        }
+    });
+    assert_eq!(code_of(r), ErrorCode::UnknownTopicOrPartition.code());
+    // A follower asking (with its own, valid broker epoch).
+    let follower_epoch = epochs[f1 as usize - 1];
+    let (_, r) = alter(&mut c, &mut img, "t", vec![f1, leader], |r| {
+        if let Request::AlterPartition { broker, broker_epoch, .. } = r {
+            *broker = f1;
+            *broker_epoch = follower_epoch;
+        }
+    });
+    assert_eq!(code_of(r), ErrorCode::NotLeaderOrFollower.code());
+    // Leader epochs: older is fenced, newer is unknown to the controller.
+    let (_, r) = alter(&mut c, &mut img, "t", vec![leader], |r| {
+        if let Request::AlterPartition { leader_epoch, .. } = r {
+            *leader_epoch -= 1;
+        }
+    });
+    assert_eq!(code_of(r), ErrorCode::FencedLeaderEpoch.code());
+    let (_, r) = alter(&mut c, &mut img, "t", vec![leader], |r| {
+        if let Request::AlterPartition { leader_epoch, .. } = r {
+            *leader_epoch += 1;
+        }
+    });
+    assert_eq!(code_of(r), ErrorCode::NotLeaderOrFollower.code());
+    // Partition epoch either way.
+    for d in [-1, 1] {
+        let (_, r) = alter(&mut c, &mut img, "t", vec![leader], |r| {
+            if let Request::AlterPartition { partition_epoch, .. } = r {
+                *partition_epoch += d;
+            }
+        });
+        assert_eq!(code_of(r), ResponseError::InvalidUpdateVersion.code());
+    }
+    // The ISR must hold the leader, only replicas, each once.
+    for bad in [vec![f1, f2], vec![leader, outsider], vec![leader, f1, f1], vec![]] {
+        let (recs, r) = alter(&mut c, &mut img, "t", bad.clone(), |_| {});
+        assert!(recs.is_empty());
+        assert_eq!(code_of(r), ErrorCode::InvalidRequest.code(), "{bad:?}");
+    }
+    // Nothing failed so far changed anything.
+    assert_eq!(part(&img, "t", 0), p);
+    // The same ISR (in any order): the current state, no records.
+    let (recs, r) = alter(&mut c, &mut img, "t", vec![f2, f1, leader], |_| {});
+    assert!(recs.is_empty());
+    assert_eq!(r.unwrap(), PartitionState::of(&p));
+
+    // Shrink: one record, partition epoch + 1, leader and leader epoch unchanged.
+    let (recs, r) = alter(&mut c, &mut img, "t", vec![leader, f1], |_| {});
+    assert_eq!(recs.len(), 1);
+    let state = r.unwrap();
+    assert_eq!(
+        state,
+        PartitionState { leader, leader_epoch: p.leader_epoch, isr: vec![leader, f1], partition_epoch: p.partition_epoch + 1 }
+    );
+    assert_eq!(PartitionState::of(&part(&img, "t", 0)), state);
+    // Removing a member that is fenced is fine; adding one is not (nor one shutting down).
+    want_fence(&mut c, &mut img, f2, epochs[f2 as usize - 1]);
+    let (_, r) = alter(&mut c, &mut img, "t", vec![leader, f1, f2], |_| {});
+    assert_eq!(code_of(r), ResponseError::IneligibleReplica.code());
+    let offset = img.offset;
+    let shut = Request::Heartbeat { id: f1, epoch: follower_epoch, metadata_offset: offset, want_fence: false, want_shutdown: true };
+    run(&mut c, &mut img, shut, 0);
+    assert_eq!(part(&img, "t", 0).isr, vec![leader], "shutting down leaves the ISR");
+    let (_, r) = alter(&mut c, &mut img, "t", vec![leader, f1], |_| {});
+    assert_eq!(code_of(r), ResponseError::IneligibleReplica.code());
+    // Back and unfenced: it may join again.
+    let e2 = register(&mut c, &mut img, f2, None, 0);
+    assert!(e2 > epochs[f2 as usize - 1]);
+    let before = part(&img, "t", 0);
+    let (recs, r) = alter(&mut c, &mut img, "t", vec![leader, f2], |_| {});
+    assert_eq!(recs.len(), 1);
+    assert_eq!(r.unwrap().isr, vec![leader, f2]);
+    let after = part(&img, "t", 0);
+    assert_eq!((after.leader_epoch, after.partition_epoch), (before.leader_epoch, before.partition_epoch + 1));
+}
+
+#[test]
+fn alter_partition_travels_as_json() {
+    let req = Request::AlterPartition {
+        broker: 3,
+        broker_epoch: 17,
+        topic_id: Uuid::new_v4(),
+        partition: 2,
+        leader_epoch: 4,
+        partition_epoch: 9,
+        isr: vec![3, 1],
+    };
+    let back: Request = serde_json::from_slice(&serde_json::to_vec(&req).unwrap()).unwrap();
+    assert_eq!(format!("{back:?}"), format!("{req:?}"));
+    for a in [
+        Answer::AlterPartition(Ok(PartitionState { leader: 3, leader_epoch: 4, isr: vec![3], partition_epoch: 10 })),
+        Answer::AlterPartition(Err(Failure::kafka(ResponseError::IneligibleReplica, "no"))),
+    ] {
+        let back: Answer = serde_json::from_slice(&serde_json::to_vec(&a).unwrap()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{a:?}"));
+    }
+    // A commit that failed fails the answer.
+    let f = Failure::new(ErrorCode::RequestTimedOut, "late");
+    assert!(matches!(
+        Answer::AlterPartition(Ok(PartitionState { leader: 1, leader_epoch: 0, isr: vec![1], partition_epoch: 0 })).failed(f),
+        Answer::AlterPartition(Err(_))
+    ));
+}
+
+#[test]
+fn fencing_shrinks_isrs_and_moves_leaders_in_one_record_per_partition() {
+    let (mut c, mut img, epochs) = cluster(3);
+    create(&mut c, &mut img, "t", 3, 3).unwrap();
+    let before = img.topic("t").unwrap().clone();
+    let b = 2;
+    let records = want_fence(&mut c, &mut img, b, epochs[1]);
+    // The fence, then exactly one record for each partition (all three have 2 in the ISR).
+    assert!(matches!(records[0], MetadataRecord::BrokerFence { id: 2, fenced: true, .. }));
+    assert_eq!(partition_records(&records), 3);
+    for (n, was) in &before.partitions {
+        let now = part(&img, "t", *n);
+        assert_eq!(now.isr, was.isr.iter().copied().filter(|r| *r != b).collect::<Vec<_>>());
+        assert_eq!(now.partition_epoch, was.partition_epoch + 1);
+        if was.leader == b {
+            // The next live ISR member in replica order.
+            let next = was.replicas.iter().copied().find(|r| *r != b).unwrap();
+            assert_eq!((now.leader, now.leader_epoch), (next, was.leader_epoch + 1));
+        } else {
+            assert_eq!((now.leader, now.leader_epoch), (was.leader, was.leader_epoch));
+        }
+    }
+    // Unfencing it again does not put it back in the ISR (the leader does, with AlterPartition)
+    // and, as every partition has a leader, writes no partition record.
+    let offset = img.offset;
+    let (records, _) =
+        c.step(&img, Request::Heartbeat { id: b, epoch: epochs[1], metadata_offset: offset, want_fence: false, want_shutdown: false }, 1);
+    assert_eq!(partition_records(&records), 0, "{records:?}");
+}
+
+#[test]
+fn a_tick_that_fences_two_brokers_writes_one_record_per_partition() {
+    let (mut c, mut img, epochs) = cluster(3);
+    create(&mut c, &mut img, "t", 3, 3).unwrap();
+    // Only broker 1 keeps heartbeating.
+    heartbeat(&mut c, &mut img, 1, epochs[0], 9000);
+    let records = c.tick(&img, 9000);
+    img = img.apply(&records);
+    assert_eq!(records.iter().filter(|r| matches!(r, MetadataRecord::BrokerFence { fenced: true, .. })).count(), 2);
+    assert_eq!(partition_records(&records), 3, "{records:?}");
+    for p in img.topic("t").unwrap().partitions.values() {
+        assert_eq!((p.leader, p.isr.clone()), (1, vec![1]));
+        assert_eq!(p.partition_epoch, 1, "one change per partition");
+        assert_eq!(p.leader_epoch, i32::from(p.replicas[0] != 1));
+    }
+}
+
+#[test]
+fn the_last_replica_standing_is_the_only_one_to_lead_again() {
+    let (mut c, mut img, mut epochs) = cluster(3);
+    create(&mut c, &mut img, "t", 1, 3).unwrap();
+    let p = part(&img, "t", 0);
+    let (a, b, last) = (p.replicas[0], p.replicas[1], p.replicas[2]);
+    let epoch_of = |epochs: &Vec<i64>, id: i32| epochs[id as usize - 1];
+    // a dies (session lapse): b leads, ISR shrinks.
+    let mut now = 1000;
+    for id in [b, last] {
+        heartbeat(&mut c, &mut img, id, epoch_of(&epochs, id), 9000);
+    }
+    now += 9000;
+    let recs = c.tick(&img, now);
+    img = img.apply(&recs);
+    let s = part(&img, "t", 0);
+    assert_eq!((s.leader, s.isr.clone(), s.leader_epoch), (b, vec![b, last], 1));
+    // b asks to be fenced: last leads alone.
+    want_fence(&mut c, &mut img, b, epoch_of(&epochs, b));
+    let s = part(&img, "t", 0);
+    assert_eq!((s.leader, s.isr.clone(), s.leader_epoch), (last, vec![last], 2));
+    // a and b come back: they are out of sync, so nothing changes for the partition.
+    for id in [a, b] {
+        now += 10;
+        let before = part(&img, "t", 0);
+        epochs[id as usize - 1] = register(&mut c, &mut img, id, None, now);
+        assert_eq!(part(&img, "t", 0), before);
+    }
+    // last dies too: no leader, the ISR keeps it, although a and b are live (unclean is off).
+    let recs = want_fence(&mut c, &mut img, last, epoch_of(&epochs, last));
+    assert_eq!(partition_records(&recs), 1);
+    let s = part(&img, "t", 0);
+    assert_eq!((s.leader, s.isr.clone(), s.leader_epoch), (-1, vec![last], 3));
+    // A tick does not elect an out-of-sync replica either.
+    let recs = c.tick(&img, now + 1);
+    assert_eq!(partition_records(&recs), 0, "{recs:?}");
+    // last returns as a new incarnation: registration changes nothing, unfencing elects it.
+    now += 10;
+    let req = Request::Register { id: last, incarnation: Uuid::new_v4(), cluster_id: None, host: "h".into(), port: 1, rack: None };
+    let (recs, answer) = c.step(&img, req, now);
+    assert_eq!(partition_records(&recs), 0, "{recs:?}");
+    img = img.apply(&recs);
+    img.offset += 1;
+    let Answer::Register(Ok(e)) = answer else { panic!() };
+    let h = heartbeat(&mut c, &mut img, last, e, now);
+    assert!(!h.is_fenced);
+    let s = part(&img, "t", 0);
+    assert_eq!((s.leader, s.isr.clone(), s.leader_epoch), (last, vec![last], 4));
+}
+
+#[test]
+fn unclean_election_only_where_the_topic_allows_it() {
+    let (mut c, mut img, epochs) = cluster(2);
+    create_assigned(&mut c, &mut img, "clean", &[&[1, 2]], &[]);
+    create_assigned(&mut c, &mut img, "unclean", &[&[1, 2]], &[(UNCLEAN_ELECTION, "true")]);
+    for name in ["clean", "unclean"] {
+        // The leader drops the follower from the ISR.
+        alter(&mut c, &mut img, name, vec![1], |_| {}).1.unwrap();
+    }
+    // The only in-sync replica, 1, is fenced.
+    want_fence(&mut c, &mut img, 1, epochs[0]);
+    let clean = part(&img, "clean", 0);
+    assert_eq!((clean.leader, clean.isr.clone()), (-1, vec![1]));
+    let unclean = part(&img, "unclean", 0);
+    assert_eq!((unclean.leader, unclean.isr.clone(), unclean.leader_epoch), (2, vec![2], 1));
+    // Allowing it later (here as the dynamic cluster default) elects at the next tick.
+    let req =
+        Request::AlterBrokerConfigs { node: None, changes: vec![(UNCLEAN_ELECTION.into(), Some("true".into()))], validate_only: false };
+    assert!(matches!(run(&mut c, &mut img, req, 0), Answer::Done(Ok(()))));
+    heartbeat(&mut c, &mut img, 2, epochs[1], 1);
+    let recs = c.tick(&img, 2);
+    img = img.apply(&recs);
+    let clean = part(&img, "clean", 0);
+    assert_eq!((clean.leader, clean.isr.clone()), (2, vec![2]));
+}
+
+/// Creates a topic with one partition per assignment.
+fn create_assigned(c: &mut Controller, img: &mut MetadataImage, name: &str, assignments: &[&[i32]], configs: &[(&str, &str)]) {
+    let t = NewTopic {
+        name: name.into(),
+        partitions: -1,
+        replication_factor: -1,
+        assignments: assignments.iter().enumerate().map(|(i, a)| (i as i32, a.to_vec())).collect(),
+        configs: configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    };
+    let Answer::CreateTopics(r) = run(c, img, Request::CreateTopics { topics: vec![t], validate_only: false }, 0) else { panic!() };
+    assert!(r[0].is_ok(), "{r:?}");
+}
+
+#[test]
+fn a_restart_costs_one_leader_epoch_per_leader_change() {
+    let (mut c, mut img, epochs) = cluster(3);
+    create_assigned(&mut c, &mut img, "r3", &[&[2, 1, 3]], &[]);
+    create_assigned(&mut c, &mut img, "r1", &[&[1]], &[]);
+    // Brokers 2 (leads r3) and then 1 (follows r3, leads r1) restart, each registering anew after
+    // its old incarnation's session ran out but before a tick fenced it.
+    for (id, touched) in [(2, 1), (1, 2)] {
+        let req = Request::Register { id, incarnation: Uuid::new_v4(), cluster_id: None, host: "h".into(), port: 1, rack: None };
+        let (recs, answer) = c.step(&img, req, 20_000);
+        img = img.apply(&recs);
+        img.offset += 1;
+        let Answer::Register(Ok(e)) = answer else { panic!("{answer:?}") };
+        assert!(e > epochs[2]);
+        // Registration: out of the ISRs, leaderships moved, one record per partition it was in.
+        assert_eq!(partition_records(&recs), touched, "{recs:?}");
+        let h = heartbeat(&mut c, &mut img, id, e, 20_001);
+        assert!(!h.is_fenced);
+    }
+    // RF 3: broker 1 took over when 2 re-registered (one leader change), and 3 when 1 did.
+    let r3 = part(&img, "r3", 0);
+    assert_eq!((r3.leader, r3.leader_epoch, r3.isr.clone(), r3.partition_epoch), (3, 2, vec![3], 2));
+    // RF 1: no leader while it re-registered, its own again once unfenced: two leader changes.
+    let r1 = part(&img, "r1", 0);
+    assert_eq!((r1.leader, r1.leader_epoch, r1.isr.clone(), r1.partition_epoch), (1, 2, vec![1], 2));
+}

@@ -26,7 +26,14 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DeleteRecordsRequest) -> Outc
             match b.leader_log(&image, &t.name, p.partition_index) {
                 Err(code) => rp.error_code = code.code(),
                 Ok(log) => {
-                    let target = if p.offset == -1 { log.log_end_offset() } else { p.offset };
+                    // Only what every in-sync replica holds can be deleted: -1 means the high watermark.
+                    let hw = log.high_watermark();
+                    let target = if p.offset == -1 { hw } else { p.offset };
+                    if target > hw || target < 0 {
+                        rp.error_code = strom_protocol::ErrorCode::OffsetOutOfRange.code();
+                        rt.partitions.push(rp);
+                        continue;
+                    }
                     match log.advance_log_start(target) {
                         Ok(start) => rp.low_watermark = start,
                         Err(e) => rp.error_code = storage_error_code(&e).code(),

@@ -6,7 +6,14 @@
 //! - `max_bytes` bounds the response and `partition_max_bytes` each partition;
 //!   the first partition with data always gets at least one whole batch (KIP-74).
 //! - Sessions (KIP-227) are planned in [`crate::fetch_session`].
+//! - Consumers read up to the high watermark. A follower (a replica id >= 0)
+//!   reads up to the log end; its fetch offset tells the leader how far it has
+//!   replicated ([`crate::partition::Partition::follower_fetched`]).
+//! - `current_leader_epoch` is checked (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH),
+//!   and from v12 a `last_fetched_epoch` that the leader's log does not agree
+//!   with gets the diverging epoch and its end offset instead of records.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,11 +39,24 @@ struct PartResult {
     hw: i64,
     log_start: i64,
     records: Bytes,
+    /// (epoch, end offset) where the fetcher's log parts from ours.
+    diverging: Option<(i32, i64)>,
 }
+
+impl PartResult {
+    fn new(key: Key, topic_id: Uuid) -> Self {
+        PartResult { key, topic_id, code: ErrorCode::None, hw: -1, log_start: -1, records: Bytes::new(), diverging: None }
+    }
+}
+
+/// A partition's leader-epoch fields from the request: (current_leader_epoch, last_fetched_epoch).
+type Epochs = HashMap<Key, (i32, i32)>;
 
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
     let image = b.metadata.image();
     let by_id = reply.version >= 13;
+    let replica = if reply.version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
+    let mut epochs: Epochs = HashMap::new();
     let mut unknown: Vec<(Key, Uuid, ErrorCode)> = Vec::new();
     let mut requested: Vec<Requested> = Vec::new();
     for t in &req.topics {
@@ -54,6 +74,8 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
             t.topic.to_string()
         };
         for p in &t.partitions {
+            let last_fetched = if reply.version >= 12 { p.last_fetched_epoch } else { -1 };
+            epochs.insert((name.clone(), p.partition), (p.current_leader_epoch, last_fetched));
             requested.push(((name.clone(), p.partition), t.topic_id, p.fetch_offset, p.partition_max_bytes));
         }
     }
@@ -80,10 +102,11 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
     let max_bytes = if req.max_bytes <= 0 { i32::MAX as usize } else { req.max_bytes as usize };
     let read_committed = req.isolation_level == 1;
     let plan = Arc::new(plan);
+    let epochs = Arc::new(epochs);
     // Reads run on the blocking pool: a slow disk must not stall the runtime's threads.
     let read = move |b: &Arc<Broker>, plan: &Arc<Plan>| {
-        let (b, plan) = (b.clone(), plan.clone());
-        async move { tokio::task::spawn_blocking(move || read_all(&b, &plan, max_bytes)).await.unwrap_or_default() }
+        let (b, plan, epochs) = (b.clone(), plan.clone(), epochs.clone());
+        async move { tokio::task::spawn_blocking(move || read_all(&b, &plan, &epochs, replica, max_bytes)).await.unwrap_or_default() }
     };
     Outcome::Later(Box::pin(async move {
         let deadline = Instant::now() + wait;
@@ -104,14 +127,9 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
         let mut resp = FetchResponse::default();
         resp.session_id = plan.session_id;
         let mut topics: Vec<FetchableTopicResponse> = Vec::new();
-        let all = results.into_iter().chain(unknown.into_iter().map(|(key, topic_id, code)| PartResult {
-            key,
-            topic_id,
-            code,
-            hw: -1,
-            log_start: -1,
-            records: Bytes::new(),
-        }));
+        let all = results
+            .into_iter()
+            .chain(unknown.into_iter().map(|(key, topic_id, code)| PartResult { code, ..PartResult::new(key, topic_id) }));
         for r in all {
             let news = !r.records.is_empty() || r.code != ErrorCode::None;
             if !b.sessions.note_sent(plan.session_id, &r.key, r.hw, r.log_start, news, plan.incremental) {
@@ -126,6 +144,10 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
             pd.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
             pd.aborted_transactions = if read_committed { Some(Vec::new()) } else { None };
             pd.records = Some(r.records);
+            if let Some((epoch, end)) = r.diverging {
+                pd.diverging_epoch.epoch = epoch;
+                pd.diverging_epoch.end_offset = end;
+            }
             let same = topics.last().is_some_and(|t| t.topic.as_str() == r.key.0 && t.topic_id == r.topic_id);
             if !same {
                 let mut t = FetchableTopicResponse::default();
@@ -142,17 +164,18 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
     }))
 }
 
-fn read_all(b: &Broker, plan: &Plan, max_bytes: usize) -> Vec<PartResult> {
+fn read_all(b: &Arc<Broker>, plan: &Plan, epochs: &Epochs, replica: i32, max_bytes: usize) -> Vec<PartResult> {
     let image = b.metadata.image();
     let mut left = max_bytes;
     let mut out = Vec::with_capacity(plan.parts.len());
     let mut first = true;
+    let now = strom_storage::now_ms();
+    let mut hw_moved = false;
     for (key, st) in &plan.parts {
-        let mut r =
-            PartResult { key: key.clone(), topic_id: st.topic_id, code: ErrorCode::None, hw: -1, log_start: -1, records: Bytes::new() };
+        let mut r = PartResult::new(key.clone(), st.topic_id);
         let topic = image.topic(&key.0);
-        let log = match b.leader_log(&image, &key.0, key.1) {
-            Ok(l) => l,
+        let part = match b.leader_partition(&image, &key.0, key.1) {
+            Ok(p) => p,
             Err(ErrorCode::UnknownTopicOrPartition) => {
                 r.code = if st.topic_id.is_nil() { ErrorCode::UnknownTopicOrPartition } else { ErrorCode::UnknownTopicId };
                 out.push(r);
@@ -167,13 +190,40 @@ fn read_all(b: &Broker, plan: &Plan, max_bytes: usize) -> Vec<PartResult> {
         if let Some(t) = topic {
             r.topic_id = t.id;
         }
+        let log = &part.log;
+        let (current_epoch, last_fetched) = epochs.get(key).copied().unwrap_or((-1, -1));
+        if let Err(code) = part.check_epoch(current_epoch) {
+            r.code = code;
+            out.push(r);
+            continue;
+        }
+        if last_fetched >= 0 {
+            // KIP-320 / KIP-595: does the fetcher's log agree with ours up to its fetch offset?
+            let (epoch, end) = log.end_offset_for_epoch(last_fetched);
+            if epoch < last_fetched || end < st.fetch_offset {
+                r.diverging = Some((epoch, end));
+                r.hw = log.high_watermark();
+                r.log_start = log.log_start_offset();
+                out.push(r);
+                continue;
+            }
+        }
+        if replica >= 0 {
+            let before = log.high_watermark();
+            if let Some(proposal) = part.follower_fetched(replica, st.fetch_offset, now) {
+                tokio::spawn(crate::replicas::propose(b.clone(), part.clone(), proposal));
+            }
+            hw_moved |= log.high_watermark() != before;
+        }
+        // Consumers see only what every in-sync replica has; followers read to the end.
+        let limit = if replica >= 0 { i64::MAX } else { log.high_watermark() };
         let part_max = (st.max_bytes.max(0) as usize).min(left);
         // Once the response is full, later partitions are reported without data.
         let budget = if left == 0 && !first { 0 } else { part_max };
-        let res = if budget == 0 && !first { Ok(None) } else { log.read(st.fetch_offset, budget.max(1)).map(Some) };
+        let res = if budget == 0 && !first { Ok(None) } else { log.read_upto(st.fetch_offset, budget.max(1), limit).map(Some) };
         match res {
             Ok(Some(info)) => {
-                r.hw = info.high_watermark;
+                r.hw = log.high_watermark();
                 r.log_start = info.log_start_offset;
                 if !info.records.is_empty() {
                     first = false;
@@ -182,16 +232,24 @@ fn read_all(b: &Broker, plan: &Plan, max_bytes: usize) -> Vec<PartResult> {
                 r.records = info.records;
             }
             Ok(None) => {
-                r.hw = log.log_end_offset();
+                r.hw = log.high_watermark();
                 r.log_start = log.log_start_offset();
             }
-            Err(StorageError::OffsetOutOfRange { .. }) => r.code = ErrorCode::OffsetOutOfRange,
+            Err(StorageError::OffsetOutOfRange { .. }) => {
+                r.code = ErrorCode::OffsetOutOfRange;
+                r.hw = log.high_watermark();
+                r.log_start = log.log_start_offset();
+            }
             Err(e) => {
                 tracing::error!(topic = %key.0, partition = key.1, error = %e, "read failed");
                 r.code = ErrorCode::KafkaStorageError;
             }
         }
         out.push(r);
+    }
+    if hw_moved {
+        // Consumers waiting on this partition may now see more.
+        b.appended.send_modify(|v| *v = v.wrapping_add(1));
     }
     out
 }

@@ -1,6 +1,10 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), earliest
 //! local (-4) and by timestamp (>= 0, through the time index).
 //!
+//! Answers are limited to the high watermark, as consumers see: latest is the
+//! high watermark, and a lookup that lands at or past it finds nothing. The
+//! leader epoch returned is the one the offset was written in.
+//!
 //! For a timestamp the answer is the first record whose timestamp is at or after
 //! it. The time index finds the batch; that one batch is decoded to find the
 //! record, so lookups are exact even inside compressed batches.
@@ -37,15 +41,19 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ListOffsetsRequest) -> Outcom
             pr.offset = -1;
             pr.leader_epoch = -1;
             let _ = topic;
-            match b.leader_log(&image, &t.name, p.partition_index) {
+            let part = b.leader_partition(&image, &t.name, p.partition_index).and_then(|part| {
+                part.check_epoch(if reply.version >= 4 { p.current_leader_epoch } else { -1 })?;
+                Ok(part)
+            });
+            match part {
                 Err(code) => pr.error_code = code.code(),
-                Ok(log) => match lookup(&log, p.timestamp) {
+                Ok(part) => match lookup(&part.log, p.timestamp) {
                     Ok(Some((offset, ts))) => {
                         pr.offset = offset;
                         pr.timestamp = ts;
                         // The field exists from v4; the codec refuses it earlier.
                         if reply.version >= 4 {
-                            pr.leader_epoch = 0;
+                            pr.leader_epoch = epoch_at(&part.log, offset);
                         }
                     }
                     Ok(None) => {}
@@ -59,10 +67,25 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ListOffsetsRequest) -> Outcom
     reply.ready(&resp)
 }
 
+/// The leader epoch `offset` was written in (the latest one at the log end), -1 if unknown.
+fn epoch_at(log: &Log, offset: i64) -> i32 {
+    log.epoch_entries().iter().rev().find(|(_, start)| *start <= offset).map(|(e, _)| *e).unwrap_or(-1)
+}
+
 fn lookup(log: &Log, ts: i64) -> Result<Option<(i64, i64)>, ErrorCode> {
+    let hw = log.high_watermark();
+    let found = lookup_any(log, ts)?;
+    Ok(match (ts, found) {
+        (EARLIEST | EARLIEST_LOCAL | LATEST | LATEST_TIERED, f) => f,
+        (_, Some((offset, _))) if offset >= hw => None,
+        (_, f) => f,
+    })
+}
+
+fn lookup_any(log: &Log, ts: i64) -> Result<Option<(i64, i64)>, ErrorCode> {
     match ts {
         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
-        LATEST | LATEST_TIERED => Ok(Some((log.log_end_offset(), -1))),
+        LATEST | LATEST_TIERED => Ok(Some((log.high_watermark(), -1))),
         MAX_TIMESTAMP => {
             let batch = log.max_timestamp_batch().map_err(|_| ErrorCode::KafkaStorageError)?;
             Ok(batch.and_then(|b| first_record_at_or_after(&b, None)))

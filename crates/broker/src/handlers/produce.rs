@@ -1,26 +1,42 @@
 //! Produce (key 0): validate, append, and acknowledge per `acks`.
 //!
 //! Stage one (in request order on the connection): every partition's record set
-//! is validated and appended; partitions fail independently. Stage two: with
-//! acks=all the response waits until the appended offsets are fsynced (group
-//! commit shares one fsync between all waiters). acks=0 sends no response.
+//! is validated and appended on the leader; partitions fail independently.
+//! Stage two: with acks=all the response waits until the appended offsets are
+//! fsynced here (group commit shares one fsync between all waiters) and below the
+//! partition's high watermark, that is, on every in-sync replica
+//! ([`crate::partition::Partition::wait_replicated`]), until the request's
+//! `timeout_ms`. acks=0 sends no response.
+//!
+//! NOT_LEADER_OR_FOLLOWER answers carry the current leader and its endpoint
+//! from v10 (KIP-951), so clients skip a metadata round trip.
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use std::time::Duration;
+
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
+use strom_metadata::MetadataImage;
 use strom_protocol::ErrorCode;
-use strom_storage::{Log, StorageError};
+use strom_storage::StorageError;
 
 use super::s;
 use crate::dispatch::{Outcome, Reply};
+use crate::partition::{AppendError, Partition};
 use crate::server::Broker;
 
 struct Pending {
     topic: usize,
     partition: usize,
-    log: Arc<Log>,
+    part: Arc<Partition>,
     end: i64,
+    /// The leader epoch of the append.
+    epoch: i32,
+    /// Wait for the in-sync replicas (acks=all), not just the local flush.
+    replicated: bool,
 }
 
 pub fn storage_error_code(e: &StorageError) -> ErrorCode {
@@ -47,7 +63,9 @@ fn part(index: i32, code: ErrorCode, msg: Option<String>) -> PartitionProduceRes
 
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
     let acks = req.acks;
+    let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 30 * 60 * 1000) as u64);
     let image = b.metadata.image();
+    let mut leaders: Vec<i32> = Vec::new();
     let mut resp = ProduceResponse::default();
     let mut pending = Vec::new();
     let mut appended = false;
@@ -67,38 +85,46 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
                 tr.partition_responses.push(part(p, code, None));
                 continue;
             };
-            let log = match b.leader_log(&image, &t.name, p) {
+            let partition = match b.leader_partition(&image, &t.name, p) {
                 Ok(l) => l,
                 Err(code) => {
-                    tr.partition_responses.push(part(p, code, None));
+                    let mut r = part(p, code, None);
+                    if code == ErrorCode::NotLeaderOrFollower && reply.version >= 10 {
+                        hint_leader(&image, &t.name, &mut r, &mut leaders);
+                    }
+                    tr.partition_responses.push(r);
                     continue;
                 }
             };
-            if acks == -1 {
-                let min_isr = b.config.topic_value(&t.configs, "min.insync.replicas").and_then(|(v, _)| v.parse::<i64>().ok()).unwrap_or(1);
-                if min_isr > 1 {
-                    let msg = format!("The size of the current ISR 1 is insufficient to satisfy the min.isr requirement of {min_isr}");
-                    tr.partition_responses.push(part(p, ErrorCode::NotEnoughReplicas, Some(msg)));
-                    continue;
-                }
-            }
             let Some(records) = pd.records else {
                 tr.partition_responses.push(part(p, ErrorCode::CorruptMessage, Some("no records".into())));
                 continue;
             };
-            match log.append(records) {
-                Ok(info) => {
+            match partition.append_leader(records, acks) {
+                Ok((info, epoch)) => {
                     appended = true;
                     let mut r = part(p, ErrorCode::None, None);
                     r.base_offset = info.base_offset;
                     r.log_start_offset = info.log_start_offset;
                     r.log_append_time_ms = info.log_append_time;
                     if acks == -1 || info.flush_due {
-                        pending.push(Pending { topic: ti, partition: pi, log: log.clone(), end: info.last_offset + 1 });
+                        pending.push(Pending {
+                            topic: ti,
+                            partition: pi,
+                            part: partition.clone(),
+                            end: info.last_offset + 1,
+                            epoch,
+                            replicated: acks == -1,
+                        });
                     }
                     tr.partition_responses.push(r);
                 }
-                Err(e) => {
+                Err(AppendError::Code(code)) => tr.partition_responses.push(part(p, code, None)),
+                Err(AppendError::NotEnough(have, min_isr)) => {
+                    let msg = format!("The size of the current ISR {have} is insufficient to satisfy the min.isr requirement of {min_isr}");
+                    tr.partition_responses.push(part(p, ErrorCode::NotEnoughReplicas, Some(msg)));
+                }
+                Err(AppendError::Storage(e)) => {
                     let code = storage_error_code(&e);
                     if code == ErrorCode::KafkaStorageError {
                         tracing::error!(topic = %t.name, partition = p, error = %e, "append failed");
@@ -125,6 +151,9 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
     if appended {
         b.appended.send_modify(|v| *v = v.wrapping_add(1));
     }
+    if reply.version >= 10 {
+        resp.node_endpoints = endpoints(&image, &leaders);
+    }
     if pending.is_empty() {
         return if acks == 0 { Outcome::Ready(None) } else { reply.ready(&resp) };
     }
@@ -132,19 +161,32 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
     Outcome::Later(Box::pin(async move {
         // The partitions' flushes run at once (each is group-committed with other
         // requests' flushes of the same partition); the answer waits for all.
-        let flushes: Vec<_> = pending
+        let waits: Vec<_> = pending
             .iter()
             .map(|p| {
-                let (log, end) = (p.log.clone(), p.end);
-                tokio::spawn(async move { log.flush_to(end).await })
+                let (part, end, epoch, replicated) = (p.part.clone(), p.end, p.epoch, p.replicated);
+                tokio::spawn(async move {
+                    let flush = async { part.log.flush_to(end).await.map_err(|e| (ErrorCode::KafkaStorageError, Some(e.to_string()))) };
+                    let replicate = async {
+                        if replicated {
+                            part.wait_replicated(end, epoch, timeout).await.map_err(|c| (c, None))
+                        } else {
+                            Ok(())
+                        }
+                    };
+                    let (f, r) = tokio::join!(flush, replicate);
+                    if let Err((_, Some(msg))) = &f {
+                        tracing::error!(dir = %part.log.dir().display(), error = %msg, "fsync failed");
+                    }
+                    f.and(r)
+                })
             })
             .collect();
-        for (p, flush) in pending.into_iter().zip(flushes) {
-            let result = flush.await.unwrap_or(Err(StorageError::Offline));
-            if let Err(e) = result {
-                tracing::error!(dir = %p.log.dir().display(), error = %e, "fsync failed");
+        for (p, wait) in pending.into_iter().zip(waits) {
+            let result = wait.await.unwrap_or(Err((ErrorCode::KafkaStorageError, None)));
+            if let Err((code, msg)) = result {
                 if let Some(r) = resp.responses.get_mut(p.topic).and_then(|t| t.partition_responses.get_mut(p.partition)) {
-                    *r = part(r.index, ErrorCode::KafkaStorageError, Some(e.to_string()));
+                    *r = part(r.index, code, msg);
                 }
             }
         }
@@ -154,4 +196,34 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
             reply.encode(&resp)
         }
     }))
+}
+
+/// KIP-951: the partition's current leader in a NOT_LEADER_OR_FOLLOWER answer.
+fn hint_leader(image: &MetadataImage, topic: &str, r: &mut PartitionProduceResponse, leaders: &mut Vec<i32>) {
+    let Some(p) = image.partition(topic, r.index) else { return };
+    if p.leader < 0 {
+        return;
+    }
+    let mut l = LeaderIdAndEpoch::default();
+    l.leader_id = BrokerId(p.leader);
+    l.leader_epoch = p.leader_epoch;
+    r.current_leader = l;
+    if !leaders.contains(&p.leader) {
+        leaders.push(p.leader);
+    }
+}
+
+fn endpoints(image: &MetadataImage, leaders: &[i32]) -> Vec<NodeEndpoint> {
+    leaders
+        .iter()
+        .filter_map(|id| image.brokers.get(id))
+        .map(|br| {
+            let mut e = NodeEndpoint::default();
+            e.node_id = BrokerId(br.id);
+            e.host = s(br.host.clone());
+            e.port = br.port as i32;
+            e.rack = br.rack.clone().map(s);
+            e
+        })
+        .collect()
 }

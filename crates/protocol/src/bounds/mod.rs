@@ -36,6 +36,9 @@ pub enum Ty {
     Arr(&'static Ty),
     CArr(&'static Ty),
     Struct(&'static Schema),
+    /// A nullable struct: an i8 marker, then the struct when the marker is 1
+    /// (the codec reads any other marker as null).
+    OptStruct(&'static Schema),
 }
 
 /// A field present in versions `lo..=hi`.
@@ -187,6 +190,13 @@ impl Walker<'_> {
                 self.elements(count, elem, v)
             }
             Ty::Struct(s) => self.schema(s, v),
+            Ty::OptStruct(s) => {
+                let [present] = self.take::<1>()?;
+                if present == 1 {
+                    self.schema(s, v)?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -215,7 +225,7 @@ impl Walker<'_> {
 /// The fewest bytes a value of this type can take on the wire at version `v`.
 pub fn min_size(ty: &Ty, v: i16) -> usize {
     match ty {
-        Ty::I8 | Ty::Bool | Ty::UVarint | Ty::CStr | Ty::CBytes | Ty::CArr(_) => 1,
+        Ty::I8 | Ty::Bool | Ty::UVarint | Ty::CStr | Ty::CBytes | Ty::CArr(_) | Ty::OptStruct(_) => 1,
         Ty::I16 | Ty::Str => 2,
         Ty::I32 | Ty::Bytes | Ty::Arr(_) => 4,
         Ty::I64 | Ty::F64 => 8,

@@ -45,6 +45,11 @@ pub(super) fn request(api: ApiKey) -> Option<&'static Schema> {
         ApiKey::DescribeLogDirs => &DESCRIBE_LOG_DIRS_REQUEST,
         ApiKey::IncrementalAlterConfigs => &INCREMENTAL_ALTER_CONFIGS_REQUEST,
         ApiKey::DescribeQuorum => &DESCRIBE_QUORUM_REQUEST,
+        ApiKey::DescribeTopicPartitions => &DESCRIBE_TOPIC_PARTITIONS_REQUEST,
+        ApiKey::OffsetForLeaderEpoch => &OFFSET_FOR_LEADER_EPOCH_REQUEST,
+        ApiKey::ElectLeaders => &ELECT_LEADERS_REQUEST,
+        ApiKey::AlterPartitionReassignments => &ALTER_PARTITION_REASSIGNMENTS_REQUEST,
+        ApiKey::ListPartitionReassignments => &LIST_PARTITION_REASSIGNMENTS_REQUEST,
         _ => return None,
     })
 }
@@ -743,6 +748,132 @@ static DESCRIBE_QUORUM_PARTITION: Schema = Schema {
     flexible: Some(0),
     fields: &[
         f(0, MAX, Ty::I32), // partition_index
+    ],
+    tagged: &[],
+};
+
+static DESCRIBE_TOPIC_PARTITIONS_REQUEST: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::CArr(&Ty::Struct(&DESCRIBE_TOPIC_PARTITIONS_TOPIC))), // topics
+        f(0, MAX, Ty::I32),                                                 // response_partition_limit
+        f(0, MAX, Ty::OptStruct(&DESCRIBE_TOPIC_PARTITIONS_CURSOR)),        // cursor
+    ],
+    tagged: &[],
+};
+
+static DESCRIBE_TOPIC_PARTITIONS_TOPIC: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::CStr), // name
+    ],
+    tagged: &[],
+};
+
+static DESCRIBE_TOPIC_PARTITIONS_CURSOR: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::CStr), // topic_name
+        f(0, MAX, Ty::I32),  // partition_index
+    ],
+    tagged: &[],
+};
+
+static OFFSET_FOR_LEADER_EPOCH_REQUEST: Schema = Schema {
+    flexible: Some(4),
+    fields: &[
+        f(3, MAX, Ty::I32),                                         // replica_id
+        f(4, MAX, Ty::CArr(&Ty::Struct(&OFFSET_FOR_LEADER_TOPIC))), // topics
+        f(0, 3, Ty::Arr(&Ty::Struct(&OFFSET_FOR_LEADER_TOPIC))),    // topics
+    ],
+    tagged: &[],
+};
+
+static OFFSET_FOR_LEADER_TOPIC: Schema = Schema {
+    flexible: Some(4),
+    fields: &[
+        f(4, MAX, Ty::CStr),                                            // topic
+        f(0, 3, Ty::Str),                                               // topic
+        f(4, MAX, Ty::CArr(&Ty::Struct(&OFFSET_FOR_LEADER_PARTITION))), // partitions
+        f(0, 3, Ty::Arr(&Ty::Struct(&OFFSET_FOR_LEADER_PARTITION))),    // partitions
+    ],
+    tagged: &[],
+};
+
+static OFFSET_FOR_LEADER_PARTITION: Schema = Schema {
+    flexible: Some(4),
+    fields: &[
+        f(0, MAX, Ty::I32), // partition
+        f(2, MAX, Ty::I32), // current_leader_epoch
+        f(0, MAX, Ty::I32), // leader_epoch
+    ],
+    tagged: &[],
+};
+
+static ELECT_LEADERS_REQUEST: Schema = Schema {
+    flexible: Some(2),
+    fields: &[
+        f(1, MAX, Ty::I8),                                                 // election_type
+        f(2, MAX, Ty::CArr(&Ty::Struct(&ELECT_LEADERS_TOPIC_PARTITIONS))), // topic_partitions
+        f(0, 1, Ty::Arr(&Ty::Struct(&ELECT_LEADERS_TOPIC_PARTITIONS))),    // topic_partitions
+        f(0, MAX, Ty::I32),                                                // timeout_ms
+    ],
+    tagged: &[],
+};
+
+static ELECT_LEADERS_TOPIC_PARTITIONS: Schema = Schema {
+    flexible: Some(2),
+    fields: &[
+        f(2, MAX, Ty::CStr),           // topic
+        f(0, 1, Ty::Str),              // topic
+        f(2, MAX, Ty::CArr(&Ty::I32)), // partitions
+        f(0, 1, Ty::Arr(&Ty::I32)),    // partitions
+    ],
+    tagged: &[],
+};
+
+static ALTER_PARTITION_REASSIGNMENTS_REQUEST: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::I32),                                    // timeout_ms
+        f(1, MAX, Ty::Bool),                                   // allow_replication_factor_change
+        f(0, MAX, Ty::CArr(&Ty::Struct(&REASSIGNABLE_TOPIC))), // topics
+    ],
+    tagged: &[],
+};
+
+static REASSIGNABLE_TOPIC: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::CStr),                                       // name
+        f(0, MAX, Ty::CArr(&Ty::Struct(&REASSIGNABLE_PARTITION))), // partitions
+    ],
+    tagged: &[],
+};
+
+static REASSIGNABLE_PARTITION: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::I32),            // partition_index
+        f(0, MAX, Ty::CArr(&Ty::I32)), // replicas (null: cancel)
+    ],
+    tagged: &[],
+};
+
+static LIST_PARTITION_REASSIGNMENTS_REQUEST: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::I32),                                                    // timeout_ms
+        f(0, MAX, Ty::CArr(&Ty::Struct(&LIST_PARTITION_REASSIGNMENTS_TOPIC))), // topics (null: all)
+    ],
+    tagged: &[],
+};
+
+static LIST_PARTITION_REASSIGNMENTS_TOPIC: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::CStr),           // name
+        f(0, MAX, Ty::CArr(&Ty::I32)), // partition_indexes
     ],
     tagged: &[],
 };

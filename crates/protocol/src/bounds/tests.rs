@@ -83,3 +83,116 @@ fn min_sizes_follow_versions() {
     };
     assert_eq!(min_size(&Ty::Struct(topic), 4), 2 + 4);
 }
+
+/// Walks `r` encoded at `v`: the walk must read exactly what the codec reads (the
+/// whole body), and every shorter prefix must fail.
+fn walks_exactly<R: Encodable + kafka_protocol::protocol::Decodable>(api: ApiKey, r: &R, v: i16) {
+    let b = body(r, v);
+    assert_eq!(check_request(api, v, &b), Ok(b.len()), "{api:?} v{v}");
+    let mut bytes = bytes::Bytes::from(b.clone());
+    R::decode(&mut bytes, v).unwrap();
+    assert!(bytes.is_empty(), "{api:?} v{v}: codec left {} bytes", bytes.len());
+    for n in 0..b.len() {
+        assert!(check_request(api, v, &b[..n]).is_err(), "{api:?} v{v}: prefix of {n} bytes passes");
+    }
+}
+
+fn name(s: &'static str) -> TopicName {
+    TopicName(StrBytes::from_static_str(s))
+}
+
+#[test]
+fn describe_topic_partitions_with_and_without_cursor() {
+    let mut t = describe_topic_partitions_request::TopicRequest::default();
+    t.name = name("orders");
+    let mut r = DescribeTopicPartitionsRequest::default();
+    r.topics = vec![t.clone(), t];
+    r.response_partition_limit = 7;
+    walks_exactly(ApiKey::DescribeTopicPartitions, &r, 0);
+    let mut c = describe_topic_partitions_request::Cursor::default();
+    c.topic_name = name("orders");
+    c.partition_index = 3;
+    r.cursor = Some(c);
+    walks_exactly(ApiKey::DescribeTopicPartitions, &r, 0);
+    // Any marker other than 1 is a null cursor to the codec, and to the walk.
+    let mut b = body(&DescribeTopicPartitionsRequest::default(), 0);
+    let at = b.len() - 2;
+    assert_eq!(b[at], 0xff);
+    b[at] = 0;
+    assert_eq!(check_request(ApiKey::DescribeTopicPartitions, 0, &b), Ok(b.len()));
+    // A topics count far beyond the body.
+    let huge = [0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0, 1, 0xff, 0];
+    assert!(matches!(check_request(ApiKey::DescribeTopicPartitions, 0, &huge), Err(BoundsError::ImpossibleCount { .. })));
+}
+
+#[test]
+fn offset_for_leader_epoch_nested() {
+    for v in 2..=4i16 {
+        let mut p = offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+        p.partition = 1;
+        p.current_leader_epoch = 4;
+        p.leader_epoch = 3;
+        let mut t = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+        t.topic = name("orders");
+        t.partitions = vec![p.clone(), p];
+        let mut r = OffsetForLeaderEpochRequest::default();
+        r.replica_id = BrokerId(-1);
+        r.topics = vec![t.clone(), t];
+        walks_exactly(ApiKey::OffsetForLeaderEpoch, &r, v);
+    }
+    // v2: one topic claiming i32::MAX partitions.
+    let mut b = vec![];
+    b.put_i32(1);
+    b.put_i16(1);
+    b.put_u8(b't');
+    b.put_i32(i32::MAX);
+    assert!(matches!(check_request(ApiKey::OffsetForLeaderEpoch, 2, &b), Err(BoundsError::ImpossibleCount { .. })));
+}
+
+#[test]
+fn elect_leaders_nested_and_null() {
+    for v in 0..=2i16 {
+        let mut t = elect_leaders_request::TopicPartitions::default();
+        t.topic = name("orders");
+        t.partitions = vec![0, 1, 2];
+        let mut r = ElectLeadersRequest::default();
+        r.election_type = if v >= 1 { 1 } else { 0 };
+        r.topic_partitions = Some(vec![t.clone(), t]);
+        r.timeout_ms = 1000;
+        walks_exactly(ApiKey::ElectLeaders, &r, v);
+        r.topic_partitions = None;
+        walks_exactly(ApiKey::ElectLeaders, &r, v);
+    }
+    let mut b = vec![0u8];
+    b.put_i32(i32::MAX);
+    assert!(matches!(check_request(ApiKey::ElectLeaders, 1, &b), Err(BoundsError::ImpossibleCount { .. })));
+}
+
+#[test]
+fn partition_reassignments_nested_and_null() {
+    for v in 0..=1i16 {
+        let mut p = alter_partition_reassignments_request::ReassignablePartition::default();
+        p.partition_index = 2;
+        p.replicas = Some(vec![BrokerId(1), BrokerId(2), BrokerId(3)]);
+        let mut cancel = p.clone();
+        cancel.replicas = None;
+        let mut t = alter_partition_reassignments_request::ReassignableTopic::default();
+        t.name = name("orders");
+        t.partitions = vec![p, cancel];
+        let mut r = AlterPartitionReassignmentsRequest::default();
+        r.timeout_ms = 1000;
+        r.topics = vec![t.clone(), t];
+        walks_exactly(ApiKey::AlterPartitionReassignments, &r, v);
+    }
+    let mut t = list_partition_reassignments_request::ListPartitionReassignmentsTopics::default();
+    t.name = name("orders");
+    t.partition_indexes = vec![0, 5];
+    let mut r = ListPartitionReassignmentsRequest::default();
+    r.topics = Some(vec![t.clone(), t]);
+    walks_exactly(ApiKey::ListPartitionReassignments, &r, 0);
+    r.topics = None;
+    walks_exactly(ApiKey::ListPartitionReassignments, &r, 0);
+    // A replica list claiming 2^28 brokers.
+    let b = [0, 0, 0, 0, 0, 2, 2, b't', 2, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f];
+    assert!(matches!(check_request(ApiKey::AlterPartitionReassignments, 1, &b), Err(BoundsError::ImpossibleCount { .. })));
+}
