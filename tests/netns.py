@@ -83,7 +83,7 @@ def _probe():
     for tool in ("ip", "bridge"):
         if shutil.which(tool) is None:
             return False, f"iproute2's `{tool}` is not installed"
-    name = f"sn{os.getpid()}x0probe"
+    name = f"sn{os.getpid()}x0n0"  # matches the naming scheme, so a leftover is cleaned up
     try:
         sh("ip", "netns", "add", name)
         sh("ip", "netns", "del", name)

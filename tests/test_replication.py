@@ -97,19 +97,58 @@ def wait_replicas_identical(cluster, topic, partition, nodes, leader, timeout=30
         raise AssertionError(f"replicas of {topic}-{partition} differ: {same()[1]}") from None
 
 
+# the checker itself ----------------------------------------------------------------------------
+
+
+def test_checker_reports_each_anomaly_once():
+    def w(value, prod, seq, status="ok", offset=None):
+        return {"value": value, "producer": prod, "seq": seq, "partition": 0, "status": status, "offset": offset,
+                "error": "X" if status == "fail" else None}
+
+    def r(consumer, gen, index, offset, value):
+        return {"consumer": consumer, "gen": gen, "index": index, "partition": 0, "offset": offset, "value": value}
+
+    writes = [w("p0-0", 0, 0, offset=0), w("p0-1", 0, 1, offset=1), w("p0-2", 0, 2, offset=2), w("p1-0", 1, 0, offset=3),
+              w("p2-0", 2, 0, offset=7), w("p2-1", 2, 1, offset=6), w("p3-0", 3, 0, "unknown"), w("p0-9", 0, 9, "fail")]
+    clean = jepsen.check({"writes": writes[:2], "reads": [r("c0", 0, 0, 0, "p0-0")],
+                          "final": {"0": [[0, "p0-0"], [1, "p0-1"], [2, "p0-1"]]}})
+    assert clean["ok"] and clean["info"]["duplicates"] == 1, clean
+    res = jepsen.check({
+        "writes": writes,
+        "reads": [r("c0", 0, 0, 0, "p0-0"), r("c0", 0, 1, 1, "p0-1"), r("c0", 0, 2, 0, "p0-0"),  # went back
+                  r("c1", 0, 0, 1, "p1-0"),  # another value at offset 1
+                  r("c1", 0, 1, 9, "p0-9"),  # later truncated
+                  r("c1", 1, 2, 0, "p0-0")],  # back after a rebalance: fine
+        "final": {"0": [[0, "p0-0"], [1, "p0-1"], [3, "p3-0"], [4, "p1-0"], [5, "p0-1"], [6, "p2-1"], [7, "p2-0"],
+                        [8, "zz"]]},
+    })
+    assert res["failures"] == {"lost": 1, "inconsistent_offsets": 2, "offset_mismatch": 1, "non_monotonic": 1,
+                               "reordered": 2, "dirty_reads": 1, "unexpected": 1}, res
+    assert res["examples"]["lost"] == ["p0-2"]
+    assert res["info"]["duplicates"] == 1 and res["info"]["recovered"] == 1 and res["info"]["final_gaps"] == 1
+    assert not res["ok"]
+
+
 # a. ------------------------------------------------------------------------------------------
 
 
 def test_leader_killed_under_acks_all_loses_no_acknowledged_write(make_cluster):
     c = make_cluster(voters=3)
-    res = jepsen.run(c, duration=11, partitions=1, producers=2, consumers=1, rate=60, faults=(),
-                     schedule=[{"at": 3, "op": "kill", "target": "leader:0", "hold": 3}],
+    # Held 10 s: failover measured 2-7 s here (the survivors fence it after broker.session.timeout.ms,
+    # longer when it was the active controller too; then the client refreshes its metadata).
+    res = jepsen.run(c, duration=15, partitions=1, producers=2, consumers=1, rate=60, faults=(),
+                     schedule=[{"at": 3, "op": "kill", "target": "leader:0", "hold": 10}],
                      recovery=2, message_timeout_ms=30000, healthy_timeout=30, replica_timeout=20)
+    print(jepsen.summary(res))
+    print(json.dumps([e for e in res["history"]["events"] if e["type"] not in ("start",)], default=str)[:3000])
     faults = [e for e in res["nemesis"] if e["type"] == "fault"]
     assert len(faults) == 1, res["nemesis"]
     killed_at = faults[0]["t"]
     restarted_at = next(e["t"] for e in res["nemesis"] if e["type"] == "recover")
     writes = acked(res)
+    during = sorted(w["t_done"] for w in writes if w["t_send"] > killed_at)
+    print(f"killed node {faults[0]['node']} at {killed_at}s, restarted at {restarted_at}s; "
+          f"first acknowledgement of a write sent after the kill at {during[0] if during else None}s")
     # The load went on: acknowledged before the kill, while the leader was dead, and after it came back.
     assert any(w["t_done"] < killed_at for w in writes), "nothing acknowledged before the kill"
     assert any(killed_at < w["t_send"] and w["t_done"] < restarted_at for w in writes), \
@@ -242,7 +281,12 @@ def test_min_insync_replicas_refuses_acks_all_but_not_acks_1(make_cluster):
     refused = produce(rest, topic, 0, ["all-refused"], acks="all", timeout_ms=5000, retries=0)
     err = refused[0][1]
     assert err is not None, f"acks=all was acknowledged with one replica in sync: {refused}"
-    assert err.name() == "NOT_ENOUGH_REPLICAS" and err.retriable(), err
+    assert err.name() == "NOT_ENOUGH_REPLICAS", err
+    # With retries, librdkafka treats it as retriable: it retries until message.timeout.ms.
+    started = time.monotonic()
+    retried = produce(rest, topic, 0, ["all-retried"], acks="all", timeout_ms=3000, **{"retry.backoff.ms": 100})
+    assert retried[0][1] is not None and time.monotonic() - started >= 2.5, retried
+    print(f"acks=all with retries: {retried[0][1]}")
     alone = produce(rest, topic, 0, ["one-ok"], acks="1", timeout_ms=5000, retries=0)
     assert alone[0][1] is None, alone
 

@@ -28,6 +28,10 @@ def test_segments_roll_by_size_and_survive_restarts(broker, topic_name):
     expect = [(b"%06d" % i) * 20 for i in range(2000)]
     assert [m.value() for m in consume_all(broker.bootstrap, topic_name, 1, expect=2000)] == expect
     broker.restart()
+    # The client port is bound before the logs load; the line follows shortly.
+    deadline = time.time() + 10
+    while "logs loaded clean=true" not in broker.read_log() and time.time() < deadline:
+        time.sleep(0.05)
     assert "logs loaded clean=true" in broker.read_log()
     assert [m.value() for m in consume_all(broker.bootstrap, topic_name, 1, expect=2000)] == expect
     broker.restart(hard=True)

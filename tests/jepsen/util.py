@@ -1,5 +1,7 @@
 """Small client-side helpers shared by the workload and the replication tests."""
 
+import socket
+import struct
 import time
 
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -42,7 +44,7 @@ def wait_for(what, check, timeout=30, interval=0.1):
 
 def create_topic(bootstrap, name, partitions=1, rf=3, config=None, assignment=None, timeout=30):
     if assignment is not None:
-        nt = NewTopic(name, replica_assignment=assignment, config=config or {})
+        nt = NewTopic(name, num_partitions=len(assignment), replication_factor=-1, replica_assignment=assignment, config=config or {})
     else:
         nt = NewTopic(name, num_partitions=partitions, replication_factor=rf, config=config or {})
     fut = admin(bootstrap).create_topics([nt], request_timeout=timeout)
@@ -69,3 +71,80 @@ def fully_replicated(bootstrap, topic, partitions=None, timeout=5):
         return None
     ok = all(s["leader"] >= 0 and sorted(s["isr"]) == sorted(s["replicas"]) for s in st.values())
     return st if ok else None
+
+
+def broker_view(address, topic, timeout=2.0):
+    """What one broker itself says (a Metadata v1 request over a plain socket, so no client
+    library picks another broker): ({live broker ids}, {partition: {"leader", "replicas", "isr"}})."""
+    host, _, port = address.rpartition(":")
+    name = topic.encode()
+    body = struct.pack(">hhih", 3, 1, 1, 6) + b"jepsen" + struct.pack(">ih", 1, len(name)) + name
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(struct.pack(">i", len(body)) + body)
+        n = struct.unpack(">i", _recv(s, 4))[0]
+        buf = _recv(s, n)
+    pos = 4  # correlation id
+
+    def i16():
+        nonlocal pos
+        pos += 2
+        return struct.unpack_from(">h", buf, pos - 2)[0]
+
+    def i32():
+        nonlocal pos
+        pos += 4
+        return struct.unpack_from(">i", buf, pos - 4)[0]
+
+    def string():
+        nonlocal pos
+        n = i16()
+        if n < 0:
+            return None
+        pos += n
+        return buf[pos - n:pos].decode()
+
+    brokers = set()
+    for _ in range(i32()):
+        brokers.add(i32())
+        string(), i32(), string()  # host, port, rack
+    i32()  # controller id
+    parts = {}
+    for _ in range(i32()):
+        err, tname = i16(), string()
+        pos += 1  # is_internal
+        for _ in range(i32()):
+            perr, p, leader = i16(), i32(), i32()
+            replicas = [i32() for _ in range(i32())]
+            isr = [i32() for _ in range(i32())]
+            if tname == topic and err == 0:
+                parts[p] = {"leader": leader, "replicas": replicas, "isr": isr, "error": perr}
+    return brokers, parts
+
+
+def _recv(s, n):
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        out += chunk
+    return out
+
+
+def all_agree_whole(addresses, topic, broker_ids, partitions):
+    """The partition state if every broker in `addresses` lists exactly `broker_ids` as live
+    and shows the same leaders, each of the topic's `partitions` led and with its whole
+    replica set in the ISR; else None."""
+    seen = None
+    for a in addresses:
+        brokers, parts = broker_view(a, topic)
+        if sorted(brokers) != sorted(broker_ids) or len(parts) != partitions:
+            return None
+        if not all(s["leader"] >= 0 and sorted(s["isr"]) == sorted(s["replicas"]) for s in parts.values()):
+            return None
+        leaders = {p: s["leader"] for p, s in parts.items()}
+        if seen is not None and leaders != seen[0]:
+            return None
+        seen = (leaders, parts)
+    return seen[1] if seen else None

@@ -29,7 +29,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from . import segments
 from .checker import check, FAILURES
-from .util import create_topic, fully_replicated, live_brokers, partition_state, wait_for
+from .util import all_agree_whole, create_topic, fully_replicated, live_brokers, partition_state, wait_for
 
 ALL_FAULTS = ("kill", "pause", "isolate", "split")
 NETWORK_FAULTS = ("isolate", "split")
@@ -187,10 +187,9 @@ class Run:
 
     # cluster state
     def healthy(self):
-        ids = self.nodes.ids()
-        if live_brokers(self.boot(), timeout=3) != ids:
-            return None
-        return fully_replicated(self.boot(), self.topic, self.o["partitions"], timeout=3)
+        """Every broker, asked directly, agrees that all brokers are live and every partition
+        has a leader and its whole replica set in sync (one stale broker is not enough)."""
+        return all_agree_whole([b.bootstrap for b in self.cluster.brokers], self.topic, self.nodes.ids(), self.o["partitions"])
 
     def wait_healthy(self, timeout):
         try:
@@ -412,14 +411,15 @@ class Run:
     def run(self):
         o = self.o
         boot = self.boot()
-        self.t0 = time.monotonic()
+        setup = time.monotonic()
         ids = self.nodes.ids()
         wait_for("every broker registered", lambda: live_brokers(boot) == ids, timeout=30)
         create_topic(boot, self.topic, partitions=o["partitions"], rf=o["replication_factor"],
                      config={"min.insync.replicas": str(o["min_insync_replicas"])})
         wait_for("the topic fully replicated", lambda: fully_replicated(boot, self.topic, o["partitions"]), timeout=30)
         self.t0 = time.monotonic()
-        self.event("start", topic=self.topic, options={k: v for k, v in o.items() if k != "schedule"})
+        self.event("start", topic=self.topic, setup_seconds=round(self.t0 - setup, 2),
+                   options={k: v for k, v in o.items() if k != "schedule"})
         self.writes = [[] for _ in range(o["producers"])]
         self.reads = [[] for _ in range(o["consumers"])]
         modes = {"assign": ["assign"], "group": ["group"], "mixed": ["assign", "group"]}[o["consumer_mode"]]
@@ -436,12 +436,10 @@ class Run:
             remaining = o["duration"] - (time.monotonic() - self.t0)
             if remaining > 0:
                 self.abort.wait(remaining)
-        finally:
             self.abort.set()
             nemesis.join(60)
             started = self.nodes.heal_all()
             self.event("heal-all", started=started)
-        try:
             whole = self.wait_healthy(o["healthy_timeout"])
             self.event("healed", whole=whole)
             heal_t = self.now()
@@ -452,6 +450,8 @@ class Run:
             self.event("producers-stopped")
             self.drain_consumers()
         finally:
+            # Also on the way out of a failure: no client thread outlives the run.
+            self.abort.set()
             self.stop_producers.set()
             self.stop_consumers.set()
         for t in consumers:

@@ -5,10 +5,12 @@
 //! (`b11`..`b14`) that reach the controller through the real [`ControllerChannel`] (Kafka's
 //! BrokerRegistration / BrokerHeartbeat on the wire, JSON for the rest) and follow the metadata log
 //! with a [`MetadataFollower`]; and a client that creates topics (RF 1–3, sometimes a name that
-//! exists), adds partitions and deletes topics. Brokers register, heartbeat every 200 ms with the
-//! offset their follower reached, sometimes pause (their session lapses and they are fenced),
-//! restart with a new incarnation (and then send one heartbeat with the old epoch, as a zombie
-//! would), do a controlled shutdown and restart, or ask for a producer-id block. A seeded schedule
+//! exists; a fifth of the topics allow unclean leader election), adds partitions and deletes topics.
+//! Brokers register, heartbeat every 200 ms with the offset their follower reached, sometimes pause
+//! (their session lapses and they are fenced), restart with a new incarnation (and then send one
+//! heartbeat with the old epoch, as a zombie would), do a controlled shutdown and restart, ask for a
+//! producer-id block, or, as the leader of a partition in their metadata, send AlterPartition to
+//! drop a follower from the ISR or add a replica (sometimes with a surely stale epoch). A seeded schedule
 //! crashes and restarts voters (mostly the leader) and brokers, partitions voters from each other,
 //! brokers or the client from voters, varies latency and drops messages; election timeouts vary
 //! per seed between shorter and longer than a proposal's timeout. Then everything is healed and the
@@ -19,11 +21,18 @@
 //! - no index ever held two different batches (between voters, or on one voter across restarts);
 //!   after healing all voters' images are equal, every broker's follower has the same image, every
 //!   broker is registered and live and every partition has a leader (liveness);
-//! - after every batch, every partition's leader is -1 or a live broker (registered, unfenced, not
-//!   shutting down: so a batch that fences a broker or marks it shutting down leaves it leading
-//!   nothing) that is in the partition's replicas and ISR;
-//! - per partition, over every partition record in log order, `leader_epoch` never decreases and
-//!   changes whenever the leader does;
+//! - after every batch, every partition's ISR is non-empty and within its replicas, and its leader
+//!   is -1 or a live broker (registered, unfenced, not shutting down: so a batch that fences a
+//!   broker or marks it shutting down leaves it leading nothing) that is in its replicas and ISR;
+//! - per partition, over every partition record in log order, `leader_epoch` and `partition_epoch`
+//!   never decrease and `leader_epoch` changes whenever the leader does; a new leader (a higher
+//!   leader epoch, leader ≥ 0) was in the ISR before it unless the topic allows unclean election
+//!   (checked where the batch before is known);
+//! - AlterPartition is answered Ok only with the ISR asked for, the same leader and leader epoch,
+//!   and the partition epoch it named (nothing to change) or one more, and then that state is in
+//!   the log at the answered offset; never Ok for a surely stale epoch (and STALE_BROKER_EPOCH for
+//!   a stale broker epoch); errors only those a leader with out-of-date metadata can get (never
+//!   INVALID_REQUEST);
 //! - a topic name is never created while a topic of that name exists, nor answered Ok when it
 //!   existed; every CreateTopics answered Ok is in the log at the answered offset with the answered
 //!   id, and in the final image exactly once, with its partitions and replication factor (unless a
@@ -57,12 +66,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kafka_protocol::ResponseError;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use strom_broker::controller::client::ControllerChannel;
 use strom_broker::controller::listener::serve_stream;
 use strom_broker::controller::service::{Bootstrap, ControllerService, Reply};
-use strom_broker::controller::{Answer, ControllerConfig, NewTopic, Request};
+use strom_broker::controller::{Answer, ControllerConfig, NewTopic, PartitionState, Request, UNCLEAN_ELECTION};
 use strom_metadata::quorum::{seed_election_rng, Connector, MetadataFollower, Quorum, QuorumConfig, Tuning};
 use strom_metadata::{MetadataImage, MetadataRecord};
 use strom_protocol::ErrorCode;
@@ -132,6 +143,13 @@ struct Observed {
     /// Registration answers in answer order: (broker, incarnation, epoch).
     registrations: Vec<(i32, Uuid, i64)>,
     producer_blocks: Vec<(i64, i64)>,
+    /// AlterPartition answers that changed the ISR: (topic id, partition, state, offset).
+    isr_changes: Vec<(Uuid, i32, PartitionState, u64)>,
+    /// AlterPartition requests sent, and those answered with an error.
+    alters: u32,
+    alters_refused: u32,
+    /// AlterPartition answered Ok at offset 0: not known to be committed.
+    alters_unknown: u32,
     zombies: u32,
     shutdowns: u32,
     /// Registrations refused as DUPLICATE_BROKER_REGISTRATION (the previous incarnation's session
@@ -300,6 +318,8 @@ async fn broker(id: i32, seed: u64, boots: Arc<AtomicU64>, obs: Shared) -> turmo
                 {
                     obs.lock().unwrap().producer_blocks.push(block);
                 }
+            } else if chaos && roll < 170 {
+                alter_partition(id, epoch, &follower.image(), &mut rng, &ch, &obs).await;
             }
             let req = Request::Heartbeat { id, epoch, metadata_offset: follower.image().offset, want_fence: false, want_shutdown: false };
             match call(&ch, &obs, req).await {
@@ -319,6 +339,78 @@ async fn broker(id: i32, seed: u64, boots: Arc<AtomicU64>, obs: Shared) -> turmo
     }
 }
 
+/// As a partition leader would: asks to drop an in-sync follower or add an out-of-sync replica
+/// (which may be fenced: INELIGIBLE_REPLICA), from what this broker's metadata shows, so sometimes
+/// with epochs that are out of date; a fifth of the requests use an epoch that is surely stale.
+async fn alter_partition(id: i32, epoch: i64, image: &MetadataImage, rng: &mut StdRng, ch: &ControllerChannel<SimConnector>, obs: &Shared) {
+    let led: Vec<(Uuid, &strom_metadata::PartitionImage)> =
+        image.topics.values().flat_map(|t| t.partitions.values().filter(|p| p.leader == id).map(|p| (t.id, p))).collect();
+    let Some((topic_id, p)) = led.choose(rng).copied() else { return };
+    let mut isr = p.isr.clone();
+    let followers: Vec<i32> = isr.iter().copied().filter(|r| *r != id).collect();
+    let outside: Vec<i32> = p.replicas.iter().copied().filter(|r| !isr.contains(r)).collect();
+    if rng.gen_bool(0.5) && !followers.is_empty() {
+        let drop = *followers.choose(rng).unwrap();
+        isr.retain(|r| *r != drop);
+    } else if let Some(add) = outside.choose(rng) {
+        isr.push(*add);
+    }
+    let (mut broker_epoch, mut partition_epoch) = (epoch, p.partition_epoch);
+    let stale = rng.gen_range(0..10);
+    match stale {
+        0 => broker_epoch -= 1,
+        1 => partition_epoch -= 1,
+        _ => {}
+    }
+    let req = Request::AlterPartition {
+        broker: id,
+        broker_epoch,
+        topic_id,
+        partition: p.partition,
+        leader_epoch: p.leader_epoch,
+        partition_epoch,
+        isr: isr.clone(),
+    };
+    obs.lock().unwrap().alters += 1;
+    let name = format!("broker {id}: AlterPartition {topic_id}/{} to {isr:?} (stale {stale})", p.partition);
+    match call(ch, obs, req).await {
+        Some(Reply { answer: Answer::AlterPartition(Ok(state)), offset }) => {
+            let mut want = isr.clone();
+            want.sort_unstable();
+            let mut got = state.isr.clone();
+            got.sort_unstable();
+            if stale < 2 || state.leader != id || got != want || state.leader_epoch != p.leader_epoch {
+                violation(obs, format!("{name} answered Ok({state:?})"));
+            } else if offset == 0 {
+                // The service could not commit the change (it answered before `fail_all` knew
+                // AlterPartition): whether it took effect is unknown.
+                obs.lock().unwrap().alters_unknown += 1;
+            } else if state.partition_epoch == partition_epoch + 1 {
+                obs.lock().unwrap().isr_changes.push((topic_id, p.partition, state, offset));
+            } else if state.partition_epoch != partition_epoch {
+                violation(obs, format!("{name} answered Ok({state:?})"));
+            }
+        }
+        Some(Reply { answer: Answer::AlterPartition(Err(f)), .. }) => {
+            obs.lock().unwrap().alters_refused += 1;
+            let fine = [
+                ErrorCode::StaleBrokerEpoch.code(),
+                ErrorCode::UnknownTopicId.code(),
+                ErrorCode::NotLeaderOrFollower.code(),
+                ErrorCode::FencedLeaderEpoch.code(),
+                ResponseError::InvalidUpdateVersion.code(),
+                ResponseError::IneligibleReplica.code(),
+                ErrorCode::RequestTimedOut.code(),
+            ];
+            if !fine.contains(&f.code) || (stale == 0 && f.code != ErrorCode::StaleBrokerEpoch.code()) {
+                violation(obs, format!("{name} answered {f:?}"));
+            }
+        }
+        Some(other) => violation(obs, format!("{name}: odd answer {other:?}")),
+        None => {}
+    }
+}
+
 fn new_topic(name: &str, partitions: i32, rf: i16) -> NewTopic {
     NewTopic { name: name.into(), partitions, replication_factor: rf, assignments: BTreeMap::new(), configs: BTreeMap::new() }
 }
@@ -335,7 +427,11 @@ async fn client(seed: u64, obs: Shared) -> turmoil::Result {
                 let mut topics = Vec::new();
                 for _ in 0..rng.gen_range(1..=2) {
                     next += 1;
-                    topics.push(new_topic(&format!("t{next}"), rng.gen_range(1..=4), rng.gen_range(1..=3)));
+                    let mut t = new_topic(&format!("t{next}"), rng.gen_range(1..=4), rng.gen_range(1..=3));
+                    if rng.gen_bool(0.2) {
+                        t.configs.insert(UNCLEAN_ELECTION.into(), "true".into());
+                    }
+                    topics.push(t);
                 }
                 // Sometimes a name that exists (answered TopicAlreadyExists).
                 let again = known.keys().nth(rng.gen_range(0..known.len().max(1))).cloned().filter(|_| rng.gen_bool(0.2));
@@ -466,6 +562,11 @@ struct Outcome {
     registrations: usize,
     fences: usize,
     leader_moves: usize,
+    unclean: usize,
+    alters: u32,
+    alters_refused: u32,
+    alters_unknown: u32,
+    isr_changes: usize,
     zombies: u32,
     shutdowns: u32,
     duplicates: u32,
@@ -477,11 +578,20 @@ struct Outcome {
 /// Checks one committed batch against the image before it (`pre`, when known) and after it.
 struct LogChecker {
     errors: Vec<String>,
-    /// (topic id, partition) -> (leader, leader epoch) of its latest record.
-    leaders: HashMap<(Uuid, i32), (i32, i32)>,
+    /// (topic id, partition) -> (leader, leader epoch, partition epoch) of its latest record.
+    leaders: HashMap<(Uuid, i32), (i32, i32, i32)>,
     max_epoch: i64,
     fences: usize,
     leader_moves: usize,
+    /// Leaders elected from outside the ISR (topics that allow it).
+    unclean: usize,
+}
+
+fn unclean_allowed(image: &MetadataImage, t: &strom_metadata::TopicImage) -> bool {
+    t.configs
+        .get(UNCLEAN_ELECTION)
+        .or_else(|| image.broker_configs.get(&None).and_then(|c| c.get(UNCLEAN_ELECTION)))
+        .is_some_and(|v| v == "true")
 }
 
 impl LogChecker {
@@ -489,10 +599,34 @@ impl LogChecker {
         let mut view = pre.cloned();
         for r in records {
             match r {
-                MetadataRecord::Partition { topic_id, partition, leader, leader_epoch, .. } => {
-                    if let Some((l, e)) = self.leaders.insert((*topic_id, *partition), (*leader, *leader_epoch)) {
+                MetadataRecord::Partition { topic_id, partition, replicas, leader, leader_epoch, isr, partition_epoch, .. } => {
+                    if isr.is_empty() || isr.iter().any(|r| !replicas.contains(r)) {
+                        self.errors.push(format!("{index}: {topic_id}/{partition} ISR {isr:?} is empty or not within {replicas:?}"));
+                    }
+                    // A new leader comes from the ISR before it, unless the topic allows unclean election.
+                    let before = view.as_ref().and_then(|v| v.topic_by_id(topic_id).map(|t| (v, t)));
+                    if let Some((v, t)) = before {
+                        if let Some(prev) = t.partitions.get(partition) {
+                            if *leader >= 0 && *leader_epoch > prev.leader_epoch && !prev.isr.contains(leader) {
+                                if unclean_allowed(v, t) {
+                                    self.unclean += 1;
+                                } else {
+                                    self.errors.push(format!(
+                                        "{index}: {topic_id}/{partition} elected {leader}, outside the ISR {:?} (unclean election is off)",
+                                        prev.isr
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    let latest = (*leader, *leader_epoch, *partition_epoch);
+                    if let Some((l, e, pe)) = self.leaders.insert((*topic_id, *partition), latest) {
                         if *leader_epoch < e {
                             self.errors.push(format!("{index}: {topic_id}/{partition} leader epoch went from {e} to {leader_epoch}"));
+                        }
+                        if *partition_epoch < pe {
+                            self.errors
+                                .push(format!("{index}: {topic_id}/{partition} partition epoch went from {pe} to {partition_epoch}"));
                         }
                         if *leader != l {
                             self.leader_moves += 1;
@@ -534,6 +668,12 @@ impl LogChecker {
         }
         for t in post.topics.values() {
             for p in t.partitions.values() {
+                if p.isr.is_empty() || p.isr.iter().any(|r| !p.replicas.contains(r)) {
+                    self.errors.push(format!(
+                        "{index}: {}/{} ISR {:?} is empty or not within the replicas {:?}",
+                        t.name, p.partition, p.isr, p.replicas
+                    ));
+                }
                 if p.leader == -1 {
                     continue;
                 }
@@ -699,7 +839,7 @@ fn run(seed: u64) -> Result<Outcome, String> {
     }
     // The committed batches in log order, each checked against the image before it when the batch
     // before it is known (a voter that installed a snapshot publishes no batches for it).
-    let mut checker = LogChecker { errors: Vec::new(), leaders: HashMap::new(), max_epoch: 0, fences: 0, leader_moves: 0 };
+    let mut checker = LogChecker { errors: Vec::new(), leaders: HashMap::new(), max_epoch: 0, fences: 0, leader_moves: 0, unclean: 0 };
     let mut pre: Option<Arc<MetadataImage>> = Some(Arc::new(MetadataImage::default()));
     let mut gaps = 0;
     for (index, (records, post)) in &o.log {
@@ -744,6 +884,18 @@ fn run(seed: u64) -> Result<Outcome, String> {
                     image.topic_names.iter().filter(|(_, n)| *n == name).collect::<Vec<_>>()
                 ));
             }
+        }
+    }
+    // Every ISR change answered Ok is in the log at the answered offset, as answered.
+    for (topic_id, partition, state, offset) in &o.isr_changes {
+        let Some((records, _)) = o.log.get(offset) else { continue };
+        let found = records.iter().any(|r| {
+            matches!(r, MetadataRecord::Partition { topic_id: t, partition: p, leader, leader_epoch, isr, partition_epoch, .. }
+                if t == topic_id && p == partition && *leader == state.leader && *leader_epoch == state.leader_epoch
+                    && *isr == state.isr && *partition_epoch == state.partition_epoch)
+        });
+        if !found {
+            errors.push(format!("AlterPartition {topic_id}/{partition} answered {state:?} at offset {offset}, which lacks it"));
         }
     }
     for (id, offset) in &o.deleted {
@@ -797,6 +949,11 @@ fn run(seed: u64) -> Result<Outcome, String> {
         registrations: o.registrations.len(),
         fences: checker.fences,
         leader_moves: checker.leader_moves,
+        unclean: checker.unclean,
+        alters: o.alters,
+        alters_refused: o.alters_refused,
+        alters_unknown: o.alters_unknown,
+        isr_changes: o.isr_changes.len(),
         zombies: o.zombies,
         shutdowns: o.shutdowns,
         duplicates: o.duplicates,
@@ -855,6 +1012,11 @@ fn controller_keeps_its_invariants_under_faults() {
                 total.registrations += o.registrations;
                 total.fences += o.fences;
                 total.leader_moves += o.leader_moves;
+                total.unclean += o.unclean;
+                total.alters += o.alters;
+                total.alters_refused += o.alters_refused;
+                total.alters_unknown += o.alters_unknown;
+                total.isr_changes += o.isr_changes;
                 total.zombies += o.zombies;
                 total.shutdowns += o.shutdowns;
                 total.duplicates += o.duplicates;
@@ -869,8 +1031,9 @@ fn controller_keeps_its_invariants_under_faults() {
     let t = &total;
     eprintln!(
         "controller sim: {} seeds in {:.1?} on {threads} threads; {} requests, {} batches ({} unchecked after a gap), \
-         {} topics created, {} deleted, {} registrations, {} fences, {} leader moves, {} controlled shutdowns, \
-         {} zombie heartbeats, {} registrations refused as duplicates, {} producer-id blocks, {} voter crashes",
+         {} topics created, {} deleted, {} registrations, {} fences, {} leader moves ({} unclean), {} controlled shutdowns, \
+         {} zombie heartbeats, {} registrations refused as duplicates, {} producer-id blocks, {} voter crashes, \
+         {} AlterPartition ({} refused, {} ISR changes, {} Ok but not known to be committed)",
         results.len(),
         started.elapsed(),
         t.requests,
@@ -881,14 +1044,26 @@ fn controller_keeps_its_invariants_under_faults() {
         t.registrations,
         t.fences,
         t.leader_moves,
+        t.unclean,
         t.shutdowns,
         t.zombies,
         t.duplicates,
         t.blocks,
-        t.crashes
+        t.crashes,
+        t.alters,
+        t.alters_refused,
+        t.isr_changes,
+        t.alters_unknown
     );
     assert!(failed.is_empty(), "{} seeds failed (rerun one with CONTROLLER_SIM_SEED=n):\n{}", failed.len(), failed.join("\n\n"));
     // The schedule must actually have produced work and faults (over enough seeds to be sure).
-    let busy = t.created > 0 && t.deleted > 0 && t.fences > 0 && t.leader_moves > 0 && t.crashes > 0 && t.blocks > 0;
+    let busy = t.created > 0
+        && t.deleted > 0
+        && t.fences > 0
+        && t.leader_moves > 0
+        && t.crashes > 0
+        && t.blocks > 0
+        && t.isr_changes > 0
+        && t.alters_refused > 0;
     assert!(results.len() < 20 || busy, "the schedule produced too little work or too few faults");
 }

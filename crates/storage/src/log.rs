@@ -374,10 +374,11 @@ impl Log {
         if inner.epochs.latest_epoch().is_none_or(|latest| epoch > latest) && inner.epochs.assign(epoch, base_offset) {
             self.persist_epochs(&inner)?;
         }
-        self.maybe_roll(&mut inner, data.len() as u64, base_offset, next - 1, now).map_err(|e| self.fail("rolling a segment", e))?;
+        self.maybe_roll(&mut inner, data.len() as u64, base_offset, next - 1, now)
+            .map_err(|e| self.write_failed("rolling a segment", e))?;
         let interval = inner.config.index_interval_bytes;
         let active = inner.segments.values_mut().next_back().ok_or(StorageError::Offline)?;
-        active.append(data, &heads, &placed, next, interval).map_err(|e| self.fail("writing", e))?;
+        active.append(data, &heads, &placed, next, interval).map_err(|e| self.write_failed("writing", e))?;
         inner.next_offset = next;
         inner.unflushed_messages += next - base_offset;
         let flush_due = inner.unflushed_messages >= inner.config.flush_messages;
@@ -494,10 +495,10 @@ impl Log {
             let lo = placed[i].0;
             let hi = placed[j - 1].0 + placed[j - 1].3;
             let last = marks[j - 1].1;
-            self.maybe_roll(&mut inner, (hi - lo) as u64, chunk_base, last, now).map_err(|e| self.fail("rolling a segment", e))?;
+            self.maybe_roll(&mut inner, (hi - lo) as u64, chunk_base, last, now).map_err(|e| self.write_failed("rolling a segment", e))?;
             let batches: Vec<_> = placed[i..j].iter().map(|&(p, b, t, l)| (p - lo, b, t, l)).collect();
             let active = inner.segments.values_mut().next_back().ok_or(StorageError::Offline)?;
-            active.append_raw(&data[lo..hi], &batches, last + 1, interval).map_err(|e| self.fail("writing", e))?;
+            active.append_raw(&data[lo..hi], &batches, last + 1, interval).map_err(|e| self.write_failed("writing", e))?;
             inner.next_offset = last + 1;
             i = j;
         }
@@ -675,6 +676,17 @@ impl Log {
     }
 
     /// Marks the log failed (logging it the first time) and wraps the error.
+    /// A write that the kernel refused for lack of space (ENOSPC, EDQUOT) put
+    /// nothing in the page cache, and the log's end did not move, so the next
+    /// append simply rewrites the same place: the log stays usable (a full disk
+    /// recovers without a restart). Any other write error is sticky, see [`Log::fail`].
+    fn write_failed(&self, what: &str, e: io::Error) -> StorageError {
+        if matches!(e.raw_os_error(), Some(28) | Some(122)) {
+            return StorageError::Io(e);
+        }
+        self.fail(what, e)
+    }
+
     fn fail(&self, what: &str, e: io::Error) -> StorageError {
         if !self.failed.swap(true, Ordering::AcqRel) {
             tracing::error!(dir = %self.dir.display(), error = %e, "{what} failed; the log takes no more writes until a restart recovers it");

@@ -41,11 +41,22 @@ struct PartResult {
     records: Bytes,
     /// (epoch, end offset) where the fetcher's log parts from ours.
     diverging: Option<(i32, i64)>,
+    /// KIP-951: (leader, leader epoch) when this broker is not the leader.
+    leader_hint: Option<(i32, i32)>,
 }
 
 impl PartResult {
     fn new(key: Key, topic_id: Uuid) -> Self {
-        PartResult { key, topic_id, code: ErrorCode::None, hw: -1, log_start: -1, records: Bytes::new(), diverging: None }
+        PartResult {
+            key,
+            topic_id,
+            code: ErrorCode::None,
+            hw: -1,
+            log_start: -1,
+            records: Bytes::new(),
+            diverging: None,
+            leader_hint: None,
+        }
     }
 }
 
@@ -127,6 +138,8 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
         let mut resp = FetchResponse::default();
         resp.session_id = plan.session_id;
         let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+        let mut hinted: Vec<i32> = Vec::new();
+        let image = b.metadata.image();
         let all = results
             .into_iter()
             .chain(unknown.into_iter().map(|(key, topic_id, code)| PartResult { code, ..PartResult::new(key, topic_id) }));
@@ -144,6 +157,13 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
             pd.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
             pd.aborted_transactions = if read_committed { Some(Vec::new()) } else { None };
             pd.records = Some(r.records);
+            if let (Some((leader, epoch)), true) = (r.leader_hint, reply.version >= 12) {
+                pd.current_leader.leader_id = kafka_protocol::messages::BrokerId(leader);
+                pd.current_leader.leader_epoch = epoch;
+                if !hinted.contains(&leader) {
+                    hinted.push(leader);
+                }
+            }
             if let Some((epoch, end)) = r.diverging {
                 pd.diverging_epoch.epoch = epoch;
                 pd.diverging_epoch.end_offset = end;
@@ -160,6 +180,20 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
             }
         }
         resp.responses = topics;
+        if reply.version >= 16 {
+            resp.node_endpoints = hinted
+                .iter()
+                .filter_map(|id| image.brokers.get(id))
+                .map(|br| {
+                    let mut e = kafka_protocol::messages::fetch_response::NodeEndpoint::default();
+                    e.node_id = kafka_protocol::messages::BrokerId(br.id);
+                    e.host = s(br.host.clone());
+                    e.port = br.port as i32;
+                    e.rack = br.rack.clone().map(s);
+                    e
+                })
+                .collect();
+        }
         reply.encode(&resp)
     }))
 }
@@ -183,6 +217,9 @@ fn read_all(b: &Arc<Broker>, plan: &Plan, epochs: &Epochs, replica: i32, max_byt
             }
             Err(code) => {
                 r.code = code;
+                if code == ErrorCode::NotLeaderOrFollower {
+                    r.leader_hint = image.partition(&key.0, key.1).filter(|p| p.leader >= 0).map(|p| (p.leader, p.leader_epoch));
+                }
                 out.push(r);
                 continue;
             }
