@@ -103,14 +103,17 @@ def main(argv=None):
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2, default=str))
     print(checker.summary(result))
-    print(f"  nemesis: {result['info']['faults']} faults; acked after heal: {result['info']['acked_after_heal']}")
+    print(f"  nemesis: {result['info']['faults']} faults; acked after heal: {result['info']['acked_after_heal']}; "
+          f"longest stretch without an ack: {result['examples']['ack_gaps'][:3]}")
     if result["examples"].get("divergent_replicas"):
         print(f"  divergent replicas: {json.dumps(result['examples']['divergent_replicas'])[:1500]}")
     if result["examples"].get("workload_errors"):
         print("  workload errors:\n" + "\n".join(result["examples"]["workload_errors"]))
     print(f"  result: {workdir / 'result.json'}\n  history: {workdir / 'history.json'}")
     if result["ok"] and not args.keep:
-        shutil.rmtree(workdir / "cluster", ignore_errors=True)
+        for d in (workdir / "cluster").glob("node*"):
+            if d.is_dir():  # data; the node*.log files stay
+                shutil.rmtree(d, ignore_errors=True)
     return 0 if result["ok"] else 1
 
 

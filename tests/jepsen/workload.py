@@ -470,6 +470,9 @@ class Run:
         result["examples"]["workload_errors"] = self.errors[:10]
         acked_after = sum(1 for ws in self.writes for w in ws if w["status"] == "ok" and w["t_send"] >= heal_t)
         result["info"]["acked_after_heal"] = acked_after
+        gaps = self.ack_gaps()
+        result["info"]["max_ack_gap_s"] = gaps[0]["gap"] if gaps else None
+        result["examples"]["ack_gaps"] = gaps[:5]
         result["info"]["faults"] = sum(1 for e in self.events if e["type"] == "fault")
         result["info"]["consumer_resets"] = sum(1 for e in self.events if e["type"] == "consumer-reset")
         result["info"]["rebalances"] = sum(1 for e in self.events if e["type"] == "rebalance")
@@ -479,6 +482,19 @@ class Run:
                                                                       "heal-all", "healed")]
         result["history"] = history
         return result
+
+    def ack_gaps(self):
+        """The longest stretches, per partition, without an acknowledgement (availability, not safety)."""
+        by_part = {}
+        for ws in self.writes:
+            for w in ws:
+                if w["status"] == "ok":
+                    by_part.setdefault(w["partition"], []).append(w["t_done"])
+        gaps = []
+        for p, ts in by_part.items():
+            ts.sort()
+            gaps += [{"partition": p, "gap": round(b - a, 2), "from": a} for a, b in zip(ts, ts[1:])]
+        return sorted(gaps, key=lambda g: -g["gap"])[:20]
 
     def drain_consumers(self):
         """Gives consumers a few seconds to reach the end of the log (their reads are checked too)."""

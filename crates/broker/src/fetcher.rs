@@ -16,9 +16,8 @@ use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use strom_protocol::ErrorCode;
-use strom_storage::{Log, StorageError};
 
-use crate::partition::Partition;
+use crate::partition::{Applied, Fetched, Partition};
 use crate::peer::PeerConn;
 use crate::server::Broker;
 
@@ -89,14 +88,13 @@ pub async fn run(b: Arc<Broker>, leader: i32) {
             continue;
         }
         let by_key: HashMap<(String, i32), Arc<Partition>> = parts.into_iter().map(|(p, _)| ((p.topic.clone(), p.index), p)).collect();
-        let b2 = b.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let mut back_off = false;
             let mut appended = false;
             for t in resp.responses {
                 for pd in t.partitions {
                     let Some(p) = by_key.get(&(t.topic.to_string(), pd.partition_index)) else { continue };
-                    match handle(&b2, p, leader, pd, &mut appended) {
+                    match handle(p, leader, pd, &mut appended) {
                         Next::Fine => {}
                         Next::Backoff => back_off = true,
                     }
@@ -157,81 +155,28 @@ fn request(b: &Broker, parts: &[(Arc<Partition>, i32)], wait_ms: i32) -> FetchRe
 
 /// Applies one partition's answer while the replica still follows `leader` at the
 /// epoch it fetched with. Blocking disk work.
-fn handle(b: &Broker, p: &Partition, leader: i32, pd: PartitionData, appended: &mut bool) -> Next {
+fn handle(p: &Partition, leader: i32, pd: PartitionData, appended: &mut bool) -> Next {
     let Some((_, epoch)) = p.following().filter(|(l, _)| *l == leader) else { return Next::Fine };
-    let code = ErrorCode::from_code(pd.error_code);
-    let result = p.with_follower_log(leader, epoch, |log| -> Result<Next, StorageError> {
-        match code {
-            ErrorCode::None => {}
-            ErrorCode::OffsetOutOfRange => {
-                let ours = log.log_end_offset();
-                if ours < pd.log_start_offset {
-                    tracing::info!(topic = %p.topic, partition = p.index, from = ours, to = pd.log_start_offset,
-                        "behind the leader's log start: starting over there");
-                    log.truncate_fully_and_start_at(pd.log_start_offset)?;
-                }
-                return Ok(Next::Fine);
-            }
-            ErrorCode::NotLeaderOrFollower
-            | ErrorCode::FencedLeaderEpoch
-            | ErrorCode::UnknownLeaderEpoch
-            | ErrorCode::UnknownTopicOrPartition
-            | ErrorCode::LeaderNotAvailable => return Ok(Next::Backoff),
-            other => {
-                tracing::warn!(topic = %p.topic, partition = p.index, error = ?other, "replica fetch error");
-                return Ok(Next::Backoff);
-            }
+    let diverging = (pd.diverging_epoch.epoch >= 0 || pd.diverging_epoch.end_offset >= 0)
+        .then_some((pd.diverging_epoch.epoch, pd.diverging_epoch.end_offset));
+    let records = pd.records.unwrap_or_default();
+    let had_records = !records.is_empty();
+    let f = Fetched {
+        code: (pd.error_code != 0).then(|| ErrorCode::from_code(pd.error_code)),
+        records,
+        high_watermark: pd.high_watermark,
+        log_start: pd.log_start_offset,
+        diverging,
+    };
+    match p.apply_fetched(leader, epoch, f) {
+        Ok(Applied::Fine) => {
+            *appended |= had_records;
+            Next::Fine
         }
-        if pd.diverging_epoch.epoch >= 0 || pd.diverging_epoch.end_offset >= 0 {
-            let moved = truncate_diverged(p, log, pd.diverging_epoch.epoch, pd.diverging_epoch.end_offset)?;
-            return Ok(if moved { Next::Fine } else { Next::Backoff });
-        }
-        if let Some(records) = pd.records.filter(|r| !r.is_empty()) {
-            if log.append_replica(records)?.is_some() {
-                *appended = true;
-            }
-        }
-        if pd.log_start_offset > log.log_start_offset() && pd.log_start_offset <= log.log_end_offset() {
-            log.advance_log_start(pd.log_start_offset)?;
-        }
-        log.set_high_watermark(pd.high_watermark.min(log.log_end_offset()));
-        Ok(Next::Fine)
-    });
-    match result {
-        None => Next::Fine,
-        Some(Ok(n)) => n,
-        Some(Err(e)) => {
+        Ok(Applied::Backoff) => Next::Backoff,
+        Err(e) => {
             tracing::error!(topic = %p.topic, partition = p.index, error = %e, "replica append failed");
-            let _ = b;
             Next::Backoff
         }
     }
-}
-
-/// The leader says our logs part at (`epoch`, `end`): our batches of `epoch` and
-/// later that lie at or beyond `end` are not the leader's. Truncate to where both
-/// agree, as far as this replica can tell; the next fetch re-checks.
-fn truncate_diverged(p: &Partition, log: &Log, epoch: i32, end: i64) -> Result<bool, StorageError> {
-    let leo = log.log_end_offset();
-    let target = if end < 0 {
-        // The leader knows nothing of our epochs: fall back to the high watermark (Kafka's rule).
-        log.high_watermark()
-    } else {
-        let (ours, our_end) = log.end_offset_for_epoch(epoch);
-        if ours < 0 || our_end < 0 {
-            end.min(leo)
-        } else if ours == epoch {
-            end.min(our_end)
-        } else {
-            our_end.min(leo)
-        }
-    };
-    let target = target.clamp(log.log_start_offset(), leo);
-    if target < leo {
-        let now = log.truncate_to(target)?;
-        tracing::info!(topic = %p.topic, partition = p.index, from = leo, to = now, leader_epoch = epoch, leader_end = end,
-            "truncated a divergent tail");
-        return Ok(true);
-    }
-    Ok(false)
 }

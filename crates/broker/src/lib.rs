@@ -11,6 +11,7 @@
 //! (fsync for acks=all, long-poll fetches) runs as its own task, and the
 //! connection writes responses in request order.
 
+mod admin;
 pub mod config;
 pub mod connection;
 pub mod controller;

@@ -53,6 +53,10 @@ fn controller_config(c: &BrokerConfig) -> ControllerConfig {
         num_partitions: c.int("num.partitions").max(1) as i32,
         default_replication_factor: c.int("default.replication.factor").clamp(1, i16::MAX as i64) as i16,
         offsets_replication_factor: c.int("offsets.topic.replication.factor").clamp(1, i16::MAX as i64) as i16,
+        unclean_leader_election: c.bool("unclean.leader.election.enable"),
+        auto_leader_rebalance: c.bool("auto.leader.rebalance.enable"),
+        leader_imbalance_check_interval_ms: c.int("leader.imbalance.check.interval.seconds").max(1).saturating_mul(1000),
+        leader_imbalance_per_broker_percentage: c.int("leader.imbalance.per.broker.percentage").max(0),
     }
 }
 

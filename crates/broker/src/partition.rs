@@ -380,6 +380,165 @@ impl Partition {
     }
 }
 
+/// One partition's part of a fetch response, as the leader answers it and the
+/// follower applies it.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    pub code: Option<ErrorCode>,
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start: i64,
+    /// (epoch, end offset) where the fetcher's log parts from the leader's.
+    pub diverging: Option<(i32, i64)>,
+}
+
+/// What a follower should do after applying a [`Fetched`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Fine,
+    /// Leadership news is on its way (or nothing moved): wait a little.
+    Backoff,
+}
+
+impl Partition {
+    /// The leader's side of one partition of a Fetch. `replica` >= 0 is a
+    /// follower: it reads to the log end, and its fetch offset is its log end
+    /// offset. Consumers (`replica` < 0) read up to the high watermark. `max_bytes`
+    /// None: report offsets only (the response is full). Blocking reads.
+    pub fn serve_fetch(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        current_epoch: i32,
+        last_fetched_epoch: i32,
+        max_bytes: Option<usize>,
+        now: i64,
+    ) -> (Fetched, Option<IsrProposal>) {
+        let log = &self.log;
+        let mut out = Fetched { code: None, records: Bytes::new(), high_watermark: -1, log_start: -1, diverging: None };
+        if !self.is_leader() {
+            out.code = Some(ErrorCode::NotLeaderOrFollower);
+            return (out, None);
+        }
+        if let Err(code) = self.check_epoch(current_epoch) {
+            out.code = Some(code);
+            return (out, None);
+        }
+        if last_fetched_epoch >= 0 {
+            // KIP-320 / KIP-595: does the fetcher's log agree with ours up to its fetch offset?
+            let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch);
+            if epoch < last_fetched_epoch || end < fetch_offset {
+                out.diverging = Some((epoch, end));
+                out.high_watermark = log.high_watermark();
+                out.log_start = log.log_start_offset();
+                return (out, None);
+            }
+        }
+        let proposal = if replica >= 0 { self.follower_fetched(replica, fetch_offset, now) } else { None };
+        // Consumers see only what every in-sync replica has; followers read to the end.
+        let limit = if replica >= 0 { i64::MAX } else { log.high_watermark() };
+        let res = match max_bytes {
+            Some(n) => log.read_upto(fetch_offset, n.max(1), limit).map(|i| (i.records, i.log_start_offset)),
+            None => Ok((Bytes::new(), log.log_start_offset())),
+        };
+        match res {
+            Ok((records, start)) => {
+                out.records = records;
+                out.log_start = start;
+            }
+            Err(StorageError::OffsetOutOfRange { .. }) => {
+                out.code = Some(ErrorCode::OffsetOutOfRange);
+                out.log_start = log.log_start_offset();
+            }
+            Err(e) => {
+                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "read failed");
+                out.code = Some(ErrorCode::KafkaStorageError);
+            }
+        }
+        out.high_watermark = log.high_watermark();
+        (out, proposal)
+    }
+
+    /// The follower's side: applies the leader's answer if this replica still
+    /// follows `leader` at `epoch` (else does nothing). Appends the fetched bytes
+    /// as they are, truncates to a divergence point, follows the leader's log
+    /// start and high watermark. Blocking disk work.
+    pub fn apply_fetched(&self, leader: i32, epoch: i32, f: Fetched) -> Result<Applied, StorageError> {
+        let result = self.with_follower_log(leader, epoch, |log| -> Result<Applied, StorageError> {
+            match f.code {
+                None => {}
+                Some(ErrorCode::OffsetOutOfRange) => {
+                    let ours = log.log_end_offset();
+                    if ours < f.log_start {
+                        tracing::info!(topic = %self.topic, partition = self.index, from = ours, to = f.log_start,
+                            "behind the leader's log start: starting over there");
+                        log.truncate_fully_and_start_at(f.log_start)?;
+                        return Ok(Applied::Fine);
+                    }
+                    return Ok(Applied::Backoff);
+                }
+                Some(other) => {
+                    if !matches!(
+                        other,
+                        ErrorCode::NotLeaderOrFollower
+                            | ErrorCode::FencedLeaderEpoch
+                            | ErrorCode::UnknownLeaderEpoch
+                            | ErrorCode::UnknownTopicOrPartition
+                            | ErrorCode::LeaderNotAvailable
+                    ) {
+                        tracing::warn!(topic = %self.topic, partition = self.index, error = ?other, "replica fetch error");
+                    }
+                    return Ok(Applied::Backoff);
+                }
+            }
+            if let Some((epoch, end)) = f.diverging {
+                let moved = self.truncate_diverged(log, epoch, end)?;
+                return Ok(if moved { Applied::Fine } else { Applied::Backoff });
+            }
+            if !f.records.is_empty() {
+                log.append_replica(f.records)?;
+            }
+            if f.log_start > log.log_start_offset() && f.log_start <= log.log_end_offset() {
+                log.advance_log_start(f.log_start)?;
+            }
+            log.set_high_watermark(f.high_watermark.min(log.log_end_offset()));
+            Ok(Applied::Fine)
+        });
+        result.unwrap_or(Ok(Applied::Fine))
+    }
+
+    /// The leader says our logs part at (`epoch`, `end`): our batches of `epoch`
+    /// and later that lie at or beyond `end` are not the leader's. Truncates to
+    /// where both agree, as far as this replica can tell; the next fetch re-checks.
+    /// True if the log end moved.
+    fn truncate_diverged(&self, log: &Log, epoch: i32, end: i64) -> Result<bool, StorageError> {
+        let leo = log.log_end_offset();
+        let target = if end < 0 {
+            // The leader knows nothing of our epochs: fall back to the high watermark (Kafka's rule).
+            log.high_watermark()
+        } else {
+            let (ours, our_end) = log.end_offset_for_epoch(epoch);
+            if ours < 0 || our_end < 0 {
+                end.min(leo)
+            } else if ours == epoch {
+                end.min(our_end)
+            } else {
+                our_end.min(leo)
+            }
+        };
+        let target = target.clamp(log.log_start_offset(), leo);
+        // Even at the log end this drops epochs begun here without records
+        // (a term led without a write), which the leader never saw.
+        let latest = log.latest_epoch();
+        let now = log.truncate_to(target)?;
+        if now < leo {
+            tracing::info!(topic = %self.topic, partition = self.index, from = leo, to = now, leader_epoch = epoch, leader_end = end,
+                "truncated a divergent tail");
+        }
+        Ok(now < leo || log.latest_epoch() != latest)
+    }
+}
+
 /// Why a leader append failed.
 #[derive(Debug)]
 pub enum AppendError {

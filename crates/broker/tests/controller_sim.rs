@@ -179,6 +179,7 @@ fn controller_config() -> ControllerConfig {
         num_partitions: 1,
         default_replication_factor: 1,
         offsets_replication_factor: 3,
+        ..ControllerConfig::default()
     }
 }
 

@@ -35,6 +35,13 @@ pub enum MetadataRecord {
         /// Bumped on every change of the partition (leader, ISR, replicas).
         #[serde(default)]
         partition_epoch: i32,
+        /// During a reassignment: replicas joining (in `replicas`, not in the target yet caught up).
+        /// Absent in records written before reassignments existed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        adding_replicas: Vec<i32>,
+        /// During a reassignment: replicas leaving once every adding replica is in the ISR.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removing_replicas: Vec<i32>,
     },
     /// `value: None` removes the override.
     TopicConfig {
@@ -89,6 +96,22 @@ pub struct PartitionImage {
     pub leader_epoch: i32,
     pub isr: Vec<i32>,
     pub partition_epoch: i32,
+    /// A reassignment in progress: `replicas` is the target followed by the replicas that leave;
+    /// these join (not in the original replicas) ...
+    pub adding_replicas: Vec<i32>,
+    /// ... and these leave (not in the target) once every adding replica is in sync.
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionImage {
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas a reassignment in progress leads to (all replicas when there is none).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.removing_replicas.contains(r)).collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,7 +288,17 @@ impl MetadataImage {
                 );
                 delta.changed_partitions.entry(name.clone()).or_default();
             }
-            MetadataRecord::Partition { topic_id, partition, replicas, leader, leader_epoch, isr, partition_epoch } => {
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                leader,
+                leader_epoch,
+                isr,
+                partition_epoch,
+                adding_replicas,
+                removing_replicas,
+            } => {
                 if let Some(t) = self.touch(topic_id) {
                     let isr = if isr.is_empty() { replicas.clone() } else { isr.clone() };
                     t.partitions.insert(
@@ -277,6 +310,8 @@ impl MetadataImage {
                             leader_epoch: *leader_epoch,
                             isr,
                             partition_epoch: *partition_epoch,
+                            adding_replicas: adding_replicas.clone(),
+                            removing_replicas: removing_replicas.clone(),
                         },
                     );
                     let name = t.name.clone();
@@ -358,6 +393,8 @@ impl PartitionImage {
             leader_epoch: self.leader_epoch,
             isr: self.isr.clone(),
             partition_epoch: self.partition_epoch,
+            adding_replicas: self.adding_replicas.clone(),
+            removing_replicas: self.removing_replicas.clone(),
         }
     }
 }
@@ -396,6 +433,8 @@ mod tests {
                 leader_epoch: 4,
                 isr: vec![2],
                 partition_epoch: 7,
+                adding_replicas: vec![3],
+                removing_replicas: vec![],
             },
             MetadataRecord::TopicConfig { topic_id: t, key: "retention.ms".into(), value: Some("5".into()) },
             MetadataRecord::ProducerIds { next: 5000 },
@@ -418,5 +457,9 @@ mod tests {
         let r: MetadataRecord = serde_json::from_str(&json).unwrap();
         let img = MetadataImage::default().apply(&[MetadataRecord::Topic { name: "a".into(), id: t }, r]);
         assert_eq!(img.partition("a", 0).unwrap().isr, vec![1]);
+        assert!(!img.partition("a", 0).unwrap().is_reassigning());
+        // Records without a reassignment are written as before.
+        let again = serde_json::to_string(&img.partition("a", 0).unwrap().to_record(t)).unwrap();
+        assert!(!again.contains("adding_replicas") && !again.contains("removing_replicas"), "{again}");
     }
 }

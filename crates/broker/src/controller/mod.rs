@@ -146,6 +146,16 @@ pub enum Request {
         partition_epoch: i32,
         isr: Vec<i32>,
     },
+    /// Starts (`Some(target replicas)`) or cancels (`None`) partition reassignments (Kafka's
+    /// AlterPartitionReassignments), by topic id and partition.
+    AlterReassignments {
+        items: Vec<(Uuid, i32, Option<Vec<i32>>)>,
+    },
+    /// Kafka's ElectLeaders: `election_type` 0 is preferred, 1 unclean.
+    ElectLeaders {
+        election_type: i8,
+        partitions: Vec<(Uuid, i32)>,
+    },
     /// Answered by any voter, without a step.
     DescribeQuorum,
 }
@@ -179,6 +189,10 @@ pub enum Answer {
     ProducerIds(Result<(i64, i64), Failure>),
     /// The partition's state after the change (or as it is, when the ISR asked for is the current one).
     AlterPartition(Result<PartitionState, Failure>),
+    /// One result per item, in order.
+    AlterReassignments(Vec<Result<(), Failure>>),
+    /// One result per partition, in order.
+    ElectLeaders(Vec<Result<(), Failure>>),
     /// Sent by a node that is not the active controller.
     NotController {
         leader: Option<i32>,
@@ -200,6 +214,8 @@ impl Answer {
             Answer::Done(_) => Answer::Done(Err(f)),
             Answer::ProducerIds(_) => Answer::ProducerIds(Err(f)),
             Answer::AlterPartition(_) => Answer::AlterPartition(Err(f)),
+            Answer::AlterReassignments(v) => Answer::AlterReassignments(v.into_iter().map(|_| Err(f.clone())).collect()),
+            Answer::ElectLeaders(v) => Answer::ElectLeaders(v.into_iter().map(|_| Err(f.clone())).collect()),
             other @ (Answer::NotController { .. } | Answer::Quorum(_)) => other,
         }
     }
@@ -212,6 +228,31 @@ pub struct ControllerConfig {
     pub default_replication_factor: i16,
     /// `offsets.topic.replication.factor`, for `__consumer_offsets`.
     pub offsets_replication_factor: i16,
+    /// The static `unclean.leader.election.enable`: topics without a setting of their own (nor a
+    /// dynamic cluster default) follow it.
+    pub unclean_leader_election: bool,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`, in milliseconds.
+    pub leader_imbalance_check_interval_ms: i64,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_per_broker_percentage: i64,
+}
+
+impl Default for ControllerConfig {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        ControllerConfig {
+            session_timeout_ms: 9000,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            offsets_replication_factor: 3,
+            unclean_leader_election: false,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval_ms: 300_000,
+            leader_imbalance_per_broker_percentage: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -229,11 +270,13 @@ pub struct Controller {
     sessions: BTreeMap<i32, Session>,
     /// Randomness handed in (topic ids); a simulation passes a fixed seed.
     seed: u64,
+    /// When the next leader-imbalance check is due (soft state, like the sessions).
+    next_balance: Option<i64>,
 }
 
 impl Controller {
     pub fn new(config: ControllerConfig, seed: u64) -> Self {
-        Controller { config, sessions: BTreeMap::new(), seed }
+        Controller { config, sessions: BTreeMap::new(), seed, next_balance: None }
     }
 
     /// This node just became the active controller: every registered broker gets a
@@ -241,6 +284,7 @@ impl Controller {
     pub fn activate(&mut self, image: &MetadataImage, now: i64) {
         self.sessions =
             image.brokers.values().map(|b| (b.id, Session { epoch: b.epoch, last_heartbeat: now, heard: false, catch_up_to: 0 })).collect();
+        self.next_balance = Some(now + self.config.leader_imbalance_check_interval_ms);
     }
 
     /// Records the first active controller writes: the cluster id.
@@ -349,9 +393,23 @@ impl Controller {
                 (vec![MetadataRecord::ProducerIds { next: start + PRODUCER_ID_BLOCK }], Answer::ProducerIds(Ok((start, PRODUCER_ID_BLOCK))))
             }
             Request::AlterPartition { broker, broker_epoch, topic_id, partition, leader_epoch, partition_epoch, isr } => {
-                let mut plan = Plan::new(image);
+                let mut plan = Plan::new(image, &self.config);
                 let answer = alter_partition(&mut plan, broker, broker_epoch, topic_id, partition, leader_epoch, partition_epoch, isr);
                 (plan.finish(), Answer::AlterPartition(answer))
+            }
+            Request::AlterReassignments { items } => {
+                let mut plan = Plan::new(image, &self.config);
+                let answers =
+                    items.into_iter().map(|(topic_id, partition, target)| reassign(&mut plan, topic_id, partition, target)).collect();
+                (plan.finish(), Answer::AlterReassignments(answers))
+            }
+            Request::ElectLeaders { election_type, partitions } => {
+                let mut plan = Plan::new(image, &self.config);
+                let answers = partitions
+                    .into_iter()
+                    .map(|(topic_id, partition)| elect_leader(&mut plan, election_type, topic_id, partition))
+                    .collect();
+                (plan.finish(), Answer::ElectLeaders(answers))
             }
             Request::DescribeQuorum => (Vec::new(), Answer::Done(Ok(()))),
         }
@@ -399,7 +457,7 @@ impl Controller {
             }
         }
         let epoch = image.next_broker_epoch.max(1);
-        let mut plan = Plan::new(image);
+        let mut plan = Plan::new(image, &self.config);
         // The new registration starts fenced: the old incarnation leaves the ISRs (but the last
         // member) and its leaderships move, until this one is unfenced again.
         plan.push(MetadataRecord::RegisterBroker { id, epoch, incarnation, host, port, rack });
@@ -431,7 +489,7 @@ impl Controller {
         session.last_heartbeat = now;
         session.heard = true;
         let caught_up = metadata_offset >= session.catch_up_to;
-        let mut plan = Plan::new(image);
+        let mut plan = Plan::new(image, &self.config);
         let mut fenced = b.fenced;
         let mut should_shutdown = false;
         if want_shutdown {
@@ -459,7 +517,7 @@ impl Controller {
 
     /// Fences brokers whose session lapsed and elects leaders where needed.
     pub fn tick(&mut self, image: &MetadataImage, now: i64) -> Vec<MetadataRecord> {
-        let mut plan = Plan::new(image);
+        let mut plan = Plan::new(image, &self.config);
         for b in image.brokers.values() {
             if b.fenced {
                 continue;
@@ -479,6 +537,14 @@ impl Controller {
         }
         // Partitions that can get a leader now (e.g. unclean election was just allowed).
         elect_leaderless(&mut plan);
+        if self.config.auto_leader_rebalance {
+            let interval = self.config.leader_imbalance_check_interval_ms.max(1);
+            let due = *self.next_balance.get_or_insert(now + interval);
+            if now >= due {
+                self.next_balance = Some(now + interval);
+                balance_leaders(&mut plan, self.config.leader_imbalance_per_broker_percentage);
+            }
+        }
         plan.finish()
     }
 
@@ -616,7 +682,17 @@ fn new_partition(image: &MetadataImage, topic_id: Uuid, partition: i32, replicas
     let live: Vec<i32> = replicas.iter().copied().filter(|r| image.is_live(*r)).collect();
     let leader = live.first().copied().unwrap_or(-1);
     let isr = if live.is_empty() { replicas.clone() } else { live };
-    MetadataRecord::Partition { topic_id, partition, isr, replicas, leader, leader_epoch: 0, partition_epoch: 0 }
+    MetadataRecord::Partition {
+        topic_id,
+        partition,
+        isr,
+        replicas,
+        leader,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
+    }
 }
 
 fn check_assignment(image: &MetadataImage, replicas: &[i32]) -> Result<(), Failure> {
@@ -645,11 +721,13 @@ fn existing<'a>(image: &'a MetadataImage, name: &str) -> Result<&'a std::sync::A
 /// The topic config (or dynamic cluster default) that allows electing an out-of-sync replica.
 pub const UNCLEAN_ELECTION: &str = "unclean.leader.election.enable";
 
-fn unclean_allowed(image: &MetadataImage, t: &TopicImage) -> bool {
+/// Whether `t` allows unclean election: its own setting, else the dynamic cluster default, else
+/// `default` (the static broker setting).
+fn unclean_allowed(image: &MetadataImage, t: &TopicImage, default: bool) -> bool {
     t.configs
         .get(UNCLEAN_ELECTION)
         .or_else(|| image.broker_configs.get(&None).and_then(|c| c.get(UNCLEAN_ELECTION)))
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        .map_or(default, |v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 /// The partition changes of one step. Each change is made to `view` at once, so that later
@@ -658,14 +736,20 @@ fn unclean_allowed(image: &MetadataImage, t: &TopicImage) -> bool {
 struct Plan<'a> {
     base: &'a MetadataImage,
     view: MetadataImage,
+    /// The static `unclean.leader.election.enable`.
+    unclean_default: bool,
     /// Records other than partition changes, in order.
     records: Vec<MetadataRecord>,
     changed: BTreeSet<(Uuid, i32)>,
 }
 
 impl<'a> Plan<'a> {
-    fn new(base: &'a MetadataImage) -> Self {
-        Plan { base, view: base.clone(), records: Vec::new(), changed: BTreeSet::new() }
+    fn new(base: &'a MetadataImage, config: &ControllerConfig) -> Self {
+        Plan { base, view: base.clone(), unclean_default: config.unclean_leader_election, records: Vec::new(), changed: BTreeSet::new() }
+    }
+
+    fn unclean(&self, t: &TopicImage) -> bool {
+        unclean_allowed(&self.view, t, self.unclean_default)
     }
 
     /// A record other than a partition change (a broker's registration or fencing), applied at once.
@@ -674,9 +758,12 @@ impl<'a> Plan<'a> {
         self.records.push(r);
     }
 
-    /// Sets a partition's next replicas, leader and ISR; its epochs are settled by [`Plan::settled`].
+    /// Sets a partition's next replicas, leader and ISR (completing its reassignment if that is
+    /// now done); its epochs are settled by [`Plan::settled`].
     fn set(&mut self, topic_id: Uuid, next: PartitionImage) {
         let Some(name) = self.view.topic_names.get(&topic_id).cloned() else { return };
+        let Some(t) = self.view.topics.get(&name) else { return };
+        let next = complete_reassignment(&self.view, self.unclean(t), next);
         let Some(t) = self.view.topics.get_mut(&name) else { return };
         self.changed.insert((topic_id, next.partition));
         Arc::make_mut(t).partitions.insert(next.partition, next);
@@ -688,7 +775,12 @@ impl<'a> Plan<'a> {
         let now = self.view.topic_by_id(&topic_id)?.partitions.get(&partition)?;
         let mut next = now.clone();
         if let Some(was) = self.base.topic_by_id(&topic_id).and_then(|t| t.partitions.get(&partition)) {
-            if was.replicas == now.replicas && was.leader == now.leader && was.isr == now.isr {
+            let same = was.replicas == now.replicas
+                && was.leader == now.leader
+                && was.isr == now.isr
+                && was.adding_replicas == now.adding_replicas
+                && was.removing_replicas == now.removing_replicas;
+            if same {
                 return Some(was.clone());
             }
             next.leader_epoch = was.leader_epoch + i32::from(now.leader != was.leader);
@@ -715,7 +807,7 @@ impl<'a> Plan<'a> {
 fn fence_out(plan: &mut Plan, gone: i32) {
     let mut todo = Vec::new();
     for t in plan.view.topics.values() {
-        let unclean = unclean_allowed(&plan.view, t);
+        let unclean = plan.unclean(t);
         for p in t.partitions.values() {
             if p.isr.contains(&gone) || p.leader == gone {
                 todo.push((t.id, reelect(&plan.view, unclean, p, Some(gone))));
@@ -731,7 +823,7 @@ fn fence_out(plan: &mut Plan, gone: i32) {
 fn elect_leaderless(plan: &mut Plan) {
     let mut todo = Vec::new();
     for t in plan.view.topics.values() {
-        let unclean = unclean_allowed(&plan.view, t);
+        let unclean = plan.unclean(t);
         for p in t.partitions.values() {
             if p.leader >= 0 && plan.view.is_live(p.leader) {
                 continue;
@@ -848,6 +940,143 @@ fn alter_partition(
     plan.set(topic_id, next);
     let settled = plan.settled(topic_id, partition).ok_or_else(|| Failure::new(ErrorCode::UnknownServerError, "partition vanished"))?;
     Ok(PartitionState::of(&settled))
+}
+
+/// Completes `p`'s reassignment if it is done: every adding replica is in the ISR, and the ISR
+/// keeps a member once the removing replicas leave it. Then the replicas are the target, the ISR
+/// loses the removing replicas, and a leader that was removed is replaced by an in-sync target
+/// replica (or none).
+fn complete_reassignment(image: &MetadataImage, unclean: bool, p: PartitionImage) -> PartitionImage {
+    if !p.is_reassigning() || p.adding_replicas.iter().any(|r| !p.isr.contains(r)) {
+        return p;
+    }
+    let isr: Vec<i32> = p.isr.iter().copied().filter(|r| !p.removing_replicas.contains(r)).collect();
+    if isr.is_empty() {
+        return p;
+    }
+    let mut next = p.clone();
+    next.replicas = p.target_replicas();
+    next.isr = isr;
+    next.adding_replicas.clear();
+    next.removing_replicas.clear();
+    reelect(image, unclean, &next, None)
+}
+
+/// Starts (`Some(target)`) or cancels (`None`) one partition's reassignment. Both start from the
+/// original replicas (those of a reassignment in progress less its adding ones): a new target
+/// replaces the one in progress, and replicas that were being added for it and are not in the new
+/// target leave the replicas and the ISR.
+fn reassign(plan: &mut Plan, topic_id: Uuid, partition: i32, target: Option<Vec<i32>>) -> Result<(), Failure> {
+    let Some(t) = plan.view.topic_by_id(&topic_id).cloned() else {
+        return Err(Failure::new(ErrorCode::UnknownTopicOrPartition, format!("no topic has id {topic_id}")));
+    };
+    let Some(p) = t.partitions.get(&partition) else {
+        return Err(Failure::new(ErrorCode::UnknownTopicOrPartition, format!("topic {} has no partition {partition}", t.name)));
+    };
+    let original: Vec<i32> = p.replicas.iter().copied().filter(|r| !p.adding_replicas.contains(r)).collect();
+    let mut next = p.clone();
+    match target {
+        None if !p.is_reassigning() => {
+            return Err(Failure::kafka(
+                ResponseError::NoReassignmentInProgress,
+                format!("no reassignment of {}-{partition} is in progress", t.name),
+            ));
+        }
+        None => {
+            next.replicas = original.clone();
+            next.adding_replicas.clear();
+            next.removing_replicas.clear();
+        }
+        Some(target) => {
+            check_assignment(&plan.view, &target)?;
+            if target == p.replicas && !p.is_reassigning() {
+                return Ok(());
+            }
+            next.replicas = target.iter().copied().chain(original.iter().copied().filter(|r| !target.contains(r))).collect();
+            next.adding_replicas = target.iter().copied().filter(|r| !original.contains(r)).collect();
+            next.removing_replicas = original.iter().copied().filter(|r| !target.contains(r)).collect();
+        }
+    }
+    next.isr.retain(|r| next.replicas.contains(r));
+    if next.isr.is_empty() {
+        // Only replicas that were being added were in sync: the original ones are all there is.
+        next.isr = original.iter().copied().filter(|r| next.replicas.contains(r)).collect();
+    }
+    let unclean = plan.unclean(&t);
+    let next = reelect(&plan.view, unclean, &next, None);
+    plan.set(topic_id, next);
+    Ok(())
+}
+
+/// Kafka's ElectLeaders for one partition: 0 makes the preferred (first) replica the leader when
+/// it is live and in sync; 1 elects a leader for a partition that has none, from outside the ISR
+/// if need be.
+fn elect_leader(plan: &mut Plan, election_type: i8, topic_id: Uuid, partition: i32) -> Result<(), Failure> {
+    let Some(t) = plan.view.topic_by_id(&topic_id).cloned() else {
+        return Err(Failure::new(ErrorCode::UnknownTopicOrPartition, format!("no topic has id {topic_id}")));
+    };
+    let Some(p) = t.partitions.get(&partition) else {
+        return Err(Failure::new(ErrorCode::UnknownTopicOrPartition, format!("topic {} has no partition {partition}", t.name)));
+    };
+    let name = format!("{}-{partition}", t.name);
+    let next = match election_type {
+        0 => {
+            let preferred = p.replicas.first().copied().unwrap_or(-1);
+            if p.leader == preferred {
+                return Err(Failure::kafka(ResponseError::ElectionNotNeeded, format!("{preferred} already leads {name}")));
+            }
+            if !plan.view.is_live(preferred) || !p.isr.contains(&preferred) {
+                return Err(Failure::kafka(
+                    ResponseError::PreferredLeaderNotAvailable,
+                    format!("the preferred leader {preferred} of {name} is not live and in sync"),
+                ));
+            }
+            PartitionImage { leader: preferred, ..p.clone() }
+        }
+        1 => {
+            if p.leader >= 0 && plan.view.is_live(p.leader) {
+                return Err(Failure::kafka(ResponseError::ElectionNotNeeded, format!("{name} has a leader, {}", p.leader)));
+            }
+            let next = reelect(&plan.view, true, p, (p.leader >= 0).then_some(p.leader));
+            if next.leader < 0 {
+                return Err(Failure::kafka(ResponseError::EligibleLeadersNotAvailable, format!("no replica of {name} is live")));
+            }
+            next
+        }
+        other => return Err(Failure::new(ErrorCode::InvalidRequest, format!("unknown election type {other}"))),
+    };
+    plan.set(topic_id, next);
+    Ok(())
+}
+
+/// Kafka's automatic leader rebalance: for each broker whose share of the partitions it is the
+/// preferred (first) replica of but does not lead exceeds `max_percent`, those partitions go back
+/// to it where it is live and in sync. Partitions being reassigned are left alone.
+fn balance_leaders(plan: &mut Plan, max_percent: i64) {
+    let mut counts: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+    for t in plan.view.topics.values() {
+        for p in t.partitions.values().filter(|p| !p.is_reassigning()) {
+            if let Some(preferred) = p.replicas.first() {
+                let c = counts.entry(*preferred).or_default();
+                c.0 += 1;
+                c.1 += i64::from(p.leader != *preferred);
+            }
+        }
+    }
+    let imbalanced: BTreeSet<i32> =
+        counts.into_iter().filter(|(_, (total, off))| *off * 100 > *total * max_percent).map(|(b, _)| b).collect();
+    let mut todo = Vec::new();
+    for t in plan.view.topics.values() {
+        for p in t.partitions.values().filter(|p| !p.is_reassigning()) {
+            let Some(preferred) = p.replicas.first().copied() else { continue };
+            if imbalanced.contains(&preferred) && p.leader != preferred && plan.view.is_live(preferred) && p.isr.contains(&preferred) {
+                todo.push((t.id, PartitionImage { leader: preferred, ..p.clone() }));
+            }
+        }
+    }
+    for (topic_id, next) in todo {
+        plan.set(topic_id, next);
+    }
 }
 
 /// A topic id derived from the image position and the name: deterministic for a

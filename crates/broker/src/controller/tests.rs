@@ -6,7 +6,14 @@ use uuid::Uuid;
 use super::*;
 
 fn config() -> ControllerConfig {
-    ControllerConfig { session_timeout_ms: 9000, num_partitions: 1, default_replication_factor: 1, offsets_replication_factor: 3 }
+    ControllerConfig {
+        session_timeout_ms: 9000,
+        num_partitions: 1,
+        default_replication_factor: 1,
+        offsets_replication_factor: 3,
+        auto_leader_rebalance: false,
+        ..ControllerConfig::default()
+    }
 }
 
 /// Applies a step's records, as the quorum would once committed.
@@ -576,4 +583,217 @@ fn a_restart_costs_one_leader_epoch_per_leader_change() {
     // RF 1: no leader while it re-registered, its own again once unfenced: two leader changes.
     let r1 = part(&img, "r1", 0);
     assert_eq!((r1.leader, r1.leader_epoch, r1.isr.clone(), r1.partition_epoch), (1, 2, vec![1], 2));
+}
+
+// ---- reassignment, ElectLeaders, automatic leader rebalance ----
+
+fn cluster_with(config: ControllerConfig, n: i32) -> (Controller, MetadataImage, Vec<i64>) {
+    let mut c = Controller::new(config, 7);
+    let mut img = MetadataImage::default().apply(&c.bootstrap(&MetadataImage::default(), || "cid".into()));
+    let epochs = (1..=n).map(|id| register(&mut c, &mut img, id, None, 0)).collect();
+    (c, img, epochs)
+}
+
+fn reassign_req(
+    c: &mut Controller,
+    img: &mut MetadataImage,
+    items: Vec<(Uuid, i32, Option<Vec<i32>>)>,
+) -> (Vec<MetadataRecord>, Vec<Result<(), Failure>>) {
+    let (records, answer) = c.step(img, Request::AlterReassignments { items }, 0);
+    *img = img.apply(&records);
+    img.offset += 1;
+    let Answer::AlterReassignments(r) = answer else { panic!("{answer:?}") };
+    (records, r)
+}
+
+fn elect_req(c: &mut Controller, img: &mut MetadataImage, election_type: i8, partitions: Vec<(Uuid, i32)>) -> Vec<Result<(), Failure>> {
+    let (records, answer) = c.step(img, Request::ElectLeaders { election_type, partitions }, 0);
+    *img = img.apply(&records);
+    img.offset += 1;
+    let Answer::ElectLeaders(r) = answer else { panic!("{answer:?}") };
+    r
+}
+
+#[test]
+fn a_reassignment_completes_once_the_new_replicas_are_in_sync() {
+    let (mut c, mut img, _) = cluster(4);
+    create_assigned(&mut c, &mut img, "t", &[&[1, 2, 3]], &[]);
+    let id = img.topic("t").unwrap().id;
+    // Validation.
+    let (recs, r) = reassign_req(
+        &mut c,
+        &mut img,
+        vec![
+            (id, 0, Some(vec![])),
+            (id, 0, Some(vec![2, 2])),
+            (id, 0, Some(vec![2, 9])),
+            (id, 0, None),
+            (id, 7, Some(vec![1])),
+            (Uuid::new_v4(), 0, Some(vec![1])),
+            (id, 0, Some(vec![1, 2, 3])),
+        ],
+    );
+    assert!(recs.is_empty(), "{recs:?}");
+    let codes: Vec<i16> = r.iter().map(|r| r.as_ref().err().map_or(0, |f| f.code)).collect();
+    let bad = ErrorCode::InvalidReplicaAssignment.code();
+    let unknown = ErrorCode::UnknownTopicOrPartition.code();
+    assert_eq!(codes, vec![bad, bad, bad, ResponseError::NoReassignmentInProgress.code(), unknown, unknown, 0]);
+
+    // Move from [1, 2, 3] to [2, 3, 4]: 4 joins, 1 (the leader) leaves once 4 is in sync.
+    let (recs, r) = reassign_req(&mut c, &mut img, vec![(id, 0, Some(vec![2, 3, 4]))]);
+    assert!(r[0].is_ok());
+    assert_eq!(partition_records(&recs), 1);
+    let p = part(&img, "t", 0);
+    assert_eq!((p.replicas.clone(), p.adding_replicas.clone(), p.removing_replicas.clone()), (vec![2, 3, 4, 1], vec![4], vec![1]));
+    assert_eq!((p.leader, p.isr.clone(), p.leader_epoch, p.partition_epoch), (1, vec![1, 2, 3], 0, 1));
+    // The leader shrinking the ISR does not complete it.
+    alter(&mut c, &mut img, "t", vec![1, 2], |_| {}).1.unwrap();
+    assert!(part(&img, "t", 0).is_reassigning());
+    // 4 catches up: the reassignment completes in the same record, and 2 takes over from 1.
+    let (recs, r) = alter(&mut c, &mut img, "t", vec![1, 2, 4], |_| {});
+    assert_eq!(recs.len(), 1);
+    let p = part(&img, "t", 0);
+    assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader), (vec![2, 3, 4], vec![2, 4], 2));
+    assert!(!p.is_reassigning());
+    assert_eq!((p.leader_epoch, p.partition_epoch), (1, 3));
+    assert_eq!(r.unwrap(), PartitionState::of(&p));
+
+    // Only removing a replica completes at once (the ISR keeps a member).
+    reassign_req(&mut c, &mut img, vec![(id, 0, Some(vec![2, 4]))]).1[0].clone().unwrap();
+    let p = part(&img, "t", 0);
+    assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader, p.is_reassigning()), (vec![2, 4], vec![2, 4], 2, false));
+    // Reordering changes the preferred leader only.
+    reassign_req(&mut c, &mut img, vec![(id, 0, Some(vec![4, 2]))]).1[0].clone().unwrap();
+    let p = part(&img, "t", 0);
+    assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader, p.is_reassigning()), (vec![4, 2], vec![2, 4], 2, false));
+}
+
+#[test]
+fn a_reassignment_is_cancelled_or_replaced() {
+    let (mut c, mut img, epochs) = cluster(4);
+    create_assigned(&mut c, &mut img, "t", &[&[1, 2, 3]], &[]);
+    let id = img.topic("t").unwrap().id;
+    reassign_req(&mut c, &mut img, vec![(id, 0, Some(vec![1, 2, 4]))]).1[0].clone().unwrap();
+    alter(&mut c, &mut img, "t", vec![1, 2, 3], |_| {}).1.unwrap();
+    // A new target while one is in progress starts from the current replicas (original and adding).
+    reassign_req(&mut c, &mut img, vec![(id, 0, Some(vec![4, 3]))]).1[0].clone().unwrap();
+    let p = part(&img, "t", 0);
+    assert_eq!((p.replicas.clone(), p.adding_replicas.clone(), p.removing_replicas.clone()), (vec![4, 3, 1, 2], vec![4], vec![1, 2]));
+    // Cancelled: back to the original replicas (the adding one leaves the replicas and the ISR).
+    let (recs, r) = reassign_req(&mut c, &mut img, vec![(id, 0, None)]);
+    assert!(r[0].is_ok());
+    assert_eq!(partition_records(&recs), 1);
+    let p = part(&img, "t", 0);
+    assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader, p.is_reassigning()), (vec![3, 1, 2], vec![1, 2, 3], 1, false));
+
+    // The leader is an adding replica when the reassignment is cancelled: it leaves, and with
+    // only adding replicas in sync the original replicas are all there is.
+    create_assigned(&mut c, &mut img, "u", &[&[1]], &[]);
+    let u = img.topic("u").unwrap().id;
+    reassign_req(&mut c, &mut img, vec![(u, 0, Some(vec![2, 3]))]).1[0].clone().unwrap();
+    alter(&mut c, &mut img, "u", vec![1, 2], |_| {}).1.unwrap();
+    assert!(part(&img, "u", 0).is_reassigning(), "3 is not in sync yet");
+    want_fence(&mut c, &mut img, 1, epochs[0]);
+    assert_eq!((part(&img, "u", 0).leader, part(&img, "u", 0).isr.clone()), (2, vec![2]));
+    reassign_req(&mut c, &mut img, vec![(u, 0, None)]).1[0].clone().unwrap();
+    let p = part(&img, "u", 0);
+    assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader, p.is_reassigning()), (vec![1], vec![1], -1, false));
+}
+
+#[test]
+fn reassignment_requests_travel_as_json() {
+    let req = Request::AlterReassignments { items: vec![(Uuid::new_v4(), 1, Some(vec![1, 2])), (Uuid::new_v4(), 0, None)] };
+    let back: Request = serde_json::from_slice(&serde_json::to_vec(&req).unwrap()).unwrap();
+    assert_eq!(format!("{back:?}"), format!("{req:?}"));
+    let req = Request::ElectLeaders { election_type: 1, partitions: vec![(Uuid::new_v4(), 3)] };
+    let back: Request = serde_json::from_slice(&serde_json::to_vec(&req).unwrap()).unwrap();
+    assert_eq!(format!("{back:?}"), format!("{req:?}"));
+    let a = Answer::ElectLeaders(vec![Ok(()), Err(Failure::kafka(ResponseError::ElectionNotNeeded, "x"))]);
+    let back: Answer = serde_json::from_slice(&serde_json::to_vec(&a).unwrap()).unwrap();
+    assert_eq!(format!("{back:?}"), format!("{a:?}"));
+    let f = Failure::new(ErrorCode::RequestTimedOut, "late");
+    let Answer::AlterReassignments(v) = Answer::AlterReassignments(vec![Ok(()), Ok(())]).failed(f) else { panic!() };
+    assert!(v.iter().all(|r| r.is_err()));
+}
+
+#[test]
+fn elect_leaders_preferred_and_unclean() {
+    let (mut c, mut img, epochs) = cluster(3);
+    create_assigned(&mut c, &mut img, "t", &[&[1, 2, 3]], &[]);
+    let id = img.topic("t").unwrap().id;
+    let code = |r: &Result<(), Failure>| r.as_ref().err().map_or(0, |f| f.code);
+    let r = elect_req(&mut c, &mut img, 0, vec![(id, 0), (id, 5), (Uuid::new_v4(), 0)]);
+    let unknown = ErrorCode::UnknownTopicOrPartition.code();
+    assert_eq!(r.iter().map(code).collect::<Vec<_>>(), vec![ResponseError::ElectionNotNeeded.code(), unknown, unknown]);
+    assert_eq!(code(&elect_req(&mut c, &mut img, 7, vec![(id, 0)])[0]), ErrorCode::InvalidRequest.code());
+    // 1 is fenced and comes back out of sync: not available as the preferred leader.
+    want_fence(&mut c, &mut img, 1, epochs[0]);
+    assert_eq!(part(&img, "t", 0).leader, 2);
+    heartbeat(&mut c, &mut img, 1, epochs[0], 1);
+    assert!(img.is_live(1));
+    assert_eq!(code(&elect_req(&mut c, &mut img, 0, vec![(id, 0)])[0]), ResponseError::PreferredLeaderNotAvailable.code());
+    // Back in sync: preferred election moves leadership to it.
+    alter(&mut c, &mut img, "t", vec![2, 3, 1], |_| {}).1.unwrap();
+    let before = part(&img, "t", 0);
+    assert!(elect_req(&mut c, &mut img, 0, vec![(id, 0)])[0].is_ok());
+    let p = part(&img, "t", 0);
+    assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, before.leader_epoch + 1, before.partition_epoch + 1));
+
+    // Unclean: not needed while there is a leader.
+    assert_eq!(code(&elect_req(&mut c, &mut img, 1, vec![(id, 0)])[0]), ResponseError::ElectionNotNeeded.code());
+    // The ISR shrinks to 1, which then goes: no leader (unclean is off for the topic) ...
+    alter(&mut c, &mut img, "t", vec![1], |_| {}).1.unwrap();
+    want_fence(&mut c, &mut img, 1, epochs[0]);
+    assert_eq!(part(&img, "t", 0).leader, -1);
+    // ... until an unclean election is asked for: the first live replica leads alone.
+    assert!(elect_req(&mut c, &mut img, 1, vec![(id, 0)])[0].is_ok());
+    let p = part(&img, "t", 0);
+    assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+    // With no live replica at all: no eligible leader.
+    create_assigned(&mut c, &mut img, "u", &[&[3]], &[]);
+    let u = img.topic("u").unwrap().id;
+    want_fence(&mut c, &mut img, 3, epochs[2]);
+    assert_eq!(code(&elect_req(&mut c, &mut img, 1, vec![(u, 0)])[0]), ResponseError::EligibleLeadersNotAvailable.code());
+}
+
+/// 20 partitions on [1, 2], led by 2 after 1 was fenced and back in sync; `back` of them are then
+/// moved to 1 by preferred election. Returns how many 1 leads after the rebalance check.
+fn rebalance_with(back: usize) -> (usize, usize) {
+    let config = ControllerConfig { auto_leader_rebalance: true, leader_imbalance_check_interval_ms: 1000, ..config() };
+    let (mut c, mut img, epochs) = cluster_with(config, 2);
+    let assignment: Vec<&[i32]> = (0..20).map(|_| &[1, 2][..]).collect();
+    create_assigned(&mut c, &mut img, "t", &assignment, &[]);
+    let id = img.topic("t").unwrap().id;
+    want_fence(&mut c, &mut img, 1, epochs[0]);
+    heartbeat(&mut c, &mut img, 1, epochs[0], 0);
+    let t = img.topic("t").unwrap().clone();
+    for p in t.partitions.values() {
+        let req = Request::AlterPartition {
+            broker: 2,
+            broker_epoch: epochs[1],
+            topic_id: id,
+            partition: p.partition,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: vec![2, 1],
+        };
+        assert!(matches!(run(&mut c, &mut img, req, 0), Answer::AlterPartition(Ok(_))));
+    }
+    let moved = elect_req(&mut c, &mut img, 0, (0..back as i32).map(|p| (id, p)).collect());
+    assert!(moved.iter().all(|r| r.is_ok()));
+    let led = |img: &MetadataImage| img.topic("t").unwrap().partitions.values().filter(|p| p.leader == 1).count();
+    // Not before the check interval has passed.
+    let first = c.tick(&img, 100);
+    assert_eq!(partition_records(&first), 0);
+    let recs = c.tick(&img, 1100);
+    img = img.apply(&recs);
+    (led(&img), partition_records(&recs))
+}
+
+#[test]
+fn leaders_go_back_to_preferred_replicas_beyond_the_imbalance_threshold() {
+    // 2 of 20 (10%) away from their preferred leader: within leader.imbalance.per.broker.percentage.
+    assert_eq!(rebalance_with(18), (18, 0));
+    // 3 of 20 (15%): all three move back, one record each.
+    assert_eq!(rebalance_with(17), (20, 3));
 }

@@ -172,6 +172,8 @@ mod tests {
                     leader_epoch: 5 + p,
                     isr: vec![leader],
                     partition_epoch: 0,
+                    adding_replicas: vec![],
+                    removing_replicas: vec![],
                 });
             }
         }

@@ -21,7 +21,6 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use strom_protocol::ErrorCode;
-use strom_storage::StorageError;
 use uuid::Uuid;
 
 use super::s;
@@ -227,61 +226,25 @@ fn read_all(b: &Arc<Broker>, plan: &Plan, epochs: &Epochs, replica: i32, max_byt
         if let Some(t) = topic {
             r.topic_id = t.id;
         }
-        let log = &part.log;
         let (current_epoch, last_fetched) = epochs.get(key).copied().unwrap_or((-1, -1));
-        if let Err(code) = part.check_epoch(current_epoch) {
-            r.code = code;
-            out.push(r);
-            continue;
-        }
-        if last_fetched >= 0 {
-            // KIP-320 / KIP-595: does the fetcher's log agree with ours up to its fetch offset?
-            let (epoch, end) = log.end_offset_for_epoch(last_fetched);
-            if epoch < last_fetched || end < st.fetch_offset {
-                r.diverging = Some((epoch, end));
-                r.hw = log.high_watermark();
-                r.log_start = log.log_start_offset();
-                out.push(r);
-                continue;
-            }
-        }
-        if replica >= 0 {
-            let before = log.high_watermark();
-            if let Some(proposal) = part.follower_fetched(replica, st.fetch_offset, now) {
-                tokio::spawn(crate::replicas::propose(b.clone(), part.clone(), proposal));
-            }
-            hw_moved |= log.high_watermark() != before;
-        }
-        // Consumers see only what every in-sync replica has; followers read to the end.
-        let limit = if replica >= 0 { i64::MAX } else { log.high_watermark() };
         let part_max = (st.max_bytes.max(0) as usize).min(left);
         // Once the response is full, later partitions are reported without data.
-        let budget = if left == 0 && !first { 0 } else { part_max };
-        let res = if budget == 0 && !first { Ok(None) } else { log.read_upto(st.fetch_offset, budget.max(1), limit).map(Some) };
-        match res {
-            Ok(Some(info)) => {
-                r.hw = log.high_watermark();
-                r.log_start = info.log_start_offset;
-                if !info.records.is_empty() {
-                    first = false;
-                    left = left.saturating_sub(info.records.len());
-                }
-                r.records = info.records;
-            }
-            Ok(None) => {
-                r.hw = log.high_watermark();
-                r.log_start = log.log_start_offset();
-            }
-            Err(StorageError::OffsetOutOfRange { .. }) => {
-                r.code = ErrorCode::OffsetOutOfRange;
-                r.hw = log.high_watermark();
-                r.log_start = log.log_start_offset();
-            }
-            Err(e) => {
-                tracing::error!(topic = %key.0, partition = key.1, error = %e, "read failed");
-                r.code = ErrorCode::KafkaStorageError;
-            }
+        let budget = if left == 0 && !first { None } else { Some(part_max) };
+        let before = part.log.high_watermark();
+        let (f, proposal) = part.serve_fetch(replica, st.fetch_offset, current_epoch, last_fetched, budget, now);
+        if let Some(proposal) = proposal {
+            tokio::spawn(crate::replicas::propose(b.clone(), part.clone(), proposal));
         }
+        hw_moved |= part.log.high_watermark() != before;
+        r.code = f.code.unwrap_or(ErrorCode::None);
+        r.hw = f.high_watermark;
+        r.log_start = f.log_start;
+        r.diverging = f.diverging;
+        if !f.records.is_empty() {
+            first = false;
+            left = left.saturating_sub(f.records.len());
+        }
+        r.records = f.records;
         out.push(r);
     }
     if hw_moved {
