@@ -120,6 +120,9 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> R
         ApiKey::DescribeQuorum => handlers::describe_quorum::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::DescribeTopicPartitions => handlers::describe_topic_partitions::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::OffsetForLeaderEpoch => handlers::offset_for_leader_epoch::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::ElectLeaders => handlers::elect_leaders::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::AlterPartitionReassignments => handlers::alter_partition_reassignments::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::ListPartitionReassignments => handlers::list_partition_reassignments::handle(b, &reply, decode(api, v, &mut body)?),
         _ => return Err(DispatchError::Unsupported { api, version: v }),
     })
 }

@@ -150,6 +150,9 @@ struct Observed {
     alters_refused: u32,
     /// AlterPartition answered Ok at offset 0: not known to be committed.
     alters_unknown: u32,
+    /// AlterReassignments and ElectLeaders requests sent.
+    reassignments: u32,
+    elections: u32,
     zombies: u32,
     shutdowns: u32,
     /// Registrations refused as DUPLICATE_BROKER_REGISTRATION (the previous incarnation's session
@@ -179,6 +182,9 @@ fn controller_config() -> ControllerConfig {
         num_partitions: 1,
         default_replication_factor: 1,
         offsets_replication_factor: 3,
+        // Often enough to happen within a run.
+        auto_leader_rebalance: true,
+        leader_imbalance_check_interval_ms: 1500,
         ..ControllerConfig::default()
     }
 }
@@ -380,7 +386,14 @@ async fn alter_partition(id: i32, epoch: i64, image: &MetadataImage, rng: &mut S
             want.sort_unstable();
             let mut got = state.isr.clone();
             got.sort_unstable();
-            if stale < 2 || state.leader != id || got != want || state.leader_epoch != p.leader_epoch {
+            // A change that completes a reassignment also drops the removing replicas from the ISR
+            // and may replace the leader.
+            let completed = state.partition_epoch == partition_epoch + 1
+                && state.isr.iter().all(|r| isr.contains(r))
+                && state.leader_epoch >= p.leader_epoch
+                && (state.leader == id || state.leader_epoch > p.leader_epoch);
+            let plain = state.leader == id && got == want && state.leader_epoch == p.leader_epoch;
+            if stale < 2 || !(plain || completed) {
                 violation(obs, format!("{name} answered Ok({state:?})"));
             } else if offset == 0 {
                 // The service could not commit the change (it answered before `fail_all` knew
@@ -412,6 +425,63 @@ async fn alter_partition(id: i32, epoch: i64, image: &MetadataImage, rng: &mut S
     }
 }
 
+/// Moves a partition to other brokers (same replication factor), cancels its reassignment, or asks
+/// for a preferred or unclean leader election of some of the topic's partitions.
+async fn reassign_or_elect(id: Uuid, count: i32, rf: i16, rng: &mut StdRng, ch: &ControllerChannel<SimConnector>, obs: &Shared) {
+    let partition = rng.gen_range(0..count);
+    let roll = rng.gen_range(0..10);
+    if roll < 6 {
+        let target = if roll < 5 {
+            let mut brokers = BROKERS.to_vec();
+            brokers.shuffle(rng);
+            brokers.truncate(rf as usize);
+            Some(brokers)
+        } else {
+            None
+        };
+        let req = Request::AlterReassignments { items: vec![(id, partition, target.clone())] };
+        obs.lock().unwrap().reassignments += 1;
+        match call(ch, obs, req).await {
+            Some(Reply { answer: Answer::AlterReassignments(r), .. }) => {
+                let fine = [
+                    ErrorCode::UnknownTopicOrPartition.code(),
+                    ErrorCode::InvalidReplicaAssignment.code(),
+                    ResponseError::NoReassignmentInProgress.code(),
+                    ErrorCode::RequestTimedOut.code(),
+                ];
+                match r.as_slice() {
+                    [Ok(())] => {}
+                    [Err(f)] if fine.contains(&f.code) => {}
+                    other => violation(obs, format!("AlterReassignments {id}/{partition} to {target:?} answered {other:?}")),
+                }
+            }
+            Some(other) => violation(obs, format!("AlterReassignments: odd answer {other:?}")),
+            None => {}
+        }
+    } else {
+        let election_type = if roll < 9 { 0 } else { 1 };
+        let partitions: Vec<(Uuid, i32)> = (0..count).filter(|_| rng.gen_bool(0.5)).map(|p| (id, p)).collect();
+        let n = partitions.len();
+        obs.lock().unwrap().elections += 1;
+        match call(ch, obs, Request::ElectLeaders { election_type, partitions }).await {
+            Some(Reply { answer: Answer::ElectLeaders(r), .. }) => {
+                let fine = [
+                    ErrorCode::UnknownTopicOrPartition.code(),
+                    ResponseError::ElectionNotNeeded.code(),
+                    ResponseError::PreferredLeaderNotAvailable.code(),
+                    ResponseError::EligibleLeadersNotAvailable.code(),
+                    ErrorCode::RequestTimedOut.code(),
+                ];
+                if r.len() != n || r.iter().any(|r| r.as_ref().is_err_and(|f| !fine.contains(&f.code))) {
+                    violation(obs, format!("ElectLeaders {election_type} of {id} answered {r:?}"));
+                }
+            }
+            Some(other) => violation(obs, format!("ElectLeaders: odd answer {other:?}")),
+            None => {}
+        }
+    }
+}
+
 fn new_topic(name: &str, partitions: i32, rf: i16) -> NewTopic {
     NewTopic { name: name.into(), partitions, replication_factor: rf, assignments: BTreeMap::new(), configs: BTreeMap::new() }
 }
@@ -421,7 +491,7 @@ async fn client(seed: u64, obs: Shared) -> turmoil::Result {
     let ch = ControllerChannel::with_connector(100, voters(), None, CHANNEL_TIMEOUT, SimConnector);
     let mut next = 0;
     // Live topics as the client knows them: name -> (id, partitions).
-    let mut known: BTreeMap<String, (Uuid, i32)> = BTreeMap::new();
+    let mut known: BTreeMap<String, (Uuid, i32, i16)> = BTreeMap::new();
     while sim_time() < FAULTS_UNTIL + Duration::from_secs(1) {
         match rng.gen_range(0..10) {
             0..=5 => {
@@ -449,7 +519,7 @@ async fn client(seed: u64, obs: Shared) -> turmoil::Result {
                                 violation(&obs, format!("CreateTopics of existing {name} answered Ok({})", c.id));
                             }
                             Ok(c) => {
-                                known.insert(name.clone(), (c.id, c.partitions));
+                                known.insert(name.clone(), (c.id, c.partitions, c.replication_factor));
                                 obs.lock().unwrap().created.push((name.clone(), c.id, c.partitions, c.replication_factor, offset));
                             }
                             Err(f) => {
@@ -464,24 +534,24 @@ async fn client(seed: u64, obs: Shared) -> turmoil::Result {
             }
             6..=7 if !known.is_empty() => {
                 let name = known.keys().nth(rng.gen_range(0..known.len())).cloned().unwrap();
-                let (id, count) = known[&name];
+                let (id, count, rf) = known[&name];
                 let want = count + rng.gen_range(1..=2);
                 let req = Request::CreatePartitions { topic: name.clone(), count: want, assignments: None, validate_only: false };
                 match call(&ch, &obs, req).await {
                     Some(Reply { answer: Answer::Done(Ok(())), .. }) => {
-                        known.insert(name, (id, want));
+                        known.insert(name, (id, want, rf));
                         obs.lock().unwrap().grown.push((id, want));
                     }
                     // An earlier attempt that timed out may have added them after all.
                     Some(Reply { answer: Answer::Done(Err(f)), .. }) if f.error_code() == ErrorCode::InvalidPartitions => {
-                        known.insert(name, (id, want));
+                        known.insert(name, (id, want, rf));
                     }
                     _ => {}
                 }
             }
             8 if !known.is_empty() => {
                 let name = known.keys().nth(rng.gen_range(0..known.len())).cloned().unwrap();
-                let (id, _) = known.remove(&name).unwrap();
+                let (id, _, _) = known.remove(&name).unwrap();
                 obs.lock().unwrap().delete_tried.insert(id);
                 if let Some(Reply { answer: Answer::DeleteTopics(answers), offset }) =
                     call(&ch, &obs, Request::DeleteTopics { ids: vec![id] }).await
@@ -490,6 +560,11 @@ async fn client(seed: u64, obs: Shared) -> turmoil::Result {
                         obs.lock().unwrap().deleted.push((id, offset));
                     }
                 }
+            }
+            9 if !known.is_empty() => {
+                let name = known.keys().nth(rng.gen_range(0..known.len())).cloned().unwrap();
+                let (id, count, rf) = known[&name];
+                reassign_or_elect(id, count, rf, &mut rng, &ch, &obs).await;
             }
             _ => {}
         }
@@ -568,6 +643,8 @@ struct Outcome {
     alters_refused: u32,
     alters_unknown: u32,
     isr_changes: usize,
+    reassignments: u32,
+    elections: u32,
     zombies: u32,
     shutdowns: u32,
     duplicates: u32,
@@ -600,15 +677,36 @@ impl LogChecker {
         let mut view = pre.cloned();
         for r in records {
             match r {
-                MetadataRecord::Partition { topic_id, partition, replicas, leader, leader_epoch, isr, partition_epoch, .. } => {
+                MetadataRecord::Partition {
+                    topic_id,
+                    partition,
+                    replicas,
+                    leader,
+                    leader_epoch,
+                    isr,
+                    partition_epoch,
+                    adding_replicas,
+                    removing_replicas,
+                } => {
                     if isr.is_empty() || isr.iter().any(|r| !replicas.contains(r)) {
                         self.errors.push(format!("{index}: {topic_id}/{partition} ISR {isr:?} is empty or not within {replicas:?}"));
+                    }
+                    if adding_replicas.iter().chain(removing_replicas).any(|r| !replicas.contains(r))
+                        || adding_replicas.iter().any(|r| removing_replicas.contains(r))
+                        || removing_replicas.len() >= replicas.len()
+                    {
+                        self.errors.push(format!(
+                            "{index}: {topic_id}/{partition} replicas {replicas:?}, adding {adding_replicas:?}, removing {removing_replicas:?}"
+                        ));
                     }
                     // A new leader comes from the ISR before it, unless the topic allows unclean election.
                     let before = view.as_ref().and_then(|v| v.topic_by_id(topic_id).map(|t| (v, t)));
                     if let Some((v, t)) = before {
                         if let Some(prev) = t.partitions.get(partition) {
-                            if *leader >= 0 && *leader_epoch > prev.leader_epoch && !prev.isr.contains(leader) {
+                            // A cancelled reassignment whose ISR held only adding replicas falls back
+                            // to the original replicas.
+                            let reset = !prev.isr.iter().any(|r| replicas.contains(r));
+                            if *leader >= 0 && *leader_epoch > prev.leader_epoch && !prev.isr.contains(leader) && !reset {
                                 if unclean_allowed(v, t) {
                                     self.unclean += 1;
                                 } else {
@@ -873,7 +971,7 @@ fn run(seed: u64) -> Result<Outcome, String> {
                             t.partitions.keys()
                         ));
                     }
-                    if t.partitions.values().any(|p| p.replicas.len() != *rf as usize) {
+                    if t.partitions.values().any(|p| p.target_replicas().len() != *rf as usize) {
                         errors.push(format!("v{voter}: {name} answered replication factor {rf}, has {:?}", t.partitions));
                     }
                 }
@@ -954,6 +1052,8 @@ fn run(seed: u64) -> Result<Outcome, String> {
         alters: o.alters,
         alters_refused: o.alters_refused,
         alters_unknown: o.alters_unknown,
+        reassignments: o.reassignments,
+        elections: o.elections,
         isr_changes: o.isr_changes.len(),
         zombies: o.zombies,
         shutdowns: o.shutdowns,
@@ -1017,6 +1117,8 @@ fn controller_keeps_its_invariants_under_faults() {
                 total.alters += o.alters;
                 total.alters_refused += o.alters_refused;
                 total.alters_unknown += o.alters_unknown;
+                total.reassignments += o.reassignments;
+                total.elections += o.elections;
                 total.isr_changes += o.isr_changes;
                 total.zombies += o.zombies;
                 total.shutdowns += o.shutdowns;
@@ -1034,7 +1136,8 @@ fn controller_keeps_its_invariants_under_faults() {
         "controller sim: {} seeds in {:.1?} on {threads} threads; {} requests, {} batches ({} unchecked after a gap), \
          {} topics created, {} deleted, {} registrations, {} fences, {} leader moves ({} unclean), {} controlled shutdowns, \
          {} zombie heartbeats, {} registrations refused as duplicates, {} producer-id blocks, {} voter crashes, \
-         {} AlterPartition ({} refused, {} ISR changes, {} Ok but not known to be committed)",
+         {} AlterPartition ({} refused, {} ISR changes, {} Ok but not known to be committed), \
+         {} AlterReassignments, {} ElectLeaders",
         results.len(),
         started.elapsed(),
         t.requests,
@@ -1054,7 +1157,9 @@ fn controller_keeps_its_invariants_under_faults() {
         t.alters,
         t.alters_refused,
         t.isr_changes,
-        t.alters_unknown
+        t.alters_unknown,
+        t.reassignments,
+        t.elections
     );
     assert!(failed.is_empty(), "{} seeds failed (rerun one with CONTROLLER_SIM_SEED=n):\n{}", failed.len(), failed.join("\n\n"));
     // The schedule must actually have produced work and faults (over enough seeds to be sure).

@@ -200,7 +200,10 @@ mod tests {
         r
     }
 
-    fn shape(r: &DescribeTopicPartitionsResponse) -> (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>) {
+    /// (name, error, partitions) per topic, and the next cursor.
+    type Shape = (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>);
+
+    fn shape(r: &DescribeTopicPartitionsResponse) -> Shape {
         (
             r.topics
                 .iter()
