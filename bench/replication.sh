@@ -17,6 +17,10 @@
 #                 and end-to-end latency at --rate into partition 0 (the consumer only
 #                 sees offsets below the high watermark, so replication is on its path)
 # The latency producers use acks=1 and linger.ms=0 like bench/latency.sh.
+# Also printed: the producer's achieved rate in the latency runs (-r paces by
+# sleeping, so it falls short of --rate on a busy machine), how long the followers
+# took to catch up after the acks=1 run, and the brokers' CPU seconds (all three
+# together for the cluster) per GB produced during the acks=all run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=3
@@ -94,11 +98,15 @@ print(n, "e2e_p50_ms", q(0.50)); print(n, "e2e_p99_ms", q(0.99)); print(n, "e2e_
 PY
 }
 
-# cpu_per_gb NAME MESSAGES: CPU seconds (user+system) of all running brokers per GB produced.
+# Clock ticks (user+system) used so far by all running brokers.
+cpu_ticks() {
+  local p t=0
+  for p in "${PIDS[@]}"; do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done
+  echo "$t"
+}
+# cpu_per_gb NAME TICKS MESSAGES: broker CPU seconds per GB produced.
 cpu_per_gb() {
-  local p ticks=0
-  for p in "${PIDS[@]}"; do ticks=$((ticks + $(awk '{print $14 + $15}' /proc/$p/stat))); done
-  python3 -c "print('$1', 'broker_cpu_s_per_GB', round($ticks / $CLK / ($2 * 1024 / 1e9), 3))" >>"$OUT/results"
+  python3 -c "print('$1', 'acksall_cpu_s_per_GB', round($2 / $CLK / ($3 * 1024 / 1e9), 3))" >>"$OUT/results"
 }
 
 stop_all() {
@@ -126,9 +134,10 @@ single_node() {
   PIDS+=($!)
   wait_port "$port"
   create_topic "127.0.0.1:$port" -r 1
+  local t0; t0=$(cpu_ticks)
   produce single produce_acksall "127.0.0.1:$port" -1
+  cpu_per_gb single $(($(cpu_ticks) - t0)) "$N"
   e2e single "127.0.0.1:$port"
-  cpu_per_gb single $((N + E2E_N))
   stop_all
 }
 
@@ -167,7 +176,9 @@ sys.exit(0 if len(full) >= int(sys.argv[2]) else 1)
 PY
     sleep 0.5
   done
+  local c0; c0=$(cpu_ticks)
   produce rf3 produce_acksall "$boot" -1
+  cpu_per_gb rf3 $(($(cpu_ticks) - c0)) "$N"
   produce rf3 produce_acks1 "$boot" 1
   # acks=1 does not wait for the followers, which can end far behind on a loaded
   # machine; consumers see only offsets below the high watermark, and "-o end" is
@@ -183,7 +194,6 @@ PY
   done
   echo "rf3 catchup_after_acks1_s $((SECONDS - t0))" >>"$OUT/results"
   e2e rf3 "$boot"
-  cpu_per_gb rf3 $((2 * N + E2E_N))
   stop_all
 }
 
@@ -211,7 +221,7 @@ print(f"\nmedians of {rounds} round(s); {n} x 1 KiB messages per produce run, {p
 print(f"{'figure':<22} {'single node':>12} {'3 nodes RF3':>12} {'RF3/single':>11}")
 fmt = lambda x: "-" if x is None else (f"{x:.3f}" if x < 100 else f"{x:.0f}")
 for m in ["produce_acksall_msgs", "produce_acksall_MBps", "produce_acks1_msgs", "produce_acks1_MBps",
-          "catchup_after_acks1_s", "e2e_produced_msgs_per_s", "e2e_received", "e2e_p50_ms", "e2e_p99_ms", "e2e_p999_ms", "broker_cpu_s_per_GB"]:
+          "catchup_after_acks1_s", "e2e_produced_msgs_per_s", "e2e_received", "e2e_p50_ms", "e2e_p99_ms", "e2e_p999_ms", "acksall_cpu_s_per_GB"]:
     s, r = med.get(("single", m)), med.get(("rf3", m))
     ratio = f"{r / s:.2f}" if s and r is not None else "-"
     print(f"{m:<22} {fmt(s):>12} {fmt(r):>12} {ratio:>11}")

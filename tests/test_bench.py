@@ -1,8 +1,11 @@
 """Smoke tests: the benchmark tools run end to end on a tiny workload.
 They time nothing; the figures are for docs/performance.md, not for CI."""
 
+import os
 import subprocess
 from pathlib import Path
+
+from conftest import STROM
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,3 +34,14 @@ def test_latency_script_smoke():
     out = subprocess.run(["bash", str(ROOT / "bench" / "latency.sh"), "--messages", "2000", "1000"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "rate    1000 msg/s" in out.stdout and "n=2000" in out.stdout, out.stdout
+
+
+def test_replication_script_smoke():
+    # About 20 s: one round of a single node and a 3-broker RF 3 cluster, tiny runs.
+    env = {**os.environ, "STROM_BIN": STROM}
+    out = subprocess.run(["bash", str(ROOT / "bench" / "replication.sh"), "--smoke"], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for figure in ["produce_acksall_msgs", "produce_acks1_msgs", "catchup_after_acks1_s", "e2e_p99_ms", "acksall_cpu_s_per_GB"]:
+        assert figure in out.stdout, out.stdout
+    rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines() if line.strip()}
+    assert rows["e2e_received"][:2] == ["2000", "2000"], out.stdout

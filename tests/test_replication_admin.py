@@ -21,6 +21,7 @@ from conftest import Cluster
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
 NOT_LEADER_OR_FOLLOWER = 6
+INVALID_REPLICA_ASSIGNMENT = 39
 INVALID_REQUEST = 42
 FENCED_LEADER_EPOCH = 74
 UNKNOWN_LEADER_EPOCH = 75
@@ -223,3 +224,122 @@ def test_topic_describe_and_cluster_health(make_cluster):
             assert p["offline_replicas"] == [3], t
     d = node.cli("topic", "describe", "h-rf3")
     assert d.stdout.count("Offline: [3]") == 2, d.stdout
+
+
+def partition_state(ka, topic, partition):
+    t = ka.describe_topic_partitions([topic])["topics"][0]
+    return next(p for p in t["partitions"] if p["partition_index"] == partition)
+
+
+def election_codes(resp):
+    return {(t.topic, p.partition_id): p.error_code for t in resp.replica_election_results for p in t.partition_result}
+
+
+def test_elect_leaders_preferred_and_unclean(make_cluster):
+    from confluent_kafka import ElectionType, TopicPartition as CTP
+
+    c = make_cluster(voters=3)
+    boot = c.bootstrap()
+    wait_for("3 live brokers", lambda: live_brokers(boot) == [1, 2, 3])
+    create(boot, "el", partitions=3, rf=3)
+    ka = kadmin(boot)
+    try:
+        # Every preferred replica already leads: nothing to do, per partition.
+        r = ka.elect_leaders(0, {"el": [0, 1, 2]})
+        assert election_codes(r) == {("el", i): ELECTION_NOT_NEEDED for i in range(3)}
+        # Unclean election of a partition that has a live leader is not needed either.
+        assert election_codes(ka.elect_leaders(1, {"el": [1]})) == {("el", 1): ELECTION_NOT_NEEDED}
+        r = ka.elect_leaders(0, {"el": [7], "el-missing": [0]}, raise_errors=False)
+        assert election_codes(r) == {("el", 7): UNKNOWN_TOPIC_OR_PARTITION, ("el-missing", 0): UNKNOWN_TOPIC_OR_PARTITION}
+        # The CLI: every partition (nothing needed), then one that does not exist.
+        out = c.brokers[0].cli("cluster", "elect-leaders")
+        assert out.returncode == 0 and "0 leader(s) elected, 0 failed" in out.stdout, out.stdout + out.stderr
+        out = c.brokers[0].cli("cluster", "elect-leaders", "el:1", "el:9")
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "el [1]: no election needed" in out.stdout and "el [9]: UNKNOWN_TOPIC_OR_PARTITION" in out.stdout, out.stdout
+
+        # Move partition 0's leadership away from its preferred replica by stopping that broker.
+        before = partition_state(ka, "el", 0)
+        preferred = before["replica_nodes"][0]
+        rest = [b for b in (1, 2, 3) if b != preferred]
+        c.nodes[preferred].kill9()
+        others = c.bootstrap(exclude=(preferred,))
+        moved = wait_for("partition 0 to get another leader",
+                         lambda: (p := partition_state(ka, "el", 0))["leader_id"] in rest and p)
+        assert moved["leader_epoch"] > before["leader_epoch"]
+        c.nodes[preferred].start()
+        wait_for("3 live brokers again", lambda: live_brokers(boot) == [1, 2, 3])
+        # librdkafka's AdminClient asks for the preferred leader back (once it is in sync again).
+        cadm = cadmin(boot)
+
+        def elect_back():
+            res = cadm.elect_leaders(ElectionType.PREFERRED, [CTP("el", 0)]).result(timeout=20)
+            err = res[CTP("el", 0)]
+            return err is None
+
+        wait_for("the preferred leader elected back", elect_back, timeout=60)
+        back = partition_state(ka, "el", 0)
+        assert back["leader_id"] == preferred and back["leader_epoch"] > moved["leader_epoch"]
+        assert election_codes(ka.elect_leaders(0, {"el": [0]})) == {("el", 0): ELECTION_NOT_NEEDED}
+        # A caller still on the old epoch is fenced by OffsetForLeaderEpoch on the new leader.
+        code = offset_for_leader_epoch(ka, preferred, "el", 0, moved["leader_epoch"], moved["leader_epoch"])[0]
+        assert code == FENCED_LEADER_EPOCH
+        assert others  # the cluster stayed usable through the move
+    finally:
+        ka.close()
+
+
+def test_partition_reassignments_start_list_cancel(make_cluster, tmp_path):
+    c = make_cluster(voters=3)
+    boot = c.bootstrap()
+    wait_for("3 live brokers", lambda: live_brokers(boot) == [1, 2, 3])
+    create(boot, "ra", assignment=[[1, 2], [2, 1]])
+    # Broker 3 is down, so a move onto it stays in progress: it cannot catch up.
+    c.nodes[3].kill9()
+    others = c.bootstrap(exclude=(3,))
+    wait_for("broker 3 fenced", lambda: live_brokers(others) == [1, 2])
+    ka = kadmin(others)
+    try:
+        assert ka.list_partition_reassignments() == {}
+        res = ka.alter_partition_reassignments({KTP("ra", 0): [1, 3], KTP("ra", 5): [1, 2], KTP("ra-missing", 0): [1]})
+        assert res[KTP("ra", 0)] is None, res
+        assert res[KTP("ra", 5)] is not None and res[KTP("ra", 5)].errno == UNKNOWN_TOPIC_OR_PARTITION
+        assert res[KTP("ra-missing", 0)].errno == UNKNOWN_TOPIC_OR_PARTITION
+        # Bad targets: an unknown broker, a repeated one.
+        res = ka.alter_partition_reassignments({KTP("ra", 1): [1, 9]})
+        assert res[KTP("ra", 1)].errno == INVALID_REPLICA_ASSIGNMENT, res
+        res = ka.alter_partition_reassignments({KTP("ra", 1): [2, 2]})
+        assert res[KTP("ra", 1)].errno == INVALID_REPLICA_ASSIGNMENT, res
+        listed = ka.list_partition_reassignments()
+        assert listed == {KTP("ra", 0): {"replicas": [1, 3, 2], "adding_replicas": [3], "removing_replicas": [2]}}, listed
+        assert ka.list_partition_reassignments({"ra": [1]}) == {}
+        p0 = partition_state(ka, "ra", 0)
+        assert p0["replica_nodes"] == [1, 3, 2] and 3 not in p0["isr_nodes"]
+        # The CLI sees it; cancelling puts the partition back.
+        node = c.brokers[0]
+        out = node.cli("cluster", "reassign", "--list")
+        assert out.returncode == 0 and "ra [0]\tReplicas: [1, 3, 2]\tAdding: [3]\tRemoving: [2]" in out.stdout, out.stdout + out.stderr
+        out = node.cli("cluster", "reassign", "--cancel", "ra:0")
+        assert out.returncode == 0 and "ra [0]: reassignment cancelled" in out.stdout, out.stdout + out.stderr
+        assert ka.list_partition_reassignments() == {}
+        assert partition_state(ka, "ra", 0)["replica_nodes"] == [1, 2]
+        out = node.cli("cluster", "reassign", "--cancel", "ra:0")
+        assert out.returncode == 1 and "NO_REASSIGNMENT_IN_PROGRESS" in out.stdout, out.stdout + out.stderr
+        assert ka.alter_partition_reassignments({KTP("ra", 1): None})[KTP("ra", 1)].errno == NO_REASSIGNMENT_IN_PROGRESS
+        # Kafka's plan file, then inline arguments.
+        plan = tmp_path / "plan.json"
+        plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "ra", "partition": 1, "replicas": [3, 1], "log_dirs": ["any", "any"]}]}))
+        out = node.cli("cluster", "reassign", "--file", str(plan))
+        assert out.returncode == 0 and "ra [1]: reassignment started" in out.stdout, out.stdout + out.stderr
+        out = node.cli("cluster", "reassign", "ra:0=2,3")
+        assert out.returncode == 0, out.stdout + out.stderr
+        listed = ka.list_partition_reassignments()
+        assert listed[KTP("ra", 1)] == {"replicas": [3, 1, 2], "adding_replicas": [3], "removing_replicas": [2]}, listed
+        assert listed[KTP("ra", 0)] == {"replicas": [2, 3, 1], "adding_replicas": [3], "removing_replicas": [1]}, listed
+        out = node.cli("cluster", "reassign", "--cancel", "--file", str(plan))
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert list(ka.list_partition_reassignments()) == [KTP("ra", 0)]
+        out = node.cli("cluster", "reassign", "ra:0=bad")
+        assert out.returncode == 1 and "bad broker id" in out.stderr, out.stderr
+    finally:
+        ka.close()

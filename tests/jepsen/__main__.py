@@ -3,7 +3,8 @@
     .venv/bin/python -m tests.jepsen --duration 60 --seed 7
     .venv/bin/python -m tests.jepsen --help
 
-Exit status 0 when the checker finds no failure, 1 otherwise.
+Exit status 0 when the checker finds no failure, 1 when it finds one, 2 when the run
+itself broke (a cluster that would not start, a client that could not read back).
 """
 
 import argparse
@@ -93,6 +94,12 @@ def main(argv=None):
             consumers=args.consumers, consumer_mode=args.consumer_mode, rate=args.rate, faults=faults,
             hold=args.hold, quiet=args.quiet, message_timeout_ms=args.message_timeout_ms, verbose=args.verbose,
             client_log_level=6 if args.client_logs else 2)
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(f"the run itself failed; node logs and data are in {workdir / 'cluster'}", file=sys.stderr)
+        return 2
     finally:
         cluster.stop()
     history = result.pop("history")

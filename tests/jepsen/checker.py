@@ -6,13 +6,14 @@ A history is a plain dict (JSON-serialisable, see `workload.py`):
       "partitions": 3,
       "writes": [{"value": "p0-17", "producer": 0, "seq": 17, "partition": 2,
                   "status": "ok" | "fail" | "unknown", "offset": 41 | None,
-                  "error": None | "NOT_ENOUGH_REPLICAS", ...}, ...],
+                  "error": None | "NOT_ENOUGH_REPLICAS", "t_send": 3.2, "t_done": 3.25}, ...],
       "reads":  [{"consumer": "c1", "gen": 0, "index": 5, "partition": 2,
                   "offset": 41, "value": "p0-17"}, ...],
       "final":  {"0": [[0, "p1-0"], [1, "p0-3"], ...], ...},
     }
 
-`writes` holds every attempted write with what the producer was finally told:
+`writes` holds every attempted write with what the producer was finally told
+(`t_send`: when it was handed to the client, `t_done`: when the report arrived):
 `ok` (acknowledged, with the offset of its delivery report), `fail` (a delivery
 error) or `unknown` (no report before the producer gave up). Only `ok` is a
 promise; a failed or unknown write may or may not be in the log.
@@ -91,39 +92,50 @@ def check(history, max_examples=10):
                                   "to": [r["index"], r["offset"], r["value"]]})
         last[key] = r
 
-    # Ordering per producer and partition (the producer sends one request at a time).
-    # 1. Acknowledged offsets increase with the sequence number.
-    # 2. In the final log, acknowledged values first appear in sequence order.
-    # (A retry duplicate may land after later values; only first appearances count.
-    # Unacknowledged values are left out: a write that timed out on the client may
-    # still be appended later by a broker that had it queued.)
+    # Order. A write produced after another write to the same partition was acknowledged
+    # must land after it: at a higher acknowledged offset, and first appearing later in the
+    # final log. That real-time order holds whatever the client does internally.
+    # Sequence order alone is not enough: without idempotence, librdkafka can send a newer
+    # message to a new leader while an older batch is still outstanding on the old one's
+    # connection (max.in.flight is per connection), so a retried older batch may land after
+    # it. Such inversions are counted in info["seq_inversions"], not as failures.
+    first_in = {}  # (partition, value) -> first offset in the final log
+    for p, recs in final.items():
+        for o, v in recs:
+            first_in.setdefault((p, v), o)
     reordered = []
-    acked_by_stream = defaultdict(list)
+    by_part = defaultdict(list)
     for w in acked:
-        acked_by_stream[(w["producer"], w["partition"])].append(w)
-    for (prod, p), ws in sorted(acked_by_stream.items()):
+        by_part[w["partition"]].append(w)
+    for p, ws in sorted(by_part.items()):
+        done = sorted(ws, key=lambda w: w["t_done"])
+        i, top_ack, top_first = 0, None, None
+        for b in sorted(ws, key=lambda w: w["t_send"]):
+            while i < len(done) and done[i]["t_done"] < b["t_send"]:
+                a = done[i]
+                i += 1
+                if top_ack is None or a["offset"] > top_ack["offset"]:
+                    top_ack = a
+                fa = first_in.get((p, a["value"]))
+                if fa is not None and (top_first is None or fa > top_first[1]):
+                    top_first = (a, fa)
+            if top_ack is not None and b["offset"] <= top_ack["offset"]:
+                reordered.append({"kind": "acked offsets", "partition": p, "acked_first": [top_ack["value"], top_ack["offset"]],
+                                  "produced_after": [b["value"], b["offset"]]})
+            fb = first_in.get((p, b["value"]))
+            if top_first is not None and fb is not None and fb <= top_first[1]:
+                reordered.append({"kind": "final log", "partition": p, "acked_first": [top_first[0]["value"], top_first[1]],
+                                  "produced_after": [b["value"], fb]})
+    seq_inversions = []
+    by_stream = defaultdict(list)
+    for w in acked:
+        by_stream[(w["producer"], w["partition"])].append(w)
+    for (prod, p), ws in sorted(by_stream.items()):
         ws.sort(key=lambda w: w["seq"])
         for a, b in zip(ws, ws[1:]):
             if b["offset"] <= a["offset"]:
-                reordered.append({"kind": "acked offsets", "producer": prod, "partition": p,
-                                  "first": [a["value"], a["offset"]], "then": [b["value"], b["offset"]]})
-    acked_values = {w["value"] for w in acked}
-    for p, recs in sorted(final.items()):
-        first_seen = {}
-        last_seq = {}
-        for o, v in recs:
-            if v in first_seen or v not in acked_values:
-                continue
-            first_seen[v] = o
-            w = by_value[v]
-            if w["partition"] != p:
-                continue  # reported as offset_mismatch
-            prod = w["producer"]
-            if prod in last_seq and w["seq"] < last_seq[prod][0]:
-                reordered.append({"kind": "final log", "producer": prod, "partition": p,
-                                  "first": [last_seq[prod][1], last_seq[prod][2]], "then": [v, o]})
-            if prod not in last_seq or w["seq"] > last_seq[prod][0]:
-                last_seq[prod] = (w["seq"], v, o)
+                seq_inversions.append({"producer": prod, "partition": p, "first": [a["value"], a["offset"]],
+                                       "then": [b["value"], b["offset"]]})
 
     # Values a consumer read that the final log does not hold: read above the high watermark.
     dirty = [{"consumer": r["consumer"], "partition": r["partition"], "offset": r["offset"], "value": r["value"]}
@@ -167,6 +179,7 @@ def check(history, max_examples=10):
         "reads": len(reads),
         "final_records": len(final_at),
         "final_gaps": len(gaps),
+        "seq_inversions": len(seq_inversions),
         "write_errors": dict(sorted(errors.items())),
     }
     examples = {
@@ -180,6 +193,7 @@ def check(history, max_examples=10):
         "duplicates": _examples(({"value": v, "at": pos} for v, pos in sorted(duplicates.items())), max_examples),
         "recovered": _examples(recovered, max_examples),
         "final_gaps": _examples(gaps, max_examples),
+        "seq_inversions": _examples(seq_inversions, max_examples),
     }
     return {"ok": not any(failures.values()), "failures": failures, "info": info, "examples": examples}
 

@@ -29,7 +29,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from . import segments
 from .checker import check, FAILURES
-from .util import all_agree_whole, create_topic, fully_replicated, live_brokers, partition_state, wait_for
+from .util import all_agree_whole, broker_view, create_topic, fully_replicated, live_brokers, partition_state, wait_for
 
 ALL_FAULTS = ("kill", "pause", "isolate", "split")
 NETWORK_FAULTS = ("isolate", "split")
@@ -259,9 +259,20 @@ class Run:
                     p.produce(self.topic, value=w["value"].encode(), partition=part, on_delivery=report(w))
                     break
                 except BufferError:
-                    p.poll(0.1)
+                    p.poll(0)
+                    time.sleep(0.05)
             nxt += interval
-            p.poll(max(0.0, nxt - time.monotonic()))
+            # poll(0) and sleep rather than poll(timeout): with confluent-kafka 2.16 a poll with a
+            # timeout was seen to block for seconds past it while a leader was unreachable.
+            before = time.monotonic()
+            p.poll(0)
+            if time.monotonic() - before > 1.0:
+                self.event("slow-poll", producer=idx, seconds=round(time.monotonic() - before, 2))
+            delay = nxt - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -1.0:
+                nxt = time.monotonic()  # fell behind (a stall): do not burst to catch up
         left = p.flush(o["message_timeout_ms"] / 1000 + 5)
         if left:
             self.event("producer-flush-incomplete", producer=idx, left=left)
@@ -320,6 +331,26 @@ class Run:
         finally:
             c.close()
 
+    def watchdog(self):
+        """Notes a producer thread that stops sending (a client stuck, not a broker answer), with its stack."""
+        import sys
+        import traceback
+
+        stalled = set()
+        while not self.stop_producers.wait(1.0):
+            now = self.now()
+            for i, ws in enumerate(self.writes):
+                quiet = now - ws[-1]["t_send"] if ws else 0
+                if quiet > 5 and i not in stalled:
+                    stalled.add(i)
+                    frames = sys._current_frames()
+                    stacks = {t.name: "".join(traceback.format_stack(frames[t.ident])[-2:]) for t in threading.enumerate()
+                              if t.ident in frames and t.name != "watchdog"}
+                    self.event("producer-stalled", producer=i, quiet_s=round(quiet, 1), stacks=stacks)
+                elif quiet <= 5 and i in stalled:
+                    stalled.discard(i)
+                    self.event("producer-resumed", producer=i)
+
     def nemesis(self):
         o = self.o
         faults = [f for f in o["faults"] if self.nodes.supports(f)]
@@ -354,36 +385,49 @@ class Run:
 
     # phases
     def final_read(self):
+        """Every partition from offset 0 to its end. The end is the high watermark when the
+        client can tell it, else the partition-EOF event (which also fires at the high watermark)."""
         o = self.o
+        parts = range(o["partitions"])
         deadline = time.monotonic() + o["final_timeout"]
         c = Consumer({"bootstrap.servers": self.boot(), "group.id": f"{self.topic}-final", "enable.auto.commit": False,
                       "enable.partition.eof": True, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50,
                       "log_level": o["client_log_level"]})
         try:
+            c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in parts])
             hw = {}
-            for p in range(o["partitions"]):
-                hw[p] = wait_for(f"high watermark of partition {p}",
-                                 lambda p=p: c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=5, cached=False),
-                                 timeout=max(1.0, deadline - time.monotonic()))[1]
-            out = {p: [] for p in range(o["partitions"])}
+            for p in parts:
+                try:
+                    hw[p] = wait_for(f"high watermark of partition {p}",
+                                     lambda p=p: c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=5, cached=False),
+                                     timeout=10)[1]
+                except AssertionError as e:
+                    self.event("final-read-no-watermark", partition=p, detail=str(e)[-300:])
+            out = {p: [] for p in parts}
             done = {p for p, h in hw.items() if h <= 0}
-            c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in range(o["partitions"])])
             while len(done) < o["partitions"] and time.monotonic() < deadline:
                 for m in c.consume(1000, 0.5):
                     err = m.error()
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
-                            if m.offset() >= hw[m.partition()]:
+                            if m.offset() >= hw.get(m.partition(), 0):
                                 done.add(m.partition())
                         else:
                             self.event("final-read-error", error=err.name(), detail=err.str())
                         continue
                     out[m.partition()].append([m.offset(), m.value().decode(errors="replace")])
-                    if m.offset() >= hw[m.partition()] - 1:
+                    if m.partition() in hw and m.offset() >= hw[m.partition()] - 1:
                         done.add(m.partition())
-            if len(done) < o["partitions"]:
-                self.event("final-read-incomplete", missing=sorted(set(range(o["partitions"])) - done), hw=hw)
-            return out, hw, len(done) == o["partitions"]
+            complete = len(done) == o["partitions"]
+            if not complete:
+                views = {}
+                for b in self.cluster.brokers:
+                    try:
+                        views[b.node_id] = broker_view(b.bootstrap, self.topic)[1]
+                    except Exception as e:  # noqa: BLE001
+                        views[b.node_id] = repr(e)
+                self.event("final-read-incomplete", missing=sorted(set(parts) - done), hw=hw, broker_views=views)
+            return out, hw, complete
         finally:
             c.close()
 
@@ -428,7 +472,8 @@ class Run:
         consumers = [threading.Thread(target=self._guard, args=(self.consumer, i, modes[i % len(modes)]), name=f"consumer-{i}",
                                       daemon=True) for i in range(o["consumers"])]
         nemesis = threading.Thread(target=self._guard, args=(self.nemesis,), name="nemesis", daemon=True)
-        threads = consumers + producers + [nemesis]
+        watchdog = threading.Thread(target=self._guard, args=(self.watchdog,), name="watchdog", daemon=True)
+        threads = consumers + producers + [nemesis, watchdog]
         try:
             for t in threads:
                 t.start()
@@ -476,6 +521,7 @@ class Run:
         result["info"]["faults"] = sum(1 for e in self.events if e["type"] == "fault")
         result["info"]["consumer_resets"] = sum(1 for e in self.events if e["type"] == "consumer-reset")
         result["info"]["rebalances"] = sum(1 for e in self.events if e["type"] == "rebalance")
+        result["info"]["producer_stalls"] = sum(1 for e in self.events if e["type"] == "producer-stalled")
         result["topic"] = self.topic
         result["seed"] = o["seed"]
         result["nemesis"] = [e for e in self.events if e["type"] in ("fault", "recover", "whole", "not-whole", "unhealthy",

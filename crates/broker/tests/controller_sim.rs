@@ -5,7 +5,10 @@
 //! (`b11`..`b14`) that reach the controller through the real [`ControllerChannel`] (Kafka's
 //! BrokerRegistration / BrokerHeartbeat on the wire, JSON for the rest) and follow the metadata log
 //! with a [`MetadataFollower`]; and a client that creates topics (RF 1–3, sometimes a name that
-//! exists; a fifth of the topics allow unclean leader election), adds partitions and deletes topics.
+//! exists; a fifth of the topics allow unclean leader election), adds partitions, deletes topics,
+//! moves partitions to other brokers (AlterReassignments, same replication factor) or cancels that,
+//! and asks for preferred or unclean leader elections (ElectLeaders). The controllers rebalance
+//! leaders automatically every 1.5 s.
 //! Brokers register, heartbeat every 200 ms with the offset their follower reached, sometimes pause
 //! (their session lapses and they are fenced), restart with a new incarnation (and then send one
 //! heartbeat with the old epoch, as a zombie would), do a controlled shutdown and restart, ask for a
@@ -26,8 +29,10 @@
 //!   broker or marks it shutting down leaves it leading nothing) that is in its replicas and ISR;
 //! - per partition, over every partition record in log order, `leader_epoch` and `partition_epoch`
 //!   never decrease and `leader_epoch` changes whenever the leader does; a new leader (a higher
-//!   leader epoch, leader ≥ 0) was in the ISR before it unless the topic allows unclean election
-//!   (checked where the batch before is known);
+//!   leader epoch, leader ≥ 0) was in the ISR before it, unless the topic allows unclean election,
+//!   an unclean ElectLeaders was sent for the partition (the leader is then the whole ISR), or a
+//!   cancelled reassignment left none of the ISR among the replicas (checked where the batch
+//!   before is known); adding and removing replicas are disjoint replicas, some replica stays;
 //! - AlterPartition is answered Ok only with the ISR asked for, the same leader and leader epoch,
 //!   and the partition epoch it named (nothing to change) or one more, and then that state is in
 //!   the log at the answered offset; never Ok for a surely stale epoch (and STALE_BROKER_EPOCH for
@@ -35,7 +40,8 @@
 //!   INVALID_REQUEST);
 //! - a topic name is never created while a topic of that name exists, nor answered Ok when it
 //!   existed; every CreateTopics answered Ok is in the log at the answered offset with the answered
-//!   id, and in the final image exactly once, with its partitions and replication factor (unless a
+//!   id, and in the final image exactly once, with its partitions and replication factor (of the
+//!   target replicas, when a reassignment is in progress) (unless a
 //!   DeleteTopics for it was attempted); every acknowledged DeleteTopics is in the log at its offset
 //!   and its topic is gone; acknowledged CreatePartitions are reflected;
 //! - `RegisterBroker` epochs strictly increase in log order (unique); per broker, answered epochs
@@ -150,6 +156,8 @@ struct Observed {
     alters_refused: u32,
     /// AlterPartition answered Ok at offset 0: not known to be committed.
     alters_unknown: u32,
+    /// Partitions an unclean ElectLeaders was sent for (answered or not).
+    unclean_asked: BTreeSet<(Uuid, i32)>,
     /// AlterReassignments and ElectLeaders requests sent.
     reassignments: u32,
     elections: u32,
@@ -462,7 +470,13 @@ async fn reassign_or_elect(id: Uuid, count: i32, rf: i16, rng: &mut StdRng, ch: 
         let election_type = if roll < 9 { 0 } else { 1 };
         let partitions: Vec<(Uuid, i32)> = (0..count).filter(|_| rng.gen_bool(0.5)).map(|p| (id, p)).collect();
         let n = partitions.len();
-        obs.lock().unwrap().elections += 1;
+        {
+            let mut o = obs.lock().unwrap();
+            o.elections += 1;
+            if election_type == 1 {
+                o.unclean_asked.extend(partitions.iter().copied());
+            }
+        }
         match call(ch, obs, Request::ElectLeaders { election_type, partitions }).await {
             Some(Reply { answer: Answer::ElectLeaders(r), .. }) => {
                 let fine = [
@@ -661,8 +675,10 @@ struct LogChecker {
     max_epoch: i64,
     fences: usize,
     leader_moves: usize,
-    /// Leaders elected from outside the ISR (topics that allow it).
+    /// Leaders elected from outside the ISR (topics that allow it, or asked for by ElectLeaders).
     unclean: usize,
+    /// Partitions an unclean ElectLeaders was sent for.
+    unclean_asked: BTreeSet<(Uuid, i32)>,
 }
 
 fn unclean_allowed(image: &MetadataImage, t: &strom_metadata::TopicImage) -> bool {
@@ -706,8 +722,9 @@ impl LogChecker {
                             // A cancelled reassignment whose ISR held only adding replicas falls back
                             // to the original replicas.
                             let reset = !prev.isr.iter().any(|r| replicas.contains(r));
+                            let asked = self.unclean_asked.contains(&(*topic_id, *partition)) && *isr == vec![*leader];
                             if *leader >= 0 && *leader_epoch > prev.leader_epoch && !prev.isr.contains(leader) && !reset {
-                                if unclean_allowed(v, t) {
+                                if unclean_allowed(v, t) || asked {
                                     self.unclean += 1;
                                 } else {
                                     self.errors.push(format!(
@@ -938,7 +955,15 @@ fn run(seed: u64) -> Result<Outcome, String> {
     }
     // The committed batches in log order, each checked against the image before it when the batch
     // before it is known (a voter that installed a snapshot publishes no batches for it).
-    let mut checker = LogChecker { errors: Vec::new(), leaders: HashMap::new(), max_epoch: 0, fences: 0, leader_moves: 0, unclean: 0 };
+    let mut checker = LogChecker {
+        errors: Vec::new(),
+        leaders: HashMap::new(),
+        max_epoch: 0,
+        fences: 0,
+        leader_moves: 0,
+        unclean: 0,
+        unclean_asked: o.unclean_asked.clone(),
+    };
     let mut pre: Option<Arc<MetadataImage>> = Some(Arc::new(MetadataImage::default()));
     let mut gaps = 0;
     for (index, (records, post)) in &o.log {

@@ -54,7 +54,7 @@ pub enum ErrorCode {
     ElectionNotNeeded = 84,
     NoReassignmentInProgress = 85,
     IneligibleReplica = 107,
-    InvalidUpdateVersion = 108,
+    InvalidUpdateVersion = 95,
     OffsetNotAvailable = 78,
 }
 
@@ -210,7 +210,7 @@ pub fn error_name(code: i16) -> &'static str {
         84 => "ELECTION_NOT_NEEDED",
         85 => "NO_REASSIGNMENT_IN_PROGRESS",
         107 => "INELIGIBLE_REPLICA",
-        108 => "INVALID_UPDATE_VERSION",
+        95 => "INVALID_UPDATE_VERSION",
         _ => "UNKNOWN_ERROR_CODE",
     }
 }

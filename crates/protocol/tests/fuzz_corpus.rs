@@ -138,6 +138,55 @@ fn populated(api: ApiKey, v: i16) -> Option<Vec<u8>> {
             r.topics = vec![t];
             enc(&r, v)
         }
+        ApiKey::DescribeTopicPartitions => {
+            let mut t = describe_topic_partitions_request::TopicRequest::default();
+            t.name = name("seed");
+            let mut c = describe_topic_partitions_request::Cursor::default();
+            c.topic_name = name("seed");
+            c.partition_index = 2;
+            let mut r = DescribeTopicPartitionsRequest::default();
+            r.topics = vec![t];
+            r.response_partition_limit = 10;
+            r.cursor = Some(c);
+            enc(&r, v)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            let mut p = offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+            p.current_leader_epoch = 3;
+            p.leader_epoch = 2;
+            let mut t = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+            t.topic = name("seed");
+            t.partitions = vec![p.clone(), p];
+            let mut r = OffsetForLeaderEpochRequest::default();
+            r.topics = vec![t];
+            enc(&r, v)
+        }
+        ApiKey::ElectLeaders => {
+            let mut t = elect_leaders_request::TopicPartitions::default();
+            t.topic = name("seed");
+            t.partitions = vec![0, 1];
+            let mut r = ElectLeadersRequest::default();
+            r.topic_partitions = Some(vec![t]);
+            enc(&r, v)
+        }
+        ApiKey::AlterPartitionReassignments => {
+            let mut p = alter_partition_reassignments_request::ReassignablePartition::default();
+            p.replicas = Some(vec![BrokerId(1), BrokerId(2)]);
+            let mut t = alter_partition_reassignments_request::ReassignableTopic::default();
+            t.name = name("seed");
+            t.partitions = vec![p];
+            let mut r = AlterPartitionReassignmentsRequest::default();
+            r.topics = vec![t];
+            enc(&r, v)
+        }
+        ApiKey::ListPartitionReassignments => {
+            let mut t = list_partition_reassignments_request::ListPartitionReassignmentsTopics::default();
+            t.name = name("seed");
+            t.partition_indexes = vec![0, 3];
+            let mut r = ListPartitionReassignmentsRequest::default();
+            r.topics = Some(vec![t]);
+            enc(&r, v)
+        }
         _ => return None,
     })
 }

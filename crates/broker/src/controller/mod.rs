@@ -10,7 +10,9 @@
 //! What it decides: broker registration, heartbeats, fencing and controlled
 //! shutdown; topic creation with replica placement; partition additions; topic
 //! deletion; config changes; producer-id blocks; ISR changes asked for by
-//! partition leaders (AlterPartition); leader election.
+//! partition leaders (AlterPartition); leader election (on fencing and
+//! unfencing, ElectLeaders, and the periodic leader rebalance of
+//! `auto.leader.rebalance.enable`); partition reassignments.
 //!
 //! ISR rules, as Kafka's KRaft controller: a broker that is fenced (session
 //! lapsed, asked to be fenced, shutting down, or re-registered as a new
@@ -22,6 +24,12 @@
 //! leaders for partitions that have none. Each step writes at most one record
 //! per partition: `leader_epoch` + 1 when the leader changes, `partition_epoch`
 //! + 1 on every change.
+//!
+//! Reassignment, as KRaft's: starting one makes the replicas the target followed
+//! by the original replicas that leave (`removing_replicas`), with the new ones in
+//! `adding_replicas`; once every adding replica is in the ISR (and some in-sync
+//! replica stays), the same record that says so completes it: the replicas become
+//! the target, the removing ones leave the ISR, and a leader that left is replaced.
 
 pub mod client;
 pub mod listener;
@@ -648,7 +656,8 @@ impl Controller {
             };
             return Err(Failure::new(ErrorCode::InvalidPartitions, msg));
         }
-        let rf = topic.partitions.values().next().map(|p| p.replicas.len()).unwrap_or(1);
+        // The replication factor a reassignment in progress leads to, not its interim one.
+        let rf = topic.partitions.values().next().map(|p| p.target_replicas().len()).unwrap_or(1);
         let assignment = match assignments {
             Some(a) => {
                 if a.len() as i32 != count - current {

@@ -216,18 +216,7 @@ async fn commit(quorum: &Quorum, records: Vec<MetadataRecord>, answer: Answer) -
 
 /// The same answer shape, every part failed.
 fn fail_all(answer: Answer, f: Failure) -> Answer {
-    match answer {
-        Answer::Register(_) => Answer::Register(Err(f)),
-        Answer::Heartbeat(mut h) => {
-            h.error = f.code;
-            Answer::Heartbeat(h)
-        }
-        Answer::CreateTopics(v) => Answer::CreateTopics(v.into_iter().map(|_| Err(f.clone())).collect()),
-        Answer::DeleteTopics(v) => Answer::DeleteTopics(v.into_iter().map(|_| Err(f.clone())).collect()),
-        Answer::Done(_) => Answer::Done(Err(f)),
-        Answer::ProducerIds(_) => Answer::ProducerIds(Err(f)),
-        other => other,
-    }
+    answer.failed(f)
 }
 
 fn log_changes(records: &[MetadataRecord]) {

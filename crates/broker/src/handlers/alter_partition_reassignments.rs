@@ -79,7 +79,9 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: AlterPartitionReassignmentsRe
                 let outcome = match (&slot, &results) {
                     (Slot::Local(f), _) => Err(f.clone()),
                     (Slot::Asked(_), Err(f)) => Err(f.clone()),
-                    (Slot::Asked(i), Ok(v)) => v.get(*i).cloned().unwrap_or_else(|| Err(Failure::new(ErrorCode::UnknownServerError, "no answer"))),
+                    (Slot::Asked(i), Ok(v)) => {
+                        v.get(*i).cloned().unwrap_or_else(|| Err(Failure::new(ErrorCode::UnknownServerError, "no answer")))
+                    }
                 };
                 let mut pr = ReassignablePartitionResponse::default();
                 pr.partition_index = p;
