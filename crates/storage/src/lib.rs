@@ -73,6 +73,8 @@ pub struct LogManager {
     start_offsets: HashMap<TopicPartition, i64>,
     high_watermarks: HashMap<TopicPartition, i64>,
     logs: RwLock<HashMap<TopicPartition, Arc<Log>>>,
+    /// One checkpoint writer at a time: they share temp file names.
+    checkpointing: std::sync::Mutex<()>,
 }
 
 impl LogManager {
@@ -93,6 +95,7 @@ impl LogManager {
             start_offsets: read_checkpoint(&dir.join(START_CHECKPOINT)),
             high_watermarks: read_checkpoint(&dir.join(HW_CHECKPOINT)),
             logs: RwLock::new(HashMap::new()),
+            checkpointing: std::sync::Mutex::new(()),
         })
     }
 
@@ -169,6 +172,7 @@ impl LogManager {
     /// Writes the recovery-point, log-start and high-watermark checkpoint files,
     /// each atomically (temp file, fsync, rename).
     pub fn write_checkpoints(&self) -> Result<(), StorageError> {
+        let _one = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
         let all = self.all();
         let rps: Vec<_> = all.iter().map(|(k, l)| (k.clone(), l.recovery_point())).collect();
         let starts: Vec<_> = all.iter().map(|(k, l)| (k.clone(), l.log_start_offset())).collect();
