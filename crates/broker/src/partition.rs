@@ -496,7 +496,10 @@ impl Partition {
                 return Ok(if moved { Applied::Fine } else { Applied::Backoff });
             }
             if !f.records.is_empty() {
-                log.append_replica(f.records)?;
+                // `flush.messages` holds on followers too, as in Kafka.
+                if log.append_replica(f.records)?.is_some_and(|info| info.flush_due) {
+                    log.flush_blocking()?;
+                }
             }
             if f.log_start > log.log_start_offset() && f.log_start <= log.log_end_offset() {
                 log.advance_log_start(f.log_start)?;

@@ -1107,6 +1107,8 @@ impl Log {
         })();
         synced.map_err(|e| self.fail("fsync", e))?;
         let end = inner.next_offset;
+        inner.unflushed_messages = 0;
+        inner.last_flush_ms = now_ms();
         drop(inner);
         self.flushed.send_modify(|v| *v = (*v).max(end));
         Ok(())
