@@ -369,9 +369,10 @@ enum ClusterCmd {
         #[arg(long)]
         list: bool,
     },
-    /// Elect leaders: the preferred (first) replica, or with --unclean any live
-    /// replica even outside the ISR. Arguments: `TOPIC:PARTITION` or `TOPIC`
-    /// (all its partitions); none means every partition.
+    /// Elect leaders: the preferred (first) replica, or with --unclean, for a
+    /// partition without a leader, any live replica even outside the ISR (may
+    /// lose data). Arguments: `TOPIC:PARTITION` or `TOPIC` (all its
+    /// partitions); none means every partition.
     ElectLeaders {
         partitions: Vec<String>,
         #[arg(long)]
