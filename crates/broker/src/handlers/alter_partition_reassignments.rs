@@ -18,15 +18,10 @@ use strom_metadata::PartitionImage;
 use strom_protocol::ErrorCode;
 use uuid::Uuid;
 
-use super::s;
+use super::{s, Slot};
 use crate::controller::Failure;
 use crate::dispatch::{Outcome, Reply};
 use crate::server::Broker;
-
-enum Slot {
-    Asked(usize),
-    Local(Failure),
-}
 
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: AlterPartitionReassignmentsRequest) -> Outcome {
     let (b, reply) = (b.clone(), reply.clone());
@@ -76,13 +71,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: AlterPartitionReassignmentsRe
             let mut tr = ReassignableTopicResponse::default();
             tr.name = kafka_protocol::messages::TopicName(s(name));
             for (p, slot) in parts {
-                let outcome = match (&slot, &results) {
-                    (Slot::Local(f), _) => Err(f.clone()),
-                    (Slot::Asked(_), Err(f)) => Err(f.clone()),
-                    (Slot::Asked(i), Ok(v)) => {
-                        v.get(*i).cloned().unwrap_or_else(|| Err(Failure::new(ErrorCode::UnknownServerError, "no answer")))
-                    }
-                };
+                let outcome = slot.outcome(&results);
                 let mut pr = ReassignablePartitionResponse::default();
                 pr.partition_index = p;
                 if let Err(f) = outcome {

@@ -15,17 +15,12 @@ use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicN
 use strom_protocol::ErrorCode;
 use uuid::Uuid;
 
-use super::s;
+use super::{s, Slot};
 use crate::controller::Failure;
 use crate::dispatch::{Outcome, Reply};
 use crate::server::Broker;
 
 /// Where a partition's answer comes from.
-enum Slot {
-    Asked(usize),
-    Local(Failure),
-}
-
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ElectLeadersRequest) -> Outcome {
     let (b, reply) = (b.clone(), reply.clone());
     Outcome::Later(Box::pin(async move {
@@ -83,13 +78,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ElectLeadersRequest) -> Outco
             let mut tr = ReplicaElectionResult::default();
             tr.topic = TopicName(s(name));
             for (p, slot) in parts {
-                let outcome = match (&slot, &results) {
-                    (Slot::Local(f), _) => Err(f.clone()),
-                    (Slot::Asked(_), Err(f)) => Err(f.clone()),
-                    (Slot::Asked(i), Ok(v)) => {
-                        v.get(*i).cloned().unwrap_or_else(|| Err(Failure::new(ErrorCode::UnknownServerError, "no answer")))
-                    }
-                };
+                let outcome = slot.outcome(&results);
                 let mut pr = PartitionResult::default();
                 pr.partition_id = p;
                 if let Err(f) = outcome {

@@ -57,3 +57,26 @@ pub(crate) mod ops {
     pub const TOPIC: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
     pub const GROUP: i32 = bits(&[3, 6, 8]);
 }
+
+/// One partition of a request forwarded to the controller in a batch: its index
+/// in the batch, or the error it already got here.
+pub(crate) enum Slot {
+    Asked(usize),
+    Local(crate::controller::Failure),
+}
+
+impl Slot {
+    /// This partition's result, given the controller's answer to the batch.
+    pub(crate) fn outcome(
+        &self,
+        results: &Result<Vec<Result<(), crate::controller::Failure>>, crate::controller::Failure>,
+    ) -> Result<(), crate::controller::Failure> {
+        match (self, results) {
+            (Slot::Local(f), _) | (Slot::Asked(_), Err(f)) => Err(f.clone()),
+            (Slot::Asked(i), Ok(v)) => v
+                .get(*i)
+                .cloned()
+                .unwrap_or_else(|| Err(crate::controller::Failure::new(strom_protocol::ErrorCode::UnknownServerError, "no answer"))),
+        }
+    }
+}
