@@ -87,6 +87,18 @@ pub const BROKER_DEFS: &[Def] = &[
     d("offsets.retention.minutes", Kind::Int, Some("10080")),
     d("offsets.retention.check.interval.ms", Kind::Long, Some("600000")),
     d("offset.metadata.max.bytes", Kind::Int, Some("4096")),
+    // Transactions and producer ids (Kafka's defaults).
+    d("transaction.state.log.num.partitions", Kind::Int, Some("50")),
+    d("transaction.state.log.replication.factor", Kind::Int, Some("3")),
+    d("transaction.state.log.min.isr", Kind::Int, Some("2")),
+    d("transaction.state.log.segment.bytes", Kind::Int, Some("104857600")),
+    d("transaction.max.timeout.ms", Kind::Int, Some("900000")),
+    d("transactional.id.expiration.ms", Kind::Int, Some("604800000")),
+    d("transaction.abort.timed.out.transaction.cleanup.interval.ms", Kind::Int, Some("10000")),
+    d("transaction.remove.expired.transaction.cleanup.interval.ms", Kind::Int, Some("3600000")),
+    d("transaction.partition.verification.enable", Kind::Bool, Some("true")),
+    d("producer.id.expiration.ms", Kind::Int, Some("86400000")),
+    d("producer.id.expiration.check.interval.ms", Kind::Int, Some("600000")),
     // The cluster (KRaft) settings, under Kafka's names.
     d("process.roles", Kind::List, Some("broker,controller")),
     d("controller.quorum.voters", Kind::Str, None),
@@ -113,6 +125,20 @@ pub const BROKER_DEFS: &[Def] = &[
     d("auto.leader.rebalance.enable", Kind::Bool, Some("true")),
     d("leader.imbalance.check.interval.seconds", Kind::Long, Some("300")),
     d("leader.imbalance.per.broker.percentage", Kind::Int, Some("10")),
+];
+
+/// Integer settings that must be at least 1.
+const AT_LEAST_ONE: &[&str] = &[
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.segment.bytes",
+    "transaction.max.timeout.ms",
+    "transactional.id.expiration.ms",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transaction.remove.expired.transaction.cleanup.interval.ms",
+    "producer.id.expiration.ms",
+    "producer.id.expiration.check.interval.ms",
 ];
 
 /// (topic config, broker synonym, kind)
@@ -219,7 +245,20 @@ impl BrokerConfig {
         }
         let c = BrokerConfig { set, dynamic: Default::default() };
         c.check_listeners()?;
+        c.check_minimums()?;
         Ok(c)
+    }
+
+    /// Settings Kafka requires to be at least 1 (a zero partition count or
+    /// interval cannot work).
+    fn check_minimums(&self) -> Result<(), ConfigError> {
+        for name in AT_LEAST_ONE {
+            let value = self.get(name);
+            if value.parse::<i64>().is_ok_and(|v| v < 1) {
+                return Err(ConfigError::Invalid { name: name.to_string(), value, reason: "must be at least 1".into() });
+            }
+        }
+        Ok(())
     }
 
     /// Reads a TOML file whose keys are Kafka config names (nested tables join with '.').
@@ -541,6 +580,19 @@ mod tests {
         );
         assert!(BrokerConfig::from_pairs([("num.partitions".to_string(), "many".to_string())]).is_err());
         assert!(BrokerConfig::from_pairs([("listeners".to_string(), "SSL://x:1".to_string())]).is_err());
+    }
+
+    #[test]
+    fn transaction_settings_have_kafka_defaults_and_minimums() {
+        let c = BrokerConfig::default();
+        assert_eq!(c.int("transaction.state.log.num.partitions"), 50);
+        assert_eq!(c.int("transaction.max.timeout.ms"), 900_000);
+        assert_eq!(c.int("transactional.id.expiration.ms"), 604_800_000);
+        assert!(c.bool("transaction.partition.verification.enable"));
+        let set = |k: &str, v: &str| BrokerConfig::from_pairs([(k.to_string(), v.to_string())]);
+        assert!(set("transaction.state.log.num.partitions", "0").is_err());
+        assert!(set("transaction.max.timeout.ms", "-1").is_err());
+        assert_eq!(set("transaction.state.log.min.isr", "1").unwrap().int("transaction.state.log.min.isr"), 1);
     }
 
     #[test]

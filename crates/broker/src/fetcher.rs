@@ -167,6 +167,7 @@ fn handle(p: &Partition, leader: i32, pd: PartitionData, appended: &mut bool) ->
         high_watermark: pd.high_watermark,
         log_start: pd.log_start_offset,
         diverging,
+        ..Fetched::default()
     };
     match p.apply_fetched(leader, epoch, f) {
         Ok(Applied::Fine) => {

@@ -17,6 +17,13 @@
 //! partition's log is kept here, so writes do not go through the broker again.
 //! A background tick drives session expiry, rebalance timeouts and offset
 //! retention of the owned groups.
+//!
+//! Transactions: a TxnOffsetCommit's write is appended as a transactional batch
+//! of its producer; the WriteTxnMarkers handler reports each marker it made
+//! durable on a `__consumer_offsets` partition with [`GroupManager::complete_txn`].
+//! A load replays batches with their headers ([`ReplayBatch`]), so offsets of a
+//! transaction whose marker is in the log are completed, and the others stay
+//! pending for a marker to come.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +34,7 @@ use strom_coordinator::errors::{
     COORDINATOR_NOT_AVAILABLE, KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_COORDINATOR, NOT_LEADER_OR_FOLLOWER, UNKNOWN_SERVER_ERROR,
 };
 use strom_coordinator::group::{Output, SyncResponse};
-use strom_coordinator::records::GroupRecord;
+use strom_coordinator::records::{decode_marker, GroupRecord, ReplayBatch};
 use strom_coordinator::{GroupConfig, GroupCoordinator, PartitionStatus, Token, Write, WriteId};
 use strom_protocol::batch::BatchIter;
 use strom_protocol::compression::Codec;
@@ -177,6 +184,15 @@ impl GroupManager {
         result
     }
 
+    /// A transaction marker of `producer_id` is durable and replicated on
+    /// `partition` of `__consumer_offsets`: the offsets that producer committed
+    /// in the transaction become visible to OffsetFetch (`commit`) or are
+    /// dropped. Call it after the marker's append is durable, before answering
+    /// WriteTxnMarkers, so the producer's next transaction starts after it.
+    pub fn complete_txn(&self, partition: i32, producer_id: i64, commit: bool) {
+        self.lock().complete_txn(partition, producer_id, commit);
+    }
+
     pub async fn tick(&self, _b: &Broker) {
         let now = strom_storage::now_ms();
         let ((), pending) = self.step(|c| ((), c.tick(now)));
@@ -212,33 +228,13 @@ impl GroupManager {
         };
         let started = std::time::Instant::now();
         let part = b.replicas.get(OFFSETS_TOPIC, partition);
-        let mut count = 0usize;
-        if let Some(log) = part.as_ref().map(|p| &p.log) {
-            let mut offset = log.log_start_offset();
-            let end = log.log_end_offset();
-            while offset < end {
-                // Read and decode without the lock; apply a chunk at a time. The
-                // partition's groups are invisible until the load finishes.
-                let (records, next) = read_chunk(log, partition, offset);
-                if next <= offset {
-                    break;
-                }
-                offset = next;
-                let mut coord = self.lock();
-                if coord.status(partition) != PartitionStatus::Loading(ticket) {
-                    tracing::info!(partition, "group load abandoned: partition unloaded");
-                    return;
-                }
-                let now = strom_storage::now_ms();
-                count += records.len();
-                for r in records {
-                    coord.load(r, now);
-                }
-            }
-        } else {
+        if part.is_none() {
             tracing::warn!(partition, "no log for this __consumer_offsets partition; its group writes will fail");
         }
-        let mut coord = self.lock();
+        let Some((mut coord, count)) = self.replay(part.as_ref(), partition, ticket) else {
+            tracing::info!(partition, "group load abandoned: partition unloaded");
+            return;
+        };
         if !coord.finish_load(partition, ticket) {
             return;
         }
@@ -251,6 +247,45 @@ impl GroupManager {
             tracing::info!(partition, records = count, ms, "group partition loaded");
         } else {
             tracing::debug!(partition, ms, "group partition loaded (empty)");
+        }
+    }
+
+    /// Replays `part`'s log, from its start to its end, into the partition being
+    /// loaded with `ticket`. Returns the coordinator, locked with the log at its
+    /// end, and how many records (a marker counts one) were applied; `None` if
+    /// the partition was unloaded meanwhile.
+    fn replay(&self, part: Option<&Arc<Partition>>, partition: i32, ticket: u64) -> Option<(MutexGuard<'_, GroupCoordinator>, usize)> {
+        let mut count = 0usize;
+        let mut offset = part.map(|p| p.log.log_start_offset()).unwrap_or(0);
+        loop {
+            // Read and decode without the lock; apply a chunk at a time. The
+            // partition's groups are invisible until the load finishes.
+            let chunk = part.filter(|p| offset < p.log.log_end_offset()).map(|p| read_chunk(&p.log, partition, offset));
+            let mut coord = self.lock();
+            if coord.status(partition) != PartitionStatus::Loading(ticket) {
+                return None;
+            }
+            let Some((batches, next)) = chunk else {
+                if part.is_some_and(|p| offset < p.log.log_end_offset()) {
+                    continue; // a marker came meanwhile: replay it too
+                }
+                // At the log end with the lock held: a transaction marker
+                // appended from now on reaches an owned partition through
+                // `complete_txn`; one appended before was replayed.
+                return Some((coord, count));
+            };
+            if next <= offset {
+                return Some((coord, count));
+            }
+            offset = next;
+            let now = strom_storage::now_ms();
+            for batch in batches {
+                count += match &batch {
+                    ReplayBatch::Records { records, .. } => records.len(),
+                    ReplayBatch::Marker { .. } => 1,
+                };
+                coord.load_batch(partition, batch, now);
+            }
         }
     }
 
@@ -296,7 +331,11 @@ impl Inner {
             return Err(NOT_LEADER_OR_FOLLOWER);
         };
         let now = strom_storage::now_ms();
-        let mut builder = BatchBuilder::new(now);
+        let mut builder = match w.producer {
+            // A TxnOffsetCommit: the transaction's marker completes it, here and on replay.
+            Some((id, epoch)) => BatchBuilder::new(now).producer(id, epoch, -1).transactional(true),
+            None => BatchBuilder::new(now),
+        };
         for r in &w.records {
             let (k, v) = r.encode();
             builder.push(Record { key: Some(Bytes::from(k)), value: v.map(Bytes::from), timestamp: now, ..Default::default() });
@@ -311,6 +350,10 @@ impl Inner {
                 tracing::error!(partition = w.partition, error = %e, "cannot append group records");
                 Err(storage_code(&e))
             }
+            Err(AppendError::Code(strom_protocol::ErrorCode::NotLeaderOrFollower)) => Err(NOT_COORDINATOR),
+            // A transactional write refused by the producer checks (e.g. a
+            // fenced epoch): the client must hear why, as Kafka answers.
+            Err(AppendError::Code(c)) if w.producer.is_some() => Err(c.code()),
             Err(AppendError::Code(_)) => Err(NOT_COORDINATOR),
             Err(AppendError::NotEnough(..)) => Err(COORDINATOR_NOT_AVAILABLE),
         }
@@ -394,13 +437,15 @@ fn storage_code(e: &StorageError) -> i16 {
     match e {
         StorageError::Io(_) | StorageError::Offline => KAFKA_STORAGE_ERROR,
         StorageError::MessageTooLarge { .. } | StorageError::Inflated { .. } => MESSAGE_TOO_LARGE,
-        _ => UNKNOWN_SERVER_ERROR,
+        // Producer checks of a transactional write (e.g. a fenced epoch) keep
+        // their code; group writes map anything else to UNKNOWN_SERVER_ERROR.
+        e => crate::handlers::produce::storage_error_code(e).code(),
     }
 }
 
-/// Decodes the group records of the batches from `offset` on (about
-/// [`LOAD_CHUNK`] bytes); returns them and the offset to read next.
-fn read_chunk(log: &Log, partition: i32, mut offset: i64) -> (Vec<GroupRecord>, i64) {
+/// Decodes the batches from `offset` on (about [`LOAD_CHUNK`] bytes) with what
+/// replay needs of their headers; returns them and the offset to read next.
+fn read_chunk(log: &Log, partition: i32, mut offset: i64) -> (Vec<ReplayBatch>, i64) {
     let mut out = Vec::new();
     let read = match log.read(offset, LOAD_CHUNK) {
         Ok(r) if !r.records.is_empty() => r,
@@ -416,14 +461,28 @@ fn read_chunk(log: &Log, partition: i32, mut offset: i64) -> (Vec<GroupRecord>, 
         let Ok(records) = decode_batch(&batch, 64 << 20) else {
             continue;
         };
+        if batch.is_control() {
+            // A transaction marker: one control record whose key holds its type.
+            let commit = records.first().and_then(|r| r.key.as_deref()).and_then(decode_marker);
+            if let Some(commit) = commit {
+                out.push(ReplayBatch::Marker { producer_id: batch.producer_id(), commit });
+            }
+            continue;
+        }
+        let mut group_records = Vec::with_capacity(records.len());
         for r in records {
             let Some(key) = r.key else { continue };
             match GroupRecord::decode(&key, r.value.as_deref()) {
-                Ok(Some(rec)) => out.push(rec),
+                Ok(Some(rec)) => group_records.push(rec),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(partition, offset = r.offset, error = %e, "skipping unreadable group record"),
             }
         }
+        out.push(ReplayBatch::Records {
+            producer_id: batch.producer_id(),
+            transactional: batch.is_transactional(),
+            records: group_records,
+        });
     }
     (out, offset)
 }

@@ -21,6 +21,7 @@ pub mod fetcher;
 pub mod groups;
 pub mod handlers;
 pub mod lifecycle;
+pub mod markers;
 pub mod node;
 pub mod partition;
 pub mod peer;
@@ -28,6 +29,7 @@ pub mod publisher;
 pub mod replica;
 pub mod replicas;
 pub mod server;
+pub mod txns;
 
 use std::sync::Arc;
 

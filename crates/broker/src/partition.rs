@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use strom_metadata::PartitionImage;
 use strom_protocol::ErrorCode;
-use strom_storage::{AppendInfo, Log, StorageError};
+use strom_storage::{AbortedTxn, AppendInfo, Log, StorageError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -215,6 +215,16 @@ impl Partition {
     /// A producer's append on the leader. With `acks == -1`, refuses when the ISR
     /// is below `min.insync.replicas`. Returns the append and the leader epoch it was made in.
     pub fn append_leader(&self, data: Bytes, acks: i16) -> Result<(AppendInfo, i32), AppendError> {
+        self.append_leader_verified(data, acks, None)
+    }
+
+    /// [`Partition::append_leader`] with KIP-890's guard (see [`Log::append_verified`]).
+    pub fn append_leader_verified(
+        &self,
+        data: Bytes,
+        acks: i16,
+        verified: Option<&[(i64, i16)]>,
+    ) -> Result<(AppendInfo, i32), AppendError> {
         let st = self.lock();
         if st.role != Role::Leader {
             return Err(AppendError::Code(ErrorCode::NotLeaderOrFollower));
@@ -222,7 +232,28 @@ impl Partition {
         if acks == -1 && st.isr.len() < st.min_isr {
             return Err(AppendError::NotEnough(st.isr.len(), st.min_isr));
         }
-        let info = self.log.append(data).map_err(AppendError::Storage)?;
+        let info = self.log.append_verified(data, verified).map_err(AppendError::Storage)?;
+        self.advance_hw(&st);
+        Ok((info, st.leader_epoch))
+    }
+
+    /// A transaction marker written by this partition's leader (WriteTxnMarkers),
+    /// with acks=all's ISR check. Returns the append and its leader epoch.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+    ) -> Result<(AppendInfo, i32), AppendError> {
+        let st = self.lock();
+        if st.role != Role::Leader {
+            return Err(AppendError::Code(ErrorCode::NotLeaderOrFollower));
+        }
+        if st.isr.len() < st.min_isr {
+            return Err(AppendError::NotEnough(st.isr.len(), st.min_isr));
+        }
+        let info = self.log.append_marker(producer_id, producer_epoch, coordinator_epoch, commit).map_err(AppendError::Storage)?;
         self.advance_hw(&st);
         Ok((info, st.leader_epoch))
     }
@@ -390,6 +421,10 @@ pub struct Fetched {
     pub log_start: i64,
     /// (epoch, end offset) where the fetcher's log parts from the leader's.
     pub diverging: Option<(i32, i64)>,
+    /// The last stable offset (the high watermark when no transaction is open).
+    pub last_stable_offset: i64,
+    /// For read_committed consumers: the aborted transactions in the range read.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 /// What a follower should do after applying a [`Fetched`].
@@ -403,8 +438,11 @@ pub enum Applied {
 impl Partition {
     /// The leader's side of one partition of a Fetch. `replica` >= 0 is a
     /// follower: it reads to the log end, and its fetch offset is its log end
-    /// offset. Consumers (`replica` < 0) read up to the high watermark. `max_bytes`
-    /// None: report offsets only (the response is full). Blocking reads.
+    /// offset. Consumers (`replica` < 0) read up to the high watermark, or with
+    /// `read_committed` up to the last stable offset, with the aborted
+    /// transactions of the range. `max_bytes` None: report offsets only (the
+    /// response is full). Blocking reads.
+    #[allow(clippy::too_many_arguments)]
     pub fn serve_fetch(
         &self,
         replica: i32,
@@ -412,10 +450,11 @@ impl Partition {
         current_epoch: i32,
         last_fetched_epoch: i32,
         max_bytes: Option<usize>,
+        read_committed: bool,
         now: i64,
     ) -> (Fetched, Option<IsrProposal>) {
         let log = &self.log;
-        let mut out = Fetched { code: None, records: Bytes::new(), high_watermark: -1, log_start: -1, diverging: None };
+        let mut out = Fetched { high_watermark: -1, log_start: -1, last_stable_offset: -1, ..Fetched::default() };
         if !self.is_leader() {
             out.code = Some(ErrorCode::NotLeaderOrFollower);
             return (out, None);
@@ -438,13 +477,17 @@ impl Partition {
         // Consumers see only what every in-sync replica has; followers read to the end.
         let limit = if replica >= 0 { i64::MAX } else { log.high_watermark() };
         let res = match max_bytes {
-            Some(n) => log.read_upto(fetch_offset, n.max(1), limit).map(|i| (i.records, i.log_start_offset)),
-            None => Ok((Bytes::new(), log.log_start_offset())),
+            Some(n) if read_committed && replica < 0 => {
+                log.read_committed(fetch_offset, n.max(1)).map(|(i, a)| (i.records, i.log_start_offset, a))
+            }
+            Some(n) => log.read_upto(fetch_offset, n.max(1), limit).map(|i| (i.records, i.log_start_offset, Vec::new())),
+            None => Ok((Bytes::new(), log.log_start_offset(), Vec::new())),
         };
         match res {
-            Ok((records, start)) => {
+            Ok((records, start, aborted)) => {
                 out.records = records;
                 out.log_start = start;
+                out.aborted = aborted;
             }
             Err(StorageError::OffsetOutOfRange { .. }) => {
                 out.code = Some(ErrorCode::OffsetOutOfRange);
@@ -456,6 +499,7 @@ impl Partition {
             }
         }
         out.high_watermark = log.high_watermark();
+        out.last_stable_offset = log.last_stable_offset();
         (out, proposal)
     }
 

@@ -227,8 +227,15 @@ impl Broker {
     }
 
     /// Loads the group coordinators of the `__consumer_offsets` partitions this
-    /// node leads in `image` (`gain`), or unloads those it no longer leads.
+    /// node leads in `image` (`gain`), or unloads those it no longer leads; the
+    /// same for the transaction coordinators of `__transaction_state`.
     fn move_coordinators(&self, before: &MetadataImage, image: &MetadataImage, delta: Option<&MetadataDelta>, gain: bool) {
+        let txn_touched = delta.is_none_or(|d| {
+            d.changed_partitions.contains_key(crate::txns::TXN_TOPIC) || d.removed_topics.iter().any(|t| t.name == crate::txns::TXN_TOPIC)
+        });
+        if txn_touched {
+            self.move_txn_coordinators(image, gain);
+        }
         if let Some(d) = delta {
             let touched = d.changed_partitions.contains_key(OFFSETS_TOPIC) || d.removed_topics.iter().any(|t| t.name == OFFSETS_TOPIC);
             if !touched {

@@ -42,6 +42,8 @@ pub struct Broker {
     pub(crate) appended: watch::Sender<u64>,
     /// Consumer groups and committed offsets.
     pub groups: crate::groups::GroupManager,
+    /// The transaction coordinator of the `__transaction_state` partitions led here.
+    pub txns: crate::txns::TxnManager,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +94,7 @@ impl Broker {
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             appended: watch::channel(0).0,
             groups: crate::groups::GroupManager::new(crate::groups::group_config(&config_for_groups)),
+            txns: crate::txns::TxnManager::new(&config_for_groups),
         };
         broker.apply_dynamic_config();
         let clean = broker.logs.was_clean();
@@ -252,6 +255,8 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
     let mut last_clean = std::time::Instant::now();
     let clean_every = Duration::from_millis(broker.config.int("log.cleaner.backoff.ms").max(100) as u64);
     let retention_every = Duration::from_millis(broker.config.int("log.retention.check.interval.ms").max(100) as u64);
+    let mut last_expiry = std::time::Instant::now();
+    let expiry_every = Duration::from_millis(broker.config.int("producer.id.expiration.check.interval.ms").max(100) as u64);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -267,6 +272,7 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
         }
         broker.sessions.expire(Duration::from_secs(120));
         broker.groups.tick(&broker).await;
+        broker.txns.tick(&broker).await;
         let retention_due = if first_retention.is_zero() { retention_every } else { first_retention.min(retention_every) };
         if last_retention.elapsed() >= retention_due {
             last_retention = std::time::Instant::now();
@@ -278,6 +284,18 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
                     if let Err(e) = log.delete_old_segments(now) {
                         tracing::warn!(dir = %log.dir().display(), error = %e, "retention pass failed");
                     }
+                }
+            })
+            .await;
+        }
+        if last_expiry.elapsed() >= expiry_every {
+            last_expiry = std::time::Instant::now();
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let (now, ttl) = (strom_storage::now_ms(), b.config.int("producer.id.expiration.ms"));
+                let expired: usize = b.logs.all().iter().map(|(_, log)| log.expire_producers(now, ttl)).sum();
+                if expired > 0 {
+                    tracing::info!(expired, "producer ids expired (producer.id.expiration.ms)");
                 }
             })
             .await;

@@ -278,7 +278,7 @@ impl Sim {
         let offset = part.log.log_end_offset();
         let last = part.log.latest_epoch().unwrap_or(-1);
         let max = self.rng.gen_range(1..=3000);
-        let (f, proposal) = lpart.serve_fetch(follower, offset, epoch, last, Some(max), self.now);
+        let (f, proposal) = lpart.serve_fetch(follower, offset, epoch, last, Some(max), false, self.now);
         part.apply_fetched(leader, epoch, f).expect("follower append");
         if let Some(p) = proposal {
             self.propose(leader, lpart, p);

@@ -837,6 +837,29 @@ impl Client {
 }
 
 /// A consumer group as `DescribeGroups` reports it.
+/// One producer a partition leader tracks (DescribeProducers).
+#[derive(Debug, Clone)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub producer_epoch: i32,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    pub current_txn_start_offset: i64,
+}
+
+/// A transaction as its coordinator describes it.
+#[derive(Debug, Clone)]
+pub struct TxnInfo {
+    pub transactional_id: String,
+    pub state: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub timeout_ms: i32,
+    pub start_time_ms: i64,
+    pub partitions: Vec<(String, i32)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct GroupInfo {
     pub group_id: String,
@@ -954,6 +977,97 @@ impl Client {
             }
         }
         Ok(())
+    }
+
+    /// The producers the leader of `topic`/`partition` tracks (DescribeProducers).
+    pub async fn describe_producers(&mut self, topic: &str, partition: i32) -> Result<Vec<ProducerInfo>> {
+        let mut t = kafka_protocol::messages::describe_producers_request::TopicRequest::default();
+        t.name = TopicName(sb(topic));
+        t.partition_indexes = vec![partition];
+        let mut req = DescribeProducersRequest::default();
+        req.topics = vec![t];
+        let mut leader = self.leader_for(topic, partition).await?;
+        let c = leader.as_mut().unwrap_or(self);
+        let resp: DescribeProducersResponse = c.call(ApiKey::DescribeProducers, 0, &req).await?;
+        let p = resp.topics.into_iter().flat_map(|t| t.partitions).next().ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        if p.error_code != 0 {
+            return Err(ClientError::broker(p.error_code, p.error_message.map(|m| m.to_string())));
+        }
+        Ok(p.active_producers
+            .into_iter()
+            .map(|x| ProducerInfo {
+                producer_id: x.producer_id.0,
+                producer_epoch: x.producer_epoch,
+                last_sequence: x.last_sequence,
+                last_timestamp: x.last_timestamp,
+                coordinator_epoch: x.coordinator_epoch,
+                current_txn_start_offset: x.current_txn_start_offset,
+            })
+            .collect())
+    }
+
+    /// A connection to the coordinator of `key` (key_type 0: group, 1: transaction),
+    /// or None when it is this connection's broker.
+    pub async fn coordinator(&mut self, key: &str, key_type: i8) -> Result<Option<Client>> {
+        let mut req = FindCoordinatorRequest::default();
+        req.key = sb(key);
+        req.key_type = key_type;
+        let resp: FindCoordinatorResponse = self.call(ApiKey::FindCoordinator, 3, &req).await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::broker(resp.error_code, resp.error_message.map(|m| m.to_string())));
+        }
+        let addr = format!("{}:{}", resp.host.as_str(), resp.port);
+        let here = self.stream.peer_addr().ok().map(|a| a.to_string());
+        if here.as_deref() == Some(addr.as_str()) {
+            return Ok(None);
+        }
+        Client::connect(&addr).await.map(Some)
+    }
+
+    /// DescribeTransactions for one transactional id, asked of its coordinator.
+    pub async fn describe_transaction(&mut self, id: &str) -> Result<TxnInfo> {
+        let mut coord = self.coordinator(id, 1).await?;
+        let c = coord.as_mut().unwrap_or(self);
+        let mut req = DescribeTransactionsRequest::default();
+        req.transactional_ids = vec![TransactionalId(sb(id))];
+        let resp: DescribeTransactionsResponse = c.call(ApiKey::DescribeTransactions, 0, &req).await?;
+        let t = resp.transaction_states.into_iter().next().ok_or_else(|| ClientError::Protocol("empty response".into()))?;
+        if t.error_code != 0 {
+            return Err(ClientError::broker(t.error_code, Some(format!("transactional id '{id}'"))));
+        }
+        let mut partitions: Vec<(String, i32)> =
+            t.topics.iter().flat_map(|x| x.partitions.iter().map(move |p| (x.topic.to_string(), *p))).collect();
+        partitions.sort();
+        Ok(TxnInfo {
+            transactional_id: t.transactional_id.to_string(),
+            state: t.transaction_state.to_string(),
+            producer_id: t.producer_id.0,
+            producer_epoch: t.producer_epoch,
+            timeout_ms: t.transaction_timeout_ms,
+            start_time_ms: t.transaction_start_time_ms,
+            partitions,
+        })
+    }
+
+    /// ListTransactions on every broker (each answers for the transactional ids it
+    /// coordinates): (transactional id, producer id, state), sorted.
+    pub async fn list_transactions(&mut self) -> Result<Vec<(String, i64, String)>> {
+        let (brokers, _, _) = self.metadata(Some(&[]), false).await?;
+        let mut out = Vec::new();
+        for (_, host, port) in brokers {
+            let mut c = Client::connect(&format!("{host}:{port}")).await?;
+            let resp: ListTransactionsResponse = c.call(ApiKey::ListTransactions, 0, &ListTransactionsRequest::default()).await?;
+            if resp.error_code != 0 {
+                return Err(ClientError::broker(resp.error_code, Some(format!("broker {host}:{port}"))));
+            }
+            out.extend(
+                resp.transaction_states
+                    .into_iter()
+                    .map(|t| (t.transactional_id.to_string(), t.producer_id.0, t.transaction_state.to_string())),
+            );
+        }
+        out.sort();
+        Ok(out)
     }
 
     pub async fn delete_group(&mut self, group: &str) -> Result<()> {

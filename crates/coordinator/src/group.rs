@@ -28,6 +28,17 @@
 //!
 //! Writes of one partition take effect in the order they were made, as a replay
 //! of the log would apply them.
+//!
+//! **Transactional offsets** (TxnOffsetCommit) are written as one transactional
+//! batch stamped with the producer id. Once durable they are *pending* offsets of
+//! (group, producer id), invisible to OffsetFetch, until the transaction's marker
+//! reaches the group's partition: [`GroupCoordinator::complete_txn`] (or the
+//! marker met on replay) makes them committed (commit) or drops them (abort). A
+//! committed offset remembers the log position of its record, so a plain commit
+//! written after a transactional one wins even if the transaction commits later,
+//! as in Kafka. OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT
+//! for partitions with a pending or in-flight commit
+//! ([`GroupCoordinator::has_pending_commit`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -35,7 +46,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 
 use crate::errors::*;
-use crate::records::{GroupRecord, GroupValue, MemberValue, OffsetValue};
+use crate::records::{GroupRecord, GroupValue, MemberValue, OffsetValue, ReplayBatch};
 use crate::{partition_for, Token, WriteId};
 
 #[derive(Debug, Clone)]
@@ -112,6 +123,10 @@ impl Member {
     }
 }
 
+/// One producer's pending transactional offsets: (topic, partition) → (value,
+/// log position of its record).
+type TxnOffsets = BTreeMap<(String, i32), (OffsetValue, u64)>;
+
 #[derive(Debug, Clone)]
 pub struct Group {
     pub id: String,
@@ -127,6 +142,13 @@ pub struct Group {
     static_members: HashMap<String, String>,
     /// Durable committed offsets only.
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Where each committed offset's record sits in the partition's log order
+    /// (a write id, or a replay position): a later record wins over an earlier
+    /// transactional one that commits afterwards.
+    positions: HashMap<(String, i32), u64>,
+    /// Durable transactional offsets waiting for their transaction's marker, by
+    /// producer id.
+    txn_offsets: BTreeMap<i64, TxnOffsets>,
     rebalance_deadline_ms: i64,
     initial_delay: Option<(i64, i64)>,
     sync_deadline_ms: i64,
@@ -152,6 +174,8 @@ impl Group {
             pending: HashMap::new(),
             static_members: HashMap::new(),
             offsets: BTreeMap::new(),
+            positions: HashMap::new(),
+            txn_offsets: BTreeMap::new(),
             rebalance_deadline_ms: 0,
             initial_delay: None,
             sync_deadline_ms: 0,
@@ -160,6 +184,74 @@ impl Group {
             inflight: 0,
             assigning: None,
         }
+    }
+
+    /// Makes `value` the committed offset unless a later record (by log
+    /// position) already set it.
+    fn put_offset(&mut self, key: (String, i32), value: OffsetValue, position: u64) {
+        if self.positions.get(&key).is_some_and(|&p| p > position) {
+            return;
+        }
+        self.positions.insert(key.clone(), position);
+        self.offsets.insert(key, value);
+    }
+
+    /// An offset tombstone: the committed offset and every pending
+    /// transactional one of the partition go (Kafka's replay does the same).
+    fn remove_offset(&mut self, key: &(String, i32)) {
+        self.offsets.remove(key);
+        self.positions.remove(key);
+        self.txn_offsets.retain(|_, pending| {
+            pending.remove(key);
+            !pending.is_empty()
+        });
+    }
+
+    /// The transaction of `producer_id` ended: its pending offsets become
+    /// committed (each unless a later record set that partition) or go.
+    fn finish_txn(&mut self, producer_id: i64, commit: bool) {
+        let Some(pending) = self.txn_offsets.remove(&producer_id) else {
+            return;
+        };
+        if commit {
+            for (key, (value, position)) in pending {
+                self.put_offset(key, value, position);
+            }
+        }
+    }
+
+    fn has_pending_txn(&self, key: &(String, i32)) -> bool {
+        self.txn_offsets.values().any(|p| p.contains_key(key))
+    }
+
+    /// The group's offset commit rules for a TxnOffsetCommit (Kafka's classic
+    /// group): generation -1 on an empty group, or no member fields at all, is
+    /// accepted; otherwise the member and generation must match. Unlike
+    /// OffsetCommit, neither a non-empty group nor a rebalance refuses it.
+    fn check_txn_commit(&self, generation: i32, member_id: &str, instance: Option<&str>) -> i16 {
+        if self.state == State::Dead {
+            return COORDINATOR_NOT_AVAILABLE;
+        }
+        if generation < 0 && self.state == State::Empty {
+            return NONE;
+        }
+        if generation < 0 && member_id.is_empty() && instance.is_none() {
+            return NONE;
+        }
+        if let Some(i) = instance {
+            match self.static_members.get(i) {
+                None => return UNKNOWN_MEMBER_ID,
+                Some(id) if id != member_id => return FENCED_INSTANCE_ID,
+                Some(_) => {}
+            }
+        }
+        if !self.members.contains_key(member_id) {
+            return UNKNOWN_MEMBER_ID;
+        }
+        if generation != self.generation {
+            return ILLEGAL_GENERATION;
+        }
+        NONE
     }
 
     fn set_state(&mut self, s: State, now: i64) {
@@ -310,6 +402,20 @@ pub struct CommitRequest {
     pub offsets: Vec<CommitEntry>,
 }
 
+/// A TxnOffsetCommit: offsets committed inside the transaction of
+/// `producer_id`. `generation` -1 with an empty `member_id` skips the member
+/// checks (v0-2 carry no member fields).
+#[derive(Debug, Clone)]
+pub struct TxnCommitRequest {
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub generation: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub offsets: Vec<CommitEntry>,
+}
+
 #[derive(Debug, Clone)]
 pub struct MemberDescription {
     pub member_id: String,
@@ -335,6 +441,10 @@ pub struct Write {
     pub id: WriteId,
     pub partition: i32,
     pub records: Vec<GroupRecord>,
+    /// (producer id, producer epoch) of a TxnOffsetCommit: the batch must be
+    /// transactional and stamped with them (base sequence -1), so the marker
+    /// of that transaction completes it, on replay too.
+    pub producer: Option<(i64, i16)>,
 }
 
 /// What a call produced: writes to make durable and answers to deliver now.
@@ -372,6 +482,9 @@ impl Output {
 enum Effect {
     /// An offset commit (`Some`) or deletion (`None`).
     Offset { group: String, topic: String, partition: i32, value: Option<OffsetValue> },
+    /// A transactional offset commit: pending for `producer_id` once durable,
+    /// unless the transaction ended meanwhile (`ended`: committed or not).
+    TxnOffset { group: String, producer_id: i64, topic: String, partition: i32, value: OffsetValue, ended: Option<bool> },
     /// A leader's assignment for `generation`: the group becomes Stable.
     Assignment { group: String, generation: i32, assignments: HashMap<String, Bytes> },
     /// A static member took a new member id in a stable group; its JoinGroup is
@@ -385,6 +498,7 @@ impl Effect {
     fn group(&self) -> &str {
         match self {
             Effect::Offset { group, .. }
+            | Effect::TxnOffset { group, .. }
             | Effect::Assignment { group, .. }
             | Effect::StaticRejoin { group, .. }
             | Effect::RemoveGroup { group, .. } => group,
@@ -523,6 +637,11 @@ impl GroupCoordinator {
 
     /// Turns a call's staged records and effects into writes, one per partition.
     fn seal(&mut self, out: &mut Output) {
+        self.seal_as(out, None);
+    }
+
+    /// As [`seal`](Self::seal), for the writes of a transactional producer.
+    fn seal_as(&mut self, out: &mut Output, producer: Option<(i64, i16)>) {
         let mut by_partition: BTreeMap<i32, (Vec<GroupRecord>, Vec<Effect>)> = BTreeMap::new();
         for r in std::mem::take(&mut out.staged) {
             by_partition.entry(self.partition_for(r.group())).or_default().0.push(r);
@@ -542,7 +661,7 @@ impl GroupCoordinator {
                 }
             }
             self.pending.entry(partition).or_default().push_back(PendingWrite { id, groups, effects, result: None });
-            out.writes.push(Write { id, partition, records });
+            out.writes.push(Write { id, partition, records, producer });
         }
     }
 
@@ -583,26 +702,32 @@ impl GroupCoordinator {
         out.resolved.push((w.id, result));
         for e in w.effects {
             if result == NONE {
-                self.apply(e, now, out);
+                self.apply(e, w.id, now, out);
             } else {
                 self.undo(e, result, now, out);
             }
         }
     }
 
-    /// A durable write's effect.
-    fn apply(&mut self, e: Effect, now: i64, out: &mut Output) {
+    /// A durable write's effect; `position` is the write's place in log order.
+    fn apply(&mut self, e: Effect, position: u64, now: i64, out: &mut Output) {
         match e {
             Effect::Offset { group, topic, partition, value } => {
                 if let Some(g) = self.groups.get_mut(&group) {
                     match value {
-                        Some(v) => {
-                            g.offsets.insert((topic, partition), v);
-                        }
-                        None => {
-                            g.offsets.remove(&(topic, partition));
-                        }
+                        Some(v) => g.put_offset((topic, partition), v, position),
+                        None => g.remove_offset(&(topic, partition)),
                     }
+                }
+            }
+            Effect::TxnOffset { group, producer_id, topic, partition, value, ended } => {
+                let Some(g) = self.groups.get_mut(&group) else { return };
+                match ended {
+                    None => {
+                        g.txn_offsets.entry(producer_id).or_default().insert((topic, partition), (value, position));
+                    }
+                    Some(true) => g.put_offset((topic, partition), value, position),
+                    Some(false) => {}
                 }
             }
             Effect::Assignment { group, generation, assignments } => {
@@ -646,7 +771,7 @@ impl GroupCoordinator {
     fn undo(&mut self, e: Effect, append_error: i16, now: i64, out: &mut Output) {
         let error = group_write_error(append_error);
         match e {
-            Effect::Offset { .. } => {}
+            Effect::Offset { .. } | Effect::TxnOffset { .. } => {}
             Effect::Assignment { group, generation, .. } => {
                 let Some(g) = self.groups.get_mut(&group) else { return };
                 if g.assigning == Some(generation) {
@@ -1237,14 +1362,15 @@ impl GroupCoordinator {
                 let stale: Vec<(String, i32)> = g
                     .offsets
                     .iter()
-                    .filter(|(_, v)| v.commit_timestamp.max(g.state_timestamp_ms) + retention <= now)
+                    .filter(|(k, v)| v.commit_timestamp.max(g.state_timestamp_ms) + retention <= now && !g.has_pending_txn(k))
                     .map(|(k, _)| k.clone())
                     .collect();
                 for (topic, partition) in stale {
                     o.staged.push(GroupRecord::Offset { group: g.id.clone(), topic: topic.clone(), partition, value: None });
                     o.effects.push(Effect::Offset { group: g.id.clone(), topic, partition, value: None });
                 }
-                let empty = g.offsets.is_empty() && g.members.is_empty() && g.pending.is_empty();
+                // A group with an open transaction's offsets stays (as Kafka).
+                let empty = g.offsets.is_empty() && g.members.is_empty() && g.pending.is_empty() && g.txn_offsets.is_empty();
                 if empty && g.generation > 0 && g.state_timestamp_ms + retention <= now {
                     o.staged.push(GroupRecord::Group { group: g.id.clone(), value: None });
                     o.effects.push(Effect::RemoveGroup { group: g.id.clone(), before: g.state });
@@ -1348,6 +1474,121 @@ impl GroupCoordinator {
         }
     }
 
+    // ----- Transactional offsets -------------------------------------------
+
+    /// TxnOffsetCommit: validates and writes the offsets as one transactional
+    /// batch of `req.producer_id`; returns an error code per entry. Entries
+    /// answered `NONE` become pending offsets of (group, producer) once the write
+    /// is durable, and committed offsets only when the transaction commits
+    /// ([`complete_txn`](Self::complete_txn)). An unknown group is created as a
+    /// simple group when `generation` is negative (Kafka's rule), else the
+    /// commit gets ILLEGAL_GENERATION.
+    pub fn txn_commit(&mut self, req: TxnCommitRequest, now: i64) -> (Vec<i16>, Output) {
+        let mut out = Output::default();
+        let n = req.offsets.len();
+        if req.group_id.is_empty() {
+            return (vec![INVALID_GROUP_ID; n], out);
+        }
+        let serving = self.check(&req.group_id);
+        if serving != NONE {
+            return (vec![serving; n], out);
+        }
+        if !self.groups.contains_key(&req.group_id) {
+            if req.generation >= 0 {
+                return (vec![ILLEGAL_GENERATION; n], out);
+            }
+            let partition = self.partition_for(&req.group_id);
+            self.groups.insert(req.group_id.clone(), Group::new(&req.group_id, now, partition));
+        }
+        let Some(g) = self.groups.get_mut(&req.group_id) else {
+            return (vec![COORDINATOR_NOT_AVAILABLE; n], out);
+        };
+        let error = g.check_txn_commit(req.generation, &req.member_id, req.group_instance_id.as_deref());
+        if error != NONE {
+            return (vec![error; n], out);
+        }
+        if let Some(m) = g.members.get_mut(&req.member_id) {
+            m.last_heartbeat_ms = now;
+        }
+        let max_meta = self.config.offset_metadata_max_bytes;
+        let mut codes = Vec::with_capacity(n);
+        for (topic, p, offset, epoch, metadata) in req.offsets {
+            let metadata = metadata.unwrap_or_default();
+            if metadata.len() > max_meta {
+                codes.push(OFFSET_METADATA_TOO_LARGE);
+                continue;
+            }
+            let value = OffsetValue { offset, leader_epoch: epoch, metadata, commit_timestamp: now };
+            out.staged.push(GroupRecord::Offset {
+                group: req.group_id.clone(),
+                topic: topic.clone(),
+                partition: p,
+                value: Some(value.clone()),
+            });
+            out.effects.push(Effect::TxnOffset {
+                group: req.group_id.clone(),
+                producer_id: req.producer_id,
+                topic,
+                partition: p,
+                value,
+                ended: None,
+            });
+            codes.push(NONE);
+        }
+        self.seal_as(&mut out, Some((req.producer_id, req.producer_epoch)));
+        (codes, out)
+    }
+
+    /// The marker of `producer_id`'s transaction is durable on `partition` of
+    /// `__consumer_offsets`: its pending offsets in every group of that
+    /// partition become committed (`commit`) or are dropped. Offsets of the
+    /// transaction still being written take the same outcome when they land.
+    /// Partitions neither owned nor loading are ignored (their groups are not
+    /// here; a later load replays the marker).
+    pub fn complete_txn(&mut self, partition: i32, producer_id: i64, commit: bool) {
+        if self.status(partition) == PartitionStatus::NotOwned {
+            return;
+        }
+        self.finish_txn_in(partition, producer_id, commit);
+        for w in self.pending.get_mut(&partition).into_iter().flatten() {
+            for e in &mut w.effects {
+                if let Effect::TxnOffset { producer_id: p, ended: ended @ None, .. } = e {
+                    if *p == producer_id {
+                        *ended = Some(commit);
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish_txn_in(&mut self, partition: i32, producer_id: i64, commit: bool) {
+        for g in self.groups.values_mut().filter(|g| g.partition == partition) {
+            g.finish_txn(producer_id, commit);
+        }
+    }
+
+    /// Whether a partition's offset in a group is not final: a transactional
+    /// commit waits for its marker, or a commit is still being written. OffsetFetch
+    /// with `require_stable` answers UNSTABLE_OFFSET_COMMIT for it.
+    pub fn has_pending_commit(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_string(), partition);
+        if self.groups.get(group_id).is_some_and(|g| g.has_pending_txn(&key)) {
+            return true;
+        }
+        let home = self.partition_for(group_id);
+        self.pending.get(&home).into_iter().flatten().flat_map(|w| w.effects.iter()).any(|e| match e {
+            Effect::Offset { group, topic: t, partition: p, value: Some(_) } | Effect::TxnOffset { group, topic: t, partition: p, .. } => {
+                group == group_id && t == topic && *p == partition
+            }
+            _ => false,
+        })
+    }
+
+    /// Producer ids with pending transactional offsets in a group.
+    pub fn open_txns(&self, group_id: &str) -> Vec<i64> {
+        self.groups.get(group_id).map(|g| g.txn_offsets.keys().copied().collect()).unwrap_or_default()
+    }
+
     // ----- Administration --------------------------------------------------
 
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
@@ -1402,7 +1643,11 @@ impl GroupCoordinator {
             .flatten()
             .flat_map(|w| w.effects.iter())
             .filter_map(|e| match e {
-                Effect::Offset { group, topic, partition, value: Some(_) } if group == group_id => Some((topic.clone(), *partition)),
+                Effect::Offset { group, topic, partition, value: Some(_) } | Effect::TxnOffset { group, topic, partition, .. }
+                    if group == group_id =>
+                {
+                    Some((topic.clone(), *partition))
+                }
                 _ => None,
             })
             .collect();
@@ -1416,6 +1661,8 @@ impl GroupCoordinator {
             return (NON_EMPTY_GROUP, out);
         }
         keys.extend(g.offsets.keys().cloned());
+        // Pending transactional offsets go too (Kafka writes their tombstones).
+        keys.extend(g.txn_offsets.values().flat_map(|p| p.keys().cloned()));
         keys.sort();
         keys.dedup();
         for (t, p) in keys {
@@ -1452,7 +1699,8 @@ impl GroupCoordinator {
                 codes.push(GROUP_SUBSCRIBED_TO_TOPIC);
                 continue;
             }
-            if g.offsets.contains_key(&(t.clone(), *p)) {
+            let key = (t.clone(), *p);
+            if g.offsets.contains_key(&key) || g.has_pending_txn(&key) {
                 out.staged.push(GroupRecord::Offset { group: group_id.to_string(), topic: t.clone(), partition: *p, value: None });
                 out.effects.push(Effect::Offset { group: group_id.to_string(), topic: t.clone(), partition: *p, value: None });
             }
@@ -1464,20 +1712,55 @@ impl GroupCoordinator {
 
     // ----- Loading ---------------------------------------------------------
 
-    /// Applies one replayed record of a partition being loaded. Members of a
-    /// loaded group get a fresh session from `now`, so consumers that are gone
-    /// expire after their session timeout.
+    /// Applies one replayed batch of `partition`, in log order: plain records
+    /// as [`load`](Self::load); a transactional batch's offsets become pending
+    /// for its producer; a marker completes that producer's pending offsets.
+    pub fn load_batch(&mut self, partition: i32, batch: ReplayBatch, now: i64) {
+        match batch {
+            ReplayBatch::Marker { producer_id, commit } => self.finish_txn_in(partition, producer_id, commit),
+            ReplayBatch::Records { producer_id, transactional, records } => {
+                let position = self.next_position();
+                for r in records {
+                    match r {
+                        GroupRecord::Offset { group, topic, partition, value: Some(v) } if transactional => {
+                            let home = self.partition_for(&group);
+                            let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(&group, now, home));
+                            g.txn_offsets.entry(producer_id).or_default().insert((topic, partition), (v, position));
+                        }
+                        r => self.load_at(r, position, now),
+                    }
+                }
+            }
+        }
+    }
+
+    /// A position in log order for replayed records: drawn from the write ids,
+    /// so records replayed before a write are older than it.
+    fn next_position(&mut self) -> u64 {
+        let p = self.next_write;
+        self.next_write += 1;
+        p
+    }
+
+    /// Applies one replayed (non-transactional) record of a partition being
+    /// loaded. Members of a loaded group get a fresh session from `now`, so
+    /// consumers that are gone expire after their session timeout.
     pub fn load(&mut self, record: GroupRecord, now: i64) {
+        let position = self.next_position();
+        self.load_at(record, position, now);
+    }
+
+    fn load_at(&mut self, record: GroupRecord, position: u64, now: i64) {
         let home = self.partition_for(record.group());
         match record {
             GroupRecord::Offset { group, topic, partition, value } => match value {
                 Some(v) => {
                     let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(&group, now, home));
-                    g.offsets.insert((topic, partition), v);
+                    g.put_offset((topic, partition), v, position);
                 }
                 None => {
                     if let Some(g) = self.groups.get_mut(&group) {
-                        g.offsets.remove(&(topic, partition));
+                        g.remove_offset(&(topic, partition));
                     }
                 }
             },

@@ -8,6 +8,9 @@
 //!   retention) advance only through [`group::GroupCoordinator::tick`].
 //! - [`records`]: the key/value encoding of group metadata and offset commits in
 //!   `__consumer_offsets`, and replay of those records into coordinator state.
+//! - [`txn`]: the transaction coordinator (transactional InitProducerId,
+//!   AddPartitionsToTxn, EndTxn, timeouts, id expiration) in the same shape;
+//!   [`txn_records`] is the encoding of `__transaction_state`.
 //!
 //! The broker owns tokens: a request that must wait (JoinGroup, SyncGroup) is
 //! identified by a [`Token`], and the coordinator answers it in a later `Output`.
@@ -28,6 +31,8 @@
 
 pub mod group;
 pub mod records;
+pub mod txn;
+pub mod txn_records;
 
 pub use group::{GroupConfig, GroupCoordinator, PartitionStatus, Write};
 

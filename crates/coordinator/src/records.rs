@@ -136,6 +136,31 @@ impl GroupRecord {
     }
 }
 
+/// One batch of `__consumer_offsets` as a replay sees it: transactional offset
+/// commits stay pending until their producer's marker, so the batch header
+/// matters, not only its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayBatch {
+    /// A batch of group records. `transactional` batches (TxnOffsetCommit) carry
+    /// the producer id whose marker completes them.
+    Records { producer_id: i64, transactional: bool, records: Vec<GroupRecord> },
+    /// A transaction marker (control batch) of `producer_id`: commit or abort.
+    Marker { producer_id: i64, commit: bool },
+}
+
+/// Reads a control record's key (version i16, type i16): `Some(true)` for a
+/// COMMIT marker (type 1), `Some(false)` for ABORT (type 0), `None` for other
+/// control records or keys too short to hold a type.
+pub fn decode_marker(key: &[u8]) -> Option<bool> {
+    let mut r = Reader(key);
+    let _version = r.i16().ok()?;
+    match r.i16().ok()? {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
 fn decode_group_value(v: &[u8]) -> Result<GroupValue, DecodeError> {
     let mut r = Reader(v);
     let version = r.i16()?;
@@ -278,6 +303,14 @@ mod tests {
             let (k, v) = r.encode();
             assert_eq!(GroupRecord::decode(&k, v.as_deref()).unwrap(), Some(r));
         }
+    }
+
+    #[test]
+    fn markers_decode_by_type() {
+        assert_eq!(decode_marker(&[0, 0, 0, 1]), Some(true));
+        assert_eq!(decode_marker(&[0, 0, 0, 0]), Some(false));
+        assert_eq!(decode_marker(&[0, 0, 0, 5]), None);
+        assert_eq!(decode_marker(&[0, 0, 0]), None);
     }
 
     #[test]

@@ -56,6 +56,25 @@ pub enum ErrorCode {
     IneligibleReplica = 107,
     InvalidUpdateVersion = 95,
     OffsetNotAvailable = 78,
+    NetworkException = 13,
+    IllegalGeneration = 22,
+    UnknownMemberId = 25,
+    OutOfOrderSequenceNumber = 45,
+    DuplicateSequenceNumber = 46,
+    InvalidProducerEpoch = 47,
+    InvalidTxnState = 48,
+    InvalidProducerIdMapping = 49,
+    InvalidTransactionTimeout = 50,
+    ConcurrentTransactions = 51,
+    TransactionCoordinatorFenced = 52,
+    TransactionalIdAuthorizationFailed = 53,
+    UnknownProducerId = 59,
+    GroupIdNotFound = 69,
+    FencedInstanceId = 82,
+    UnstableOffsetCommit = 88,
+    ProducerFenced = 90,
+    TransactionalIdNotFound = 105,
+    TransactionAbortable = 120,
 }
 
 /// Every named code, for [`ErrorCode::from_code`].
@@ -111,6 +130,25 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::IneligibleReplica,
     ErrorCode::InvalidUpdateVersion,
     ErrorCode::OffsetNotAvailable,
+    ErrorCode::NetworkException,
+    ErrorCode::IllegalGeneration,
+    ErrorCode::UnknownMemberId,
+    ErrorCode::OutOfOrderSequenceNumber,
+    ErrorCode::DuplicateSequenceNumber,
+    ErrorCode::InvalidProducerEpoch,
+    ErrorCode::InvalidTxnState,
+    ErrorCode::InvalidProducerIdMapping,
+    ErrorCode::InvalidTransactionTimeout,
+    ErrorCode::ConcurrentTransactions,
+    ErrorCode::TransactionCoordinatorFenced,
+    ErrorCode::TransactionalIdAuthorizationFailed,
+    ErrorCode::UnknownProducerId,
+    ErrorCode::GroupIdNotFound,
+    ErrorCode::FencedInstanceId,
+    ErrorCode::UnstableOffsetCommit,
+    ErrorCode::ProducerFenced,
+    ErrorCode::TransactionalIdNotFound,
+    ErrorCode::TransactionAbortable,
 ];
 
 impl ErrorCode {
@@ -137,6 +175,9 @@ impl ErrorCode {
                 | ErrorCode::UnknownLeaderEpoch
                 | ErrorCode::FencedLeaderEpoch
                 | ErrorCode::OffsetNotAvailable
+                | ErrorCode::NetworkException
+                | ErrorCode::ConcurrentTransactions
+                | ErrorCode::UnstableOffsetCommit
                 | ErrorCode::PreferredLeaderNotAvailable
                 | ErrorCode::EligibleLeadersNotAvailable
                 | ErrorCode::KafkaStorageError
@@ -211,6 +252,21 @@ pub fn error_name(code: i16) -> &'static str {
         85 => "NO_REASSIGNMENT_IN_PROGRESS",
         107 => "INELIGIBLE_REPLICA",
         95 => "INVALID_UPDATE_VERSION",
+        13 => "NETWORK_EXCEPTION",
+        45 => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+        46 => "DUPLICATE_SEQUENCE_NUMBER",
+        47 => "INVALID_PRODUCER_EPOCH",
+        48 => "INVALID_TXN_STATE",
+        49 => "INVALID_PRODUCER_ID_MAPPING",
+        50 => "INVALID_TRANSACTION_TIMEOUT",
+        51 => "CONCURRENT_TRANSACTIONS",
+        52 => "TRANSACTION_COORDINATOR_FENCED",
+        53 => "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+        59 => "UNKNOWN_PRODUCER_ID",
+        88 => "UNSTABLE_OFFSET_COMMIT",
+        90 => "PRODUCER_FENCED",
+        105 => "TRANSACTIONAL_ID_NOT_FOUND",
+        120 => "TRANSACTION_ABORTABLE",
         _ => "UNKNOWN_ERROR_CODE",
     }
 }

@@ -42,6 +42,7 @@ macro_rules! with_request_type {
             ApiKey::LeaveGroup => $f::<LeaveGroupRequest>($($arg),*),
             ApiKey::OffsetCommit => $f::<OffsetCommitRequest>($($arg),*),
             ApiKey::OffsetFetch => $f::<OffsetFetchRequest>($($arg),*),
+            ApiKey::TxnOffsetCommit => $f::<TxnOffsetCommitRequest>($($arg),*),
             ApiKey::DescribeGroups => $f::<DescribeGroupsRequest>($($arg),*),
             ApiKey::ListGroups => $f::<ListGroupsRequest>($($arg),*),
             ApiKey::DeleteGroups => $f::<DeleteGroupsRequest>($($arg),*),
@@ -57,6 +58,13 @@ macro_rules! with_request_type {
             ApiKey::ElectLeaders => $f::<ElectLeadersRequest>($($arg),*),
             ApiKey::AlterPartitionReassignments => $f::<AlterPartitionReassignmentsRequest>($($arg),*),
             ApiKey::ListPartitionReassignments => $f::<ListPartitionReassignmentsRequest>($($arg),*),
+            ApiKey::AddPartitionsToTxn => $f::<AddPartitionsToTxnRequest>($($arg),*),
+            ApiKey::AddOffsetsToTxn => $f::<AddOffsetsToTxnRequest>($($arg),*),
+            ApiKey::EndTxn => $f::<EndTxnRequest>($($arg),*),
+            ApiKey::DescribeTransactions => $f::<DescribeTransactionsRequest>($($arg),*),
+            ApiKey::ListTransactions => $f::<ListTransactionsRequest>($($arg),*),
+            ApiKey::WriteTxnMarkers => $f::<WriteTxnMarkersRequest>($($arg),*),
+            ApiKey::DescribeProducers => $f::<DescribeProducersRequest>($($arg),*),
             _ => Err($crate::frame::FrameError::UnknownApiKey($api as i16)),
         }
     }};

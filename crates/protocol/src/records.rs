@@ -175,17 +175,52 @@ pub fn decode_batch(batch: &BatchView<'_>, limit: usize) -> Result<Vec<Record>, 
     Ok(out)
 }
 
-/// Builds one v2 batch (producer id -1, no transactions).
+/// Builds one v2 batch: by default producer id -1, not transactional; see
+/// [`BatchBuilder::producer`], [`BatchBuilder::transactional`] and [`BatchBuilder::control`].
 pub struct BatchBuilder {
     base_timestamp: i64,
     records: Vec<u8>,
     count: i32,
     max_timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    /// Extra attribute bits (transactional, control).
+    flags: i16,
 }
 
 impl BatchBuilder {
     pub fn new(base_timestamp: i64) -> Self {
-        BatchBuilder { base_timestamp, records: Vec::new(), count: 0, max_timestamp: base_timestamp }
+        BatchBuilder {
+            base_timestamp,
+            records: Vec::new(),
+            count: 0,
+            max_timestamp: base_timestamp,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            flags: 0,
+        }
+    }
+
+    /// Stamps the batch with a producer id, epoch and first sequence (-1: none).
+    pub fn producer(mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Self {
+        self.producer_id = producer_id;
+        self.producer_epoch = producer_epoch;
+        self.base_sequence = base_sequence;
+        self
+    }
+
+    /// Marks the batch as part of a transaction.
+    pub fn transactional(mut self, yes: bool) -> Self {
+        self.flags = if yes { self.flags | crate::batch::ATTR_TRANSACTIONAL } else { self.flags & !crate::batch::ATTR_TRANSACTIONAL };
+        self
+    }
+
+    /// Marks the batch as a control batch (a transaction marker).
+    pub fn control(mut self, yes: bool) -> Self {
+        self.flags = if yes { self.flags | crate::batch::ATTR_CONTROL } else { self.flags & !crate::batch::ATTR_CONTROL };
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -217,13 +252,13 @@ impl BatchBuilder {
         out.extend_from_slice(&(-1i32).to_be_bytes());
         out.push(2);
         out.extend_from_slice(&0u32.to_be_bytes());
-        out.extend_from_slice(&codec.id().to_be_bytes());
+        out.extend_from_slice(&(codec.id() | self.flags).to_be_bytes());
         out.extend_from_slice(&(self.count - 1).to_be_bytes());
         out.extend_from_slice(&self.base_timestamp.to_be_bytes());
         out.extend_from_slice(&self.max_timestamp.to_be_bytes());
-        out.extend_from_slice(&(-1i64).to_be_bytes());
-        out.extend_from_slice(&(-1i16).to_be_bytes());
-        out.extend_from_slice(&(-1i32).to_be_bytes());
+        out.extend_from_slice(&self.producer_id.to_be_bytes());
+        out.extend_from_slice(&self.producer_epoch.to_be_bytes());
+        out.extend_from_slice(&self.base_sequence.to_be_bytes());
         out.extend_from_slice(&self.count.to_be_bytes());
         out.extend_from_slice(&payload);
         let crc = crc32c::crc32c(&out[21..]);

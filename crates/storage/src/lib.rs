@@ -2,11 +2,15 @@
 //!
 //! - [`segment`]: one `.log` file with its sparse `.index` and `.timeindex`.
 //! - [`log`]: a partition log, append/read, group-commit fsync, recovery.
+//! - [`producers`]: idempotent and transactional producer state, the last
+//!   stable offset, producer snapshots.
 //! - [`LogManager`] (here): the data directory, its checkpoint files and the
 //!   clean-shutdown marker.
 //!
 //! Directory layout under the data dir:
-//! - `<topic>-<partition>/` with `<20-digit base offset>.{log,index,timeindex}`
+//! - `<topic>-<partition>/` with `<20-digit base offset>.{log,index,timeindex}`,
+//!   `.txnindex` for segments holding ABORT markers, and
+//!   `<20-digit offset>.snapshot` producer-state snapshots.
 //! - `<topic>-<partition>/leader-epoch-checkpoint`: the log's leader-epoch cache
 //!   (see [`epoch`]).
 //! - `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint` and
@@ -21,6 +25,7 @@
 
 pub mod epoch;
 pub mod log;
+pub mod producers;
 pub mod segment;
 
 use std::collections::HashMap;
@@ -29,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 pub use crate::log::{AppendInfo, Log, LogConfig, ReadInfo};
+pub use crate::producers::{AbortedTxn, ProducerInfo};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -52,6 +58,18 @@ pub enum StorageError {
     InvalidRecord { message: String, records: Vec<i32> },
     #[error("invalid timestamp: {0}")]
     InvalidTimestamp(String),
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER: a producer's batch does not follow its last one.
+    #[error("out of order sequence: {0}")]
+    OutOfOrderSequence(String),
+    /// INVALID_PRODUCER_EPOCH: a batch or marker from a fenced (older) producer epoch.
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
+    /// INVALID_TXN_STATE: e.g. a non-transactional batch inside an open transaction.
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    /// TRANSACTION_COORDINATOR_FENCED: a marker from an older coordinator epoch.
+    #[error("transaction coordinator fenced: {0}")]
+    CoordinatorFenced(String),
 }
 
 pub fn now_ms() -> i64 {
@@ -187,6 +205,10 @@ impl LogManager {
     pub fn shutdown(&self) -> Result<(), StorageError> {
         for (_, log) in self.all() {
             log.flush_blocking()?;
+            // Only a shortcut for the next start (which can replay the log).
+            if let Err(e) = log.checkpoint_producers() {
+                tracing::warn!(dir = %log.dir().display(), error = %e, "could not write a producer snapshot at shutdown");
+            }
         }
         self.write_checkpoints()?;
         let mut f = std::fs::File::create(self.dir.join(CLEAN_MARKER))?;

@@ -12,6 +12,13 @@
 //! ([`Log::append_replica`]) and truncates to a divergence point
 //! ([`Log::truncate_to`]).
 //!
+//! Producer state ([`crate::producers`]) lives under the same lock: a client
+//! append is checked against it (duplicates, sequences, epochs, transactions)
+//! and updates it in the critical section that writes the batches; a follower's
+//! append and recovery update it from batch headers. Its snapshots are written
+//! at segment roll and at clean shutdown; opening or truncating a log loads
+//! the newest usable one and replays the batch headers after it.
+//!
 //! A failed write or fsync makes the log fail for good ([`Log::is_failed`]): its
 //! dirty pages may be gone, so a later fsync that succeeds proves nothing, and
 //! nothing more may be acknowledged until a restart recovers the log from disk.
@@ -19,6 +26,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
+use std::io::Write as _;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,10 +34,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use strom_protocol::batch::{self, BatchError, BatchIter, BatchView, LOG_OVERHEAD};
-use strom_protocol::records::{decode_batch, rebuild_batch, rebuild_batch_with};
+use strom_protocol::records::{decode_batch, rebuild_batch, rebuild_batch_with, BatchBuilder};
 use tokio::sync::watch;
 
 use crate::epoch::EpochCache;
+use crate::producers::{self, AbortedTxn, BatchFacts, PendingAppend, ProducerInfo, ProducerState, NO_SEQUENCE};
 use crate::segment::Segment;
 use crate::{now_ms, StorageError};
 
@@ -113,6 +122,9 @@ pub struct AppendInfo {
     pub flush_due: bool,
     /// The broker's timestamp for LogAppendTime topics, else -1.
     pub log_append_time: i64,
+    /// The batch was a producer's retry of one already in the log: nothing was
+    /// appended, and the offsets (and `log_append_time`) are the original's.
+    pub duplicate: bool,
 }
 
 /// What a read returned.
@@ -121,6 +133,19 @@ pub struct ReadInfo {
     pub records: Bytes,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// The last stable offset when the read was made.
+    pub last_stable_offset: i64,
+}
+
+/// How far a read may go.
+#[derive(Clone, Copy)]
+enum ReadBound {
+    /// The log end (replication).
+    End,
+    /// Batches starting below this offset (the high watermark).
+    Upto(i64),
+    /// Batches starting below the last stable offset (read_committed).
+    Stable,
 }
 
 struct Inner {
@@ -140,6 +165,8 @@ struct Inner {
     /// Counts truncations: a flush that began before one must not raise the
     /// recovery point to its (stale) target.
     truncations: u64,
+    /// Idempotent and transactional producers, open transactions.
+    producers: ProducerState,
 }
 
 pub struct Log {
@@ -187,10 +214,12 @@ impl Log {
     ) -> Result<Log, StorageError> {
         std::fs::create_dir_all(dir)?;
         let now = now_ms();
-        // A cleaner killed part-way leaves `.cleaned` files; the `.log` files are intact.
+        // A cleaner killed part-way leaves `.cleaned` files; the `.log` files are
+        // intact. A snapshot writer leaves `.tmp` files.
         for e in std::fs::read_dir(dir)?.flatten() {
-            if e.file_name().to_string_lossy().ends_with(".cleaned") {
-                tracing::warn!(file = %e.path().display(), "removing unfinished compaction output");
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".cleaned") || name.ends_with(".snapshot.tmp") {
+                tracing::warn!(file = %e.path().display(), "removing unfinished compaction or snapshot output");
                 let _ = std::fs::remove_file(e.path());
             }
         }
@@ -230,6 +259,10 @@ impl Log {
         let recovered = recovery_point.min(next_offset).max(0);
         let epochs = load_epochs(dir, &segments, next_offset, log_start_offset)?;
         let leader_epoch = epochs.latest_epoch().unwrap_or(0).max(0);
+        // After a crash the transaction indexes of the recovered segments may
+        // lack entries: replay from a snapshot no later than the first of them.
+        let replay_limit = if clean { next_offset } else { scan_from.max(first_base) };
+        let producers = load_producers(dir, &mut segments, next_offset, log_start_offset, replay_limit)?;
         let (flushed, _) = watch::channel(if clean { next_offset } else { recovered });
         let (end, _) = watch::channel(next_offset);
         let (hw, _) = watch::channel(high_watermark.min(next_offset).max(log_start_offset));
@@ -247,6 +280,7 @@ impl Log {
                 cleaned_upto: 0,
                 epochs,
                 truncations: 0,
+                producers,
             }),
             flushing: AtomicBool::new(false),
             flushed,
@@ -299,6 +333,17 @@ impl Log {
     /// record bytes. Topics that rebuild batches (compaction checks, recompression,
     /// LogAppendTime) work on an owned copy.
     pub fn append(&self, data: Bytes) -> Result<AppendInfo, StorageError> {
+        self.append_verified(data, None)
+    }
+
+    /// [`Log::append`] with KIP-890's guard: with `verified` given, a
+    /// transactional batch that would open a transaction on this log is refused
+    /// (InvalidTxnState) unless its (producer id, epoch) is among `verified`,
+    /// the producers the transaction coordinator confirmed for this partition.
+    /// The check runs under the append lock, so a marker that lands between the
+    /// coordinator's answer and the append cannot let a late batch open a
+    /// transaction nobody will end.
+    pub fn append_verified(&self, data: Bytes, verified: Option<&[(i64, i16)]>) -> Result<AppendInfo, StorageError> {
         self.check_failed()?;
         let cfg = self.lock().config.clone();
         let max = cfg.max_message_bytes;
@@ -308,6 +353,10 @@ impl Log {
         let mut rebuilt: Option<Vec<u8>> = None;
         for b in BatchIter::new(&data) {
             let b = b.map_err(map_batch_error)?;
+            if b.is_control() {
+                let message = "Clients are not allowed to write control records".to_string();
+                return Err(StorageError::InvalidRecord { message, records: Vec::new() });
+            }
             if !cfg.log_append_time {
                 for ts in [b.base_timestamp(), b.max_timestamp()] {
                     let early = ts >= 0 && ts < now.saturating_sub(cfg.timestamp_before_max_ms);
@@ -359,10 +408,38 @@ impl Log {
         let mut next = base_offset;
         let mut placed = Vec::new();
         let mut heads = Vec::new();
+        let mut pending = PendingAppend::default();
         let mut at = 0usize;
         while at < data.len() {
             let v = BatchView::parse(&data[at..]).map_err(map_batch_error)?;
             let (len, delta, max_ts) = (v.total_len(), v.last_offset_delta(), v.max_timestamp());
+            // Batches without a producer id (the common case) cost nothing here.
+            if v.producer_id() >= 0 {
+                let mut facts = BatchFacts::parse(v.bytes()).ok_or_else(|| StorageError::Corrupt("short batch header".into()))?;
+                facts.base_offset = next;
+                if let Some(ok) = verified {
+                    let opens = at == 0 && inner.producers.needs_verification(&facts).is_some();
+                    if opens && !ok.contains(&(facts.producer_id, facts.producer_epoch)) {
+                        return Err(StorageError::InvalidTxnState(format!(
+                            "producer {} (epoch {}) has no verified transaction on this partition",
+                            facts.producer_id, facts.producer_epoch
+                        )));
+                    }
+                }
+                if let Some(d) = inner.producers.check_client(&mut pending, &facts)? {
+                    let log_append_time = if cfg.log_append_time { d.max_timestamp } else { -1 };
+                    let log_start_offset = inner.log_start_offset;
+                    let (base_offset, last_offset) = (d.base_offset, d.last_offset);
+                    return Ok(AppendInfo {
+                        base_offset,
+                        last_offset,
+                        log_start_offset,
+                        flush_due: false,
+                        log_append_time,
+                        duplicate: true,
+                    });
+                }
+            }
             let mut head = [0u8; PATCHED_HEAD];
             head.copy_from_slice(&data[at..at + PATCHED_HEAD]);
             batch::patch_offsets(&mut head, next, epoch);
@@ -371,23 +448,90 @@ impl Log {
             next += delta as i64 + 1;
             at += len;
         }
-        if inner.epochs.latest_epoch().is_none_or(|latest| epoch > latest) && inner.epochs.assign(epoch, base_offset) {
-            self.persist_epochs(&inner)?;
+        let (flush_due, log_start_offset) = self.write_locked(&mut inner, data, &heads, &placed, next, now)?;
+        if !pending.is_empty() {
+            inner.producers.commit(pending);
         }
-        self.maybe_roll(&mut inner, data.len() as u64, base_offset, next - 1, now)
-            .map_err(|e| self.write_failed("rolling a segment", e))?;
+        drop(inner);
+        let log_append_time = if cfg.log_append_time { now } else { -1 };
+        Ok(AppendInfo { base_offset, last_offset: next - 1, log_start_offset, flush_due, log_append_time, duplicate: false })
+    }
+
+    /// Writes batches whose offsets were assigned (`heads`, `placed`, as for
+    /// [`Segment::append`]) at the log end in the current leader epoch, rolling
+    /// first if needed. Returns (`flush.messages` reached, log start offset).
+    fn write_locked(
+        &self,
+        inner: &mut Inner,
+        data: &[u8],
+        heads: &[[u8; PATCHED_HEAD]],
+        placed: &[(usize, i64, i64, usize)],
+        next: i64,
+        now: i64,
+    ) -> Result<(bool, i64), StorageError> {
+        let epoch = inner.leader_epoch;
+        let base_offset = inner.next_offset;
+        if inner.epochs.latest_epoch().is_none_or(|latest| epoch > latest) && inner.epochs.assign(epoch, base_offset) {
+            self.persist_epochs(inner)?;
+        }
+        self.maybe_roll(inner, data.len() as u64, base_offset, next - 1, now).map_err(|e| self.write_failed("rolling a segment", e))?;
         let interval = inner.config.index_interval_bytes;
         let active = inner.segments.values_mut().next_back().ok_or(StorageError::Offline)?;
-        active.append(data, &heads, &placed, next, interval).map_err(|e| self.write_failed("writing", e))?;
+        active.append(data, heads, placed, next, interval).map_err(|e| self.write_failed("writing", e))?;
         inner.next_offset = next;
         inner.unflushed_messages += next - base_offset;
         let flush_due = inner.unflushed_messages >= inner.config.flush_messages;
-        let log_start_offset = inner.log_start_offset;
         // Under the lock, so a truncation cannot be overtaken by a stale end.
         self.end.send_replace(next);
-        drop(inner);
-        let log_append_time = if cfg.log_append_time { now } else { -1 };
-        Ok(AppendInfo { base_offset, last_offset: next - 1, log_start_offset, flush_due, log_append_time })
+        Ok((flush_due, inner.log_start_offset))
+    }
+
+    /// Writes a transaction marker (a control batch: COMMIT if `commit`, else
+    /// ABORT) for `producer_id` at the log end, in the current leader epoch,
+    /// and completes the producer's ongoing transaction, if any. An aborted
+    /// transaction goes into the active segment's transaction index.
+    ///
+    /// Refused with `InvalidProducerEpoch` if `producer_epoch` is older than the
+    /// producer's, and `CoordinatorFenced` if `coordinator_epoch` is older than
+    /// that of the producer's last marker.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+    ) -> Result<AppendInfo, StorageError> {
+        self.check_failed()?;
+        let now = now_ms();
+        let mut b = BatchBuilder::new(now).producer(producer_id, producer_epoch, NO_SEQUENCE).transactional(true).control(true);
+        b.push(producers::marker_record(commit, coordinator_epoch));
+        let data = b.build(strom_protocol::compression::Codec::None).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let mut inner = self.lock();
+        self.check_failed()?;
+        inner.producers.check_marker(producer_id, producer_epoch, coordinator_epoch)?;
+        let offset = inner.next_offset;
+        let mut head = [0u8; PATCHED_HEAD];
+        head.copy_from_slice(&data[..PATCHED_HEAD]);
+        batch::patch_offsets(&mut head, offset, inner.leader_epoch);
+        let placed = [(0usize, offset, now, data.len())];
+        let (flush_due, log_start_offset) = self.write_locked(&mut inner, &data, &[head], &placed, offset + 1, now)?;
+        let mut facts = BatchFacts::parse(&data).ok_or_else(|| StorageError::Corrupt("short marker batch".into()))?;
+        facts.base_offset = offset;
+        self.apply_facts(&mut inner, &facts)?;
+        Ok(AppendInfo { base_offset: offset, last_offset: offset, log_start_offset, flush_due, log_append_time: -1, duplicate: false })
+    }
+
+    /// Applies a batch just written at the log end to the producer state; an
+    /// aborted transaction goes into the active segment's transaction index,
+    /// fsynced with the next flush.
+    fn apply_facts(&self, inner: &mut Inner, facts: &BatchFacts) -> Result<(), StorageError> {
+        let Some(entry) = inner.producers.apply(facts) else {
+            return Ok(());
+        };
+        let active = inner.segments.values_mut().next_back().ok_or(StorageError::Offline)?;
+        let files = active.append_aborted(entry).map_err(|e| self.fail("writing the transaction index", e))?;
+        inner.pending_sync.extend(files);
+        Ok(())
     }
 
     /// Rolls to a new segment based at `first_base` if the active one cannot take
@@ -416,6 +560,11 @@ impl Log {
         }
         let seg = Segment::create(&self.dir, first_base, now)?;
         inner.segments.insert(first_base, seg);
+        // The snapshot is only a shortcut for recovery: without it the log
+        // headers are replayed, so a failure to write it fails nothing.
+        if let Err(e) = self.write_snapshot(inner, first_base, false) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not write a producer snapshot");
+        }
         inner.pending_sync.push(File::open(&self.dir)?);
         tracing::debug!(dir = %self.dir.display(), base = first_base, "rolled segment");
         Ok(())
@@ -500,6 +649,9 @@ impl Log {
             let active = inner.segments.values_mut().next_back().ok_or(StorageError::Offline)?;
             active.append_raw(&data[lo..hi], &batches, last + 1, interval).map_err(|e| self.write_failed("writing", e))?;
             inner.next_offset = last + 1;
+            for &(p, _, _, l) in &placed[i..j] {
+                self.apply_replica_batch(&mut inner, &data[p..p + l])?;
+            }
             i = j;
         }
         let next = inner.next_offset;
@@ -508,7 +660,141 @@ impl Log {
         let log_start_offset = inner.log_start_offset;
         self.end.send_replace(next);
         drop(inner);
-        Ok(Some(AppendInfo { base_offset: first, last_offset: next - 1, log_start_offset, flush_due, log_append_time: -1 }))
+        Ok(Some(AppendInfo {
+            base_offset: first,
+            last_offset: next - 1,
+            log_start_offset,
+            flush_due,
+            log_append_time: -1,
+            duplicate: false,
+        }))
+    }
+
+    /// Updates the producer state from a batch a follower just stored, as the
+    /// leader did when it appended it (no checks: the leader made them).
+    fn apply_replica_batch(&self, inner: &mut Inner, bytes: &[u8]) -> Result<(), StorageError> {
+        if bytes.len() < batch::HEADER_LEN || i64::from_be_bytes(head8(bytes, 43)) < 0 {
+            return Ok(());
+        }
+        match BatchFacts::parse(bytes) {
+            Some(facts) => self.apply_facts(inner, &facts),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the producer state as of `offset` (which must be the log end, or
+    /// a segment base the state has reached) to `<offset>.snapshot`, keeping
+    /// the two newest snapshots. With `sync`, fsyncs it and the directory now;
+    /// otherwise with the next flush.
+    fn write_snapshot(&self, inner: &mut Inner, offset: i64, sync: bool) -> io::Result<()> {
+        let name = producers::snapshot_name(offset);
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let mut f = File::create(&tmp)?;
+        f.write_all(&inner.producers.encode(offset))?;
+        if sync {
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, self.dir.join(&name))?;
+        if sync {
+            crate::sync_dir(&self.dir)?;
+        } else {
+            inner.pending_sync.push(f);
+            inner.pending_sync.push(File::open(&self.dir)?);
+        }
+        let snapshots = inner.producers.snapshots_mut();
+        snapshots.insert(offset);
+        while snapshots.len() > 2 {
+            let Some(oldest) = snapshots.pop_first() else { break };
+            remove_snapshot(&self.dir, oldest);
+        }
+        Ok(())
+    }
+
+    /// Writes a snapshot of the producer state at the log end, fsynced, unless
+    /// one exists there: called at clean shutdown so the next start replays
+    /// nothing.
+    pub fn checkpoint_producers(&self) -> Result<(), StorageError> {
+        self.check_failed()?;
+        let mut inner = self.lock();
+        let end = inner.next_offset;
+        if inner.producers.snapshots().contains(&end) {
+            return Ok(());
+        }
+        self.write_snapshot(&mut inner, end, true)?;
+        Ok(())
+    }
+
+    /// KIP-890: if the first batch of `data` is transactional and its producer
+    /// has no ongoing transaction in this log at that epoch, `Some((producer
+    /// id, epoch))`: the caller must have the transaction coordinator confirm
+    /// that this partition belongs to the producer's transaction before
+    /// appending (else a late batch could open a transaction nobody ends).
+    pub fn needs_verification(&self, data: &[u8]) -> Option<(i64, i16)> {
+        let facts = BatchFacts::parse(data)?;
+        if !facts.transactional || facts.producer_id < 0 {
+            return None;
+        }
+        self.lock().producers.needs_verification(&facts)
+    }
+
+    /// The last stable offset: the first offset of the oldest transaction not
+    /// yet completed (or completed by a marker not yet below the high
+    /// watermark), at most the high watermark. read_committed reads stop here.
+    pub fn last_stable_offset(&self) -> i64 {
+        let mut inner = self.lock();
+        let hw = *self.hw.borrow();
+        inner.producers.last_stable_offset(hw)
+    }
+
+    /// The producers this log knows (DescribeProducers), by producer id.
+    pub fn producers(&self) -> Vec<ProducerInfo> {
+        self.lock().producers.producers()
+    }
+
+    /// Forgets producers without an ongoing transaction whose last write is
+    /// `expiration_ms` (`producer.id.expiration.ms`) older than `now`. Returns
+    /// how many went; their next batch is treated as an unknown producer's.
+    pub fn expire_producers(&self, now: i64, expiration_ms: i64) -> usize {
+        self.lock().producers.expire(now, expiration_ms)
+    }
+
+    /// A read_committed read: [`Log::read_upto`] bounded by the last stable
+    /// offset, with the aborted transactions overlapping the returned batches
+    /// (last offset at or after `offset`, first offset below the end of the
+    /// data), by first offset.
+    pub fn read_committed(&self, offset: i64, max_bytes: usize) -> Result<(ReadInfo, Vec<AbortedTxn>), StorageError> {
+        let info = self.read_bounded(offset, max_bytes, ReadBound::Stable)?;
+        let end = BatchIter::new(&info.records).map_while(|b| b.ok()).last().map(|b| b.last_offset() + 1);
+        let aborted = match end {
+            Some(end) => self.aborted_between(offset, end),
+            None => Vec::new(),
+        };
+        Ok((info, aborted))
+    }
+
+    /// Aborted transactions with a last offset >= `start` and a first offset <
+    /// `end`, by first offset. Searches the transaction indexes from the
+    /// segment holding `start` on, until an entry's last stable offset shows
+    /// that every transaction starting below `end` had completed.
+    fn aborted_between(&self, start: i64, end: i64) -> Vec<AbortedTxn> {
+        let inner = self.lock();
+        let from = inner.segments.range(..=start).next_back().map(|(&b, _)| b).unwrap_or(i64::MIN);
+        let mut out = Vec::new();
+        for seg in inner.segments.range(from..).map(|(_, s)| s) {
+            let mut complete = false;
+            for e in &seg.aborted {
+                if e.txn.last_offset >= start && e.txn.first_offset < end {
+                    out.push(e.txn);
+                }
+                complete |= e.last_stable_offset >= end;
+            }
+            if complete {
+                break;
+            }
+        }
+        drop(inner);
+        out.sort_by_key(|t| t.first_offset);
+        out
     }
 
     /// Becomes leader at `epoch`: later [`Log::append`]s stamp it into their
@@ -590,6 +876,7 @@ impl Log {
         if inner.epochs.truncate_from_end(new_end) {
             self.persist_epochs(&inner)?;
         }
+        self.rebuild_producers(&mut inner)?;
         self.flushed.send_if_modified(|v| lower(v, new_end));
         self.hw.send_if_modified(|v| lower(v, new_end));
         self.end.send_replace(new_end);
@@ -632,10 +919,36 @@ impl Log {
         inner.cleaned_upto = offset;
         inner.unflushed_messages = 0;
         inner.truncations += 1;
+        inner.producers.clear();
+        for s in std::mem::take(inner.producers.snapshots_mut()) {
+            remove_snapshot(&self.dir, s);
+        }
         self.flushed.send_replace(offset);
         self.hw.send_replace(offset);
         self.end.send_replace(offset);
         tracing::info!(dir = %self.dir.display(), from, to = offset, "replaced the log by an empty one");
+        Ok(())
+    }
+
+    /// Rebuilds the producer state after a truncation: from the newest usable
+    /// snapshot at or below the log end (later ones are deleted), replaying
+    /// the batch headers after it; transaction-index entries from the
+    /// snapshot on are rebuilt too.
+    fn rebuild_producers(&self, inner: &mut Inner) -> Result<(), StorageError> {
+        let end = inner.next_offset;
+        let stale: Vec<i64> = inner.producers.snapshots().range(end + 1..).copied().collect();
+        for s in stale {
+            inner.producers.snapshots_mut().remove(&s);
+            remove_snapshot(&self.dir, s);
+        }
+        inner.producers.clear();
+        let from = restore_snapshot(&self.dir, &mut inner.producers, end);
+        let from = from.unwrap_or_else(|| inner.segments.keys().next().copied().unwrap_or(0));
+        let touched = replay(&mut inner.segments, &mut inner.producers, from).map_err(|e| self.fail("rebuilding producer state", e))?;
+        for f in touched {
+            f.sync_data().map_err(|e| self.fail("syncing a transaction index", e))?;
+        }
+        inner.producers.evict_below(inner.log_start_offset);
         Ok(())
     }
 
@@ -708,6 +1021,7 @@ impl Log {
             *v = (*v).max(start);
             changed
         });
+        inner.producers.evict_below(start);
         if inner.epochs.truncate_from_start(start) {
             if let Err(e) = inner.epochs.persist() {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "could not write the leader-epoch checkpoint");
@@ -723,7 +1037,7 @@ impl Log {
     /// `ReadInfo::high_watermark` is the log end offset here; see
     /// [`Log::read_upto`] for reads bounded by the high watermark.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadInfo, StorageError> {
-        self.read_bounded(offset, max_bytes, None)
+        self.read_bounded(offset, max_bytes, ReadBound::End)
     }
 
     /// Like [`Log::read`], but returns only batches whose base offset is below
@@ -731,19 +1045,26 @@ impl Log {
     /// max_offset`. Offsets outside [log start, log end] are still out of range.
     /// `ReadInfo::high_watermark` is [`Log::high_watermark`].
     pub fn read_upto(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<ReadInfo, StorageError> {
-        self.read_bounded(offset, max_bytes, Some(max_offset))
+        self.read_bounded(offset, max_bytes, ReadBound::Upto(max_offset))
     }
 
-    fn read_bounded(&self, offset: i64, max_bytes: usize, max_offset: Option<i64>) -> Result<ReadInfo, StorageError> {
-        let (candidates, hw, log_start) = {
-            let inner = self.lock();
+    fn read_bounded(&self, offset: i64, max_bytes: usize, bound: ReadBound) -> Result<ReadInfo, StorageError> {
+        let (candidates, hw, log_start, lso, max_offset) = {
+            let mut inner = self.lock();
             let end = inner.next_offset;
             if offset < inner.log_start_offset || offset > end {
                 return Err(StorageError::OffsetOutOfRange { offset, start: inner.log_start_offset, end });
             }
-            let hw = if max_offset.is_some() { *self.hw.borrow() } else { end };
+            let real_hw = *self.hw.borrow();
+            let lso = inner.producers.last_stable_offset(real_hw);
+            let (hw, max_offset) = match bound {
+                ReadBound::End => (end, None),
+                ReadBound::Upto(m) => (real_hw, Some(m)),
+                ReadBound::Stable => (real_hw, Some(lso)),
+            };
             if max_offset.is_some_and(|m| offset >= m) {
-                return Ok(ReadInfo { records: Bytes::new(), high_watermark: hw, log_start_offset: inner.log_start_offset });
+                let log_start_offset = inner.log_start_offset;
+                return Ok(ReadInfo { records: Bytes::new(), high_watermark: hw, log_start_offset, last_stable_offset: lso });
             }
             let containing = inner.segments.range(..=offset).next_back().map(|(_, s)| s);
             let later = inner.segments.range(offset + 1..).map(|(_, s)| s);
@@ -753,7 +1074,7 @@ impl Log {
                 .filter(|s| s.next_offset > offset && s.size > 0)
                 .map(|s| (s.log.clone(), if s.base_offset <= offset { s.lookup(offset) } else { 0 }, s.size))
                 .collect();
-            (candidates, hw, inner.log_start_offset)
+            (candidates, hw, inner.log_start_offset, lso, max_offset)
         };
         let mut records = Bytes::new();
         for (file, start, end) in candidates {
@@ -772,7 +1093,7 @@ impl Log {
             }
             records.truncate(keep);
         }
-        Ok(ReadInfo { records, high_watermark: hw, log_start_offset: log_start })
+        Ok(ReadInfo { records, high_watermark: hw, log_start_offset: log_start, last_stable_offset: lso })
     }
 
     /// The first offset whose batch has a max timestamp >= `ts`, with that
@@ -822,7 +1143,7 @@ impl Log {
     /// readers that already hold a segment's file keep reading it. Returns the
     /// number of segments deleted.
     pub fn delete_old_segments(&self, now: i64) -> Result<usize, StorageError> {
-        let doomed: Vec<Segment> = {
+        let doomed: (Vec<Segment>, Vec<i64>) = {
             let mut inner = self.lock();
             let cfg = inner.config.clone();
             if !cfg.delete_enabled {
@@ -830,9 +1151,12 @@ impl Log {
             }
             let mut total: i64 = inner.segments.values().map(|s| s.size as i64).sum();
             let active = inner.segments.keys().next_back().copied();
+            // An open transaction (or one whose marker is not yet replicated)
+            // still needs its data.
+            let unstable = inner.producers.first_unstable_offset(*self.hw.borrow());
             let mut out = Vec::new();
             while let Some((&base, seg)) = inner.segments.iter().next() {
-                if Some(base) == active {
+                if Some(base) == active || seg.next_offset > unstable {
                     break;
                 }
                 let by_time = cfg.retention_ms >= 0 && seg.max_timestamp >= 0 && now - seg.max_timestamp > cfg.retention_ms;
@@ -851,12 +1175,16 @@ impl Log {
                     self.after_log_start_moved(&mut inner);
                 }
             }
-            out
+            (out, drop_snapshots_below(&mut inner))
         };
+        let (doomed, snapshots) = doomed;
+        for s in snapshots {
+            remove_snapshot(&self.dir, s);
+        }
         let n = doomed.len();
         for seg in doomed {
             tracing::info!(dir = %self.dir.display(), base = seg.base_offset, bytes = seg.size, "deleting segment out of retention");
-            for ext in ["log", "index", "timeindex"] {
+            for ext in crate::segment::EXTENSIONS {
                 let _ = std::fs::remove_file(self.dir.join(crate::segment::file_name(seg.base_offset, ext)));
             }
         }
@@ -874,21 +1202,29 @@ impl Log {
     /// fsynced, and renamed over `<base>.log`; until that rename the original is
     /// untouched, and leftovers are removed at the next open. The latest record of
     /// a key is never dropped. Returns the number of segments rewritten.
+    ///
+    /// Transactions: only segments below the first unstable offset are
+    /// cleaned, so no open transaction is touched. Control batches (markers)
+    /// and each producer's newest data batch (its state at the next replay)
+    /// are kept whole; batches of aborted transactions are dropped and do not
+    /// shadow older values of their keys.
     pub fn compact(&self, now: i64) -> Result<usize, StorageError> {
-        let (cfg, eligible, cleaned_upto) = {
-            let inner = self.lock();
+        let (cfg, eligible, cleaned_upto, txns) = {
+            let mut inner = self.lock();
             if !inner.config.compact {
                 return Ok(0);
             }
             let active = inner.segments.keys().next_back().copied();
             let lag = inner.config.min_compaction_lag_ms;
+            let unstable = inner.producers.first_unstable_offset(*self.hw.borrow());
             let eligible: Vec<(i64, Arc<File>, u64, i64, i64)> = inner
                 .segments
                 .values()
-                .take_while(|s| Some(s.base_offset) != active && (lag <= 0 || s.max_timestamp <= now.saturating_sub(lag)))
+                .take_while(|s| Some(s.base_offset) != active && s.next_offset <= unstable)
+                .take_while(|s| lag <= 0 || s.max_timestamp <= now.saturating_sub(lag))
                 .map(|s| (s.base_offset, s.log.clone(), s.size, s.next_offset, s.max_timestamp))
                 .collect();
-            (inner.config.clone(), eligible, inner.cleaned_upto)
+            (inner.config.clone(), eligible, inner.cleaned_upto, TxnView::of(&inner))
         };
         let total: u64 = eligible.iter().map(|e| e.2).sum();
         let dirty: u64 = eligible.iter().filter(|e| e.3 > cleaned_upto).map(|e| e.2).sum();
@@ -905,6 +1241,9 @@ impl Log {
             let data = read_file(file, *size)?;
             for b in BatchIter::new(&data) {
                 let b = b.map_err(map_batch_error)?;
+                if b.is_control() || txns.aborted(&b) {
+                    continue;
+                }
                 for r in decode_batch(&b, usize::MAX >> 1).map_err(|e| StorageError::Corrupt(e.to_string()))? {
                     if let Some(k) = r.key {
                         latest.insert(k, r.offset);
@@ -921,6 +1260,14 @@ impl Log {
             let mut changed = false;
             for b in BatchIter::new(&data) {
                 let b = b.map_err(map_batch_error)?;
+                if b.is_control() || txns.keep_whole(&b) {
+                    out.extend_from_slice(b.bytes());
+                    continue;
+                }
+                if txns.aborted(&b) {
+                    changed = true;
+                    continue;
+                }
                 let records = decode_batch(&b, usize::MAX >> 1).map_err(|e| StorageError::Corrupt(e.to_string()))?;
                 let n = records.len();
                 let kept: Vec<_> = records
@@ -978,7 +1325,7 @@ impl Log {
     /// end) and deletes segments that now lie wholly below it. Returns the new
     /// log start offset.
     pub fn advance_log_start(&self, offset: i64) -> Result<i64, StorageError> {
-        let (start, doomed) = {
+        let (start, doomed, snapshots) = {
             let mut inner = self.lock();
             if offset > inner.next_offset || offset < 0 {
                 return Err(StorageError::OffsetOutOfRange { offset, start: inner.log_start_offset, end: inner.next_offset });
@@ -996,10 +1343,13 @@ impl Log {
                     doomed.push(seg.base_offset);
                 }
             }
-            (start, doomed)
+            (start, doomed, drop_snapshots_below(&mut inner))
         };
+        for s in snapshots {
+            remove_snapshot(&self.dir, s);
+        }
         for base in doomed {
-            for ext in ["log", "index", "timeindex"] {
+            for ext in crate::segment::EXTENSIONS {
                 let _ = std::fs::remove_file(self.dir.join(crate::segment::file_name(base, ext)));
             }
         }
@@ -1116,7 +1466,7 @@ impl Log {
 }
 
 fn remove_segment_files(dir: &Path, base: i64) {
-    for ext in ["log", "index", "timeindex"] {
+    for ext in crate::segment::EXTENSIONS {
         let _ = std::fs::remove_file(dir.join(crate::segment::file_name(base, ext)));
     }
 }
@@ -1124,13 +1474,151 @@ fn remove_segment_files(dir: &Path, base: i64) {
 /// Deletes a segment's files, the `.log` first (a segment exists for `open` as
 /// long as its `.log` does). Missing files are fine.
 fn delete_segment_files(dir: &Path, base: i64) -> io::Result<()> {
-    for ext in ["log", "index", "timeindex"] {
+    for ext in crate::segment::EXTENSIONS {
         match std::fs::remove_file(dir.join(crate::segment::file_name(base, ext))) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
     }
     Ok(())
+}
+
+/// What compaction needs to know of transactions: the aborted ones and each
+/// producer's newest data batch.
+struct TxnView {
+    /// Producer id → (first offset, marker offset) of its aborted transactions.
+    aborted: std::collections::HashMap<i64, Vec<(i64, i64)>>,
+    last_batches: std::collections::HashSet<i64>,
+}
+
+impl TxnView {
+    fn of(inner: &Inner) -> TxnView {
+        let mut aborted: std::collections::HashMap<i64, Vec<(i64, i64)>> = std::collections::HashMap::new();
+        for e in inner.segments.values().flat_map(|s| &s.aborted) {
+            aborted.entry(e.txn.producer_id).or_default().push((e.txn.first_offset, e.txn.last_offset));
+        }
+        TxnView { aborted, last_batches: inner.producers.last_data_offsets() }
+    }
+
+    /// Whether `b` is data of an aborted transaction.
+    fn aborted(&self, b: &BatchView<'_>) -> bool {
+        if !b.is_transactional() || b.producer_id() < 0 {
+            return false;
+        }
+        let at = b.base_offset();
+        self.aborted.get(&b.producer_id()).is_some_and(|txns| txns.iter().any(|&(first, last)| first <= at && at <= last))
+    }
+
+    /// Whether `b` is a producer's newest data batch.
+    fn keep_whole(&self, b: &BatchView<'_>) -> bool {
+        b.producer_id() >= 0 && self.last_batches.contains(&b.last_offset())
+    }
+}
+
+/// Deletes a snapshot file (best effort: a stale one is ignored or deleted at
+/// the next open).
+fn remove_snapshot(dir: &Path, offset: i64) {
+    if let Err(e) = std::fs::remove_file(dir.join(producers::snapshot_name(offset))) {
+        if e.kind() != io::ErrorKind::NotFound {
+            tracing::warn!(dir = %dir.display(), offset, error = %e, "could not delete a producer snapshot");
+        }
+    }
+}
+
+/// Forgets the snapshots below the log start; returns them for deletion
+/// outside the lock.
+fn drop_snapshots_below(inner: &mut Inner) -> Vec<i64> {
+    let start = inner.log_start_offset;
+    let snapshots = inner.producers.snapshots_mut();
+    let keep = snapshots.split_off(&start);
+    std::mem::replace(snapshots, keep).into_iter().collect()
+}
+
+/// Loads the newest readable snapshot at or below `limit` into `state`;
+/// unreadable ones are deleted. Returns its offset.
+fn restore_snapshot(dir: &Path, state: &mut ProducerState, limit: i64) -> Option<i64> {
+    let candidates: Vec<i64> = state.snapshots().range(..=limit).rev().copied().collect();
+    for offset in candidates {
+        let loaded =
+            std::fs::read(dir.join(producers::snapshot_name(offset))).map_err(|e| e.to_string()).and_then(|b| state.load(&b, offset));
+        match loaded {
+            Ok(()) => return Some(offset),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), offset, error = %e, "ignoring an unusable producer snapshot");
+                state.snapshots_mut().remove(&offset);
+                remove_snapshot(dir, offset);
+            }
+        }
+    }
+    None
+}
+
+/// Replays the batch headers from offset `from` to the log end into `state`,
+/// rebuilding the transaction-index entries from `from` on. Returns the
+/// transaction-index files it wrote, to be fsynced.
+fn replay(segments: &mut BTreeMap<i64, Segment>, state: &mut ProducerState, from: i64) -> io::Result<Vec<File>> {
+    let mut touched = Vec::new();
+    for seg in segments.values_mut() {
+        if seg.next_offset <= from {
+            continue;
+        }
+        seg.truncate_aborted(from)?;
+        let pos = if seg.base_offset <= from { seg.lookup(from) } else { 0 };
+        let mut aborts = Vec::new();
+        seg.for_each_batch_from(pos, from, |bytes| {
+            if let Some(entry) = BatchFacts::parse(bytes).and_then(|f| state.apply(&f)) {
+                aborts.push(entry);
+            }
+        })?;
+        for entry in aborts {
+            touched.extend(seg.append_aborted(entry)?);
+        }
+    }
+    Ok(touched)
+}
+
+/// The producer state at open: snapshots past the log end are deleted, the
+/// newest usable one at or below `limit` is loaded and the headers after it
+/// replayed (the whole log if there is none). Writes a snapshot at the log end
+/// if there was none at all, so later truncations replay little.
+fn load_producers(
+    dir: &Path,
+    segments: &mut BTreeMap<i64, Segment>,
+    next_offset: i64,
+    log_start: i64,
+    limit: i64,
+) -> Result<ProducerState, StorageError> {
+    let mut state = ProducerState::default();
+    let mut snapshots = producers::list_snapshots(dir)?;
+    for &s in snapshots.range(next_offset + 1..) {
+        remove_snapshot(dir, s);
+    }
+    snapshots.retain(|&s| s <= next_offset);
+    let none = snapshots.is_empty();
+    *state.snapshots_mut() = snapshots;
+    let first = segments.keys().next().copied().unwrap_or(0);
+    let from = restore_snapshot(dir, &mut state, limit).unwrap_or(first);
+    if from < next_offset {
+        let touched = replay(segments, &mut state, from)?;
+        for f in touched {
+            f.sync_data()?;
+        }
+        tracing::info!(dir = %dir.display(), from, to = next_offset, producers = state.producers().len(), "rebuilt producer state from the log");
+    }
+    state.evict_below(log_start);
+    if none && next_offset > first {
+        let name = producers::snapshot_name(next_offset);
+        crate::write_atomically(dir, &name, &state.encode(next_offset))?;
+        state.snapshots_mut().insert(next_offset);
+    }
+    Ok(state)
+}
+
+/// The big-endian 8 bytes at `at` (the caller checked the length).
+fn head8(bytes: &[u8], at: usize) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[at..at + 8]);
+    b
 }
 
 /// Lowers a watched offset to `to`; whether it changed.

@@ -9,8 +9,15 @@
 //!   index point. Every batch before the entry's batch has a smaller-or-equal max
 //!   timestamp, so a search can start at the last entry below its target.
 //!
+//! - `.txnindex` (only once a transaction was aborted in the segment) lists the
+//!   aborted transactions whose ABORT marker lies in this segment, 34-byte
+//!   entries as in Kafka's `TransactionIndex`: `(version: i16 = 0, producer id:
+//!   i64, first offset: i64, last offset (the marker): i64, last stable offset
+//!   after the marker: i64)`, in marker order.
+//!
 //! The indexes are kept in memory and mirrored to their files as entries are added.
-//! They are a cache of the `.log`: recovery rebuilds them from it.
+//! They are a cache of the `.log`: recovery rebuilds them from it (the
+//! transaction index by replaying producer state, see [`crate::producers`]).
 //!
 //! Thread safety: a `Segment` is owned by its `Log`'s mutex; the `.log` file handle
 //! is shared (`Arc<File>`) so reads (`pread`) happen outside that mutex.
@@ -21,10 +28,16 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strom_protocol::batch::{BatchView, HEADER_LEN, LOG_OVERHEAD};
+use strom_protocol::batch::{BatchView, ATTR_CONTROL, HEADER_LEN, LOG_OVERHEAD};
+
+use crate::producers::{AbortedTxn, TxnIndexEntry, CONTROL_PREFIX};
 
 pub const INDEX_ENTRY: usize = 8;
 pub const TIME_ENTRY: usize = 12;
+pub const TXN_ENTRY: usize = 34;
+/// Every file a segment may have, the `.log` first: a segment exists for
+/// `open` as long as its `.log` does.
+pub const EXTENSIONS: [&str; 4] = ["log", "index", "timeindex", "txnindex"];
 
 pub fn file_name(base: i64, ext: &str) -> String {
     format!("{base:020}.{ext}")
@@ -48,6 +61,11 @@ pub struct Segment {
     pub next_offset: i64,
     /// Wall-clock ms when the segment was created or loaded (for `segment.ms`).
     pub created_ms: i64,
+    /// The transaction index: aborted transactions whose marker is here.
+    pub aborted: Vec<TxnIndexEntry>,
+    txn_path: PathBuf,
+    /// Opened at the first abort.
+    txn_file: Option<File>,
 }
 
 impl Segment {
@@ -94,6 +112,15 @@ impl Segment {
         let size = log.metadata()?.len();
         let index_file = open_rw(&dir.join(file_name(base_offset, "index")), create)?;
         let time_file = open_rw(&dir.join(file_name(base_offset, "timeindex")), create)?;
+        let txn_path = dir.join(file_name(base_offset, "txnindex"));
+        let (aborted, txn_file) = if create {
+            match std::fs::remove_file(&txn_path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => (Vec::new(), None),
+            }
+        } else {
+            load_txn_index(&txn_path)?
+        };
         Ok(Segment {
             base_offset,
             log: Arc::new(log),
@@ -107,6 +134,9 @@ impl Segment {
             max_timestamp: -1,
             next_offset: base_offset,
             created_ms: now_ms,
+            aborted,
+            txn_path,
+            txn_file,
         })
     }
 
@@ -395,8 +425,99 @@ impl Segment {
         self.max_timestamp = max_ts;
         self.bytes_since_index = if self.index.is_empty() { 0 } else { (pos - from) as usize };
         self.next_offset = next.max(self.base_offset);
+        self.truncate_aborted(self.next_offset)?;
         Ok(self.next_offset)
     }
+
+    /// Calls `f` with the bytes of each batch from position `pos` on whose
+    /// last offset is at or after `from`: its header, plus (control batches
+    /// only) the start of its records, enough to read a transaction marker.
+    /// Reads no data records.
+    pub fn for_each_batch_from(&self, pos: u64, from: i64, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+        let mut pos = pos;
+        let mut buf = [0u8; HEADER_LEN + CONTROL_PREFIX];
+        while let Some(h) = self.head_at(pos)? {
+            if h.base + h.delta as i64 >= from {
+                let extra = if h.attributes & ATTR_CONTROL != 0 { (h.total - HEADER_LEN).min(CONTROL_PREFIX) } else { 0 };
+                self.log.read_exact_at(&mut buf[..HEADER_LEN + extra], pos)?;
+                f(&buf[..HEADER_LEN + extra]);
+            }
+            pos += h.total as u64;
+        }
+        Ok(())
+    }
+
+    /// Adds an aborted transaction to the transaction index (in memory and in
+    /// `.txnindex`). Returns what the caller must fsync with the log: the
+    /// file, and the directory if the file is new.
+    pub fn append_aborted(&mut self, entry: TxnIndexEntry) -> io::Result<Vec<File>> {
+        let mut to_sync = Vec::with_capacity(2);
+        let file = match self.txn_file.take() {
+            Some(f) => f,
+            None => {
+                let f = open_rw(&self.txn_path, false)?;
+                if let Some(dir) = self.txn_path.parent() {
+                    to_sync.push(File::open(dir)?);
+                }
+                f
+            }
+        };
+        let mut e = [0u8; TXN_ENTRY];
+        e[2..10].copy_from_slice(&entry.txn.producer_id.to_be_bytes());
+        e[10..18].copy_from_slice(&entry.txn.first_offset.to_be_bytes());
+        e[18..26].copy_from_slice(&entry.txn.last_offset.to_be_bytes());
+        e[26..34].copy_from_slice(&entry.last_stable_offset.to_be_bytes());
+        let written = file.write_all_at(&e, (self.aborted.len() * TXN_ENTRY) as u64).and_then(|()| file.try_clone());
+        self.txn_file = Some(file);
+        to_sync.push(written?);
+        self.aborted.push(entry);
+        Ok(to_sync)
+    }
+
+    /// Drops transaction-index entries whose marker is at or after `offset`.
+    pub fn truncate_aborted(&mut self, offset: i64) -> io::Result<()> {
+        let keep = self.aborted.partition_point(|e| e.txn.last_offset < offset);
+        if keep == self.aborted.len() {
+            return Ok(());
+        }
+        self.aborted.truncate(keep);
+        let file = match self.txn_file.take() {
+            Some(f) => f,
+            None => open_rw(&self.txn_path, false)?,
+        };
+        let cut = file.set_len((keep * TXN_ENTRY) as u64);
+        self.txn_file = Some(file);
+        cut
+    }
+
+    /// The `.txnindex` file if the segment has one (to fsync it).
+    pub fn txn_index_file(&self) -> io::Result<Option<File>> {
+        self.txn_file.as_ref().map(|f| f.try_clone()).transpose()
+    }
+}
+
+/// Loads a `.txnindex` file: its entries (a torn last entry is ignored) and
+/// the open file, or nothing if there is none.
+fn load_txn_index(path: &Path) -> io::Result<(Vec<TxnIndexEntry>, Option<File>)> {
+    let file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
+        Err(e) => return Err(e),
+    };
+    let raw = read_all(&file)?;
+    let i64_at = |e: &[u8], at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&e[at..at + 8]);
+        i64::from_be_bytes(b)
+    };
+    let entries = raw
+        .chunks_exact(TXN_ENTRY)
+        .map(|e| TxnIndexEntry {
+            txn: AbortedTxn { producer_id: i64_at(e, 2), first_offset: i64_at(e, 10), last_offset: i64_at(e, 18) },
+            last_stable_offset: i64_at(e, 26),
+        })
+        .collect();
+    Ok((entries, Some(file)))
 }
 
 /// The fields of a batch header the segment needs.
@@ -407,6 +528,7 @@ struct Head {
     epoch: i32,
     delta: i32,
     max_ts: i64,
+    attributes: i16,
 }
 
 fn parse_head(h: &[u8; HEADER_LEN]) -> Head {
@@ -417,7 +539,16 @@ fn parse_head(h: &[u8; HEADER_LEN]) -> Head {
         i64::from_be_bytes(b)
     };
     let len = i32_at(8);
-    Head { base: i64_at(0), len, total: LOG_OVERHEAD + len.max(0) as usize, epoch: i32_at(12), delta: i32_at(23), max_ts: i64_at(35) }
+    let attributes = i16::from_be_bytes([h[21], h[22]]);
+    Head {
+        base: i64_at(0),
+        len,
+        total: LOG_OVERHEAD + len.max(0) as usize,
+        epoch: i32_at(12),
+        delta: i32_at(23),
+        max_ts: i64_at(35),
+        attributes,
+    }
 }
 
 fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {

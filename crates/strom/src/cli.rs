@@ -74,6 +74,22 @@ enum Cmd {
         #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
         bootstrap_server: String,
     },
+    /// Transactions: list them, or describe one (state, producer, partitions).
+    Txn {
+        #[command(subcommand)]
+        cmd: TxnCmd,
+        #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
+        bootstrap_server: String,
+    },
+    /// The idempotent and transactional producers a topic's partition leaders track.
+    Producers {
+        topic: String,
+        #[arg(long, short = 'b', default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
+        bootstrap_server: String,
+        /// Only this partition.
+        #[arg(long, short)]
+        partition: Option<i32>,
+    },
     /// Read and change topic (or read broker) configuration.
     Config {
         #[command(subcommand)]
@@ -117,6 +133,14 @@ enum Format {
     KeyValue,
     /// One JSON object per message with offset, timestamp, key, value, headers.
     Json,
+}
+
+#[derive(Subcommand)]
+enum TxnCmd {
+    /// Every transactional id with its producer id and state.
+    List,
+    /// One transaction: state, producer id and epoch, timeout, partitions.
+    Describe { transactional_id: String },
 }
 
 #[derive(Subcommand)]
@@ -288,6 +312,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Group { cmd, bootstrap_server } => group(cmd, &bootstrap_server).await,
         Cmd::Cluster { cmd, bootstrap_server } => cluster(cmd, &bootstrap_server).await,
         Cmd::Config { cmd, bootstrap_server } => config(cmd, &bootstrap_server).await,
+        Cmd::Txn { cmd, bootstrap_server } => {
+            let mut c = Client::connect(&bootstrap_server).await?;
+            match cmd {
+                TxnCmd::List => crate::txn_cmd::list(&mut c).await?,
+                TxnCmd::Describe { transactional_id } => crate::txn_cmd::describe(&mut c, &transactional_id).await?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Producers { topic, bootstrap_server, partition } => {
+            let mut c = Client::connect(&bootstrap_server).await?;
+            crate::txn_cmd::producers(&mut c, &topic, partition).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Bench { cmd, bootstrap_server } => {
             use crate::bench_cmd as b;
             match cmd {

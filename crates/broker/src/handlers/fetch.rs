@@ -12,14 +12,16 @@
 //! - `current_leader_epoch` is checked (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH),
 //!   and from v12 a `last_fetched_epoch` that the leader's log does not agree
 //!   with gets the diverging epoch and its end offset instead of records.
+//! - `isolation_level` 1 (read_committed) reads up to the last stable offset and
+//!   lists the aborted transactions of the range, which the client drops.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use strom_protocol::ErrorCode;
 use uuid::Uuid;
 
@@ -42,6 +44,8 @@ struct PartResult {
     diverging: Option<(i32, i64)>,
     /// KIP-951: (leader, leader epoch) when this broker is not the leader.
     leader_hint: Option<(i32, i32)>,
+    last_stable: i64,
+    aborted: Vec<strom_storage::AbortedTxn>,
 }
 
 impl PartResult {
@@ -55,6 +59,8 @@ impl PartResult {
             records: Bytes::new(),
             diverging: None,
             leader_hint: None,
+            last_stable: -1,
+            aborted: Vec::new(),
         }
     }
 }
@@ -116,7 +122,9 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
     // Reads run on the blocking pool: a slow disk must not stall the runtime's threads.
     let read = move |b: &Arc<Broker>, plan: &Arc<Plan>| {
         let (b, plan, epochs) = (b.clone(), plan.clone(), epochs.clone());
-        async move { tokio::task::spawn_blocking(move || read_all(&b, &plan, &epochs, replica, max_bytes)).await.unwrap_or_default() }
+        async move {
+            tokio::task::spawn_blocking(move || read_all(&b, &plan, &epochs, replica, max_bytes, read_committed)).await.unwrap_or_default()
+        }
     };
     Outcome::Later(Box::pin(async move {
         let deadline = Instant::now() + wait;
@@ -151,10 +159,20 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
             pd.partition_index = r.key.1;
             pd.error_code = r.code.code();
             pd.high_watermark = r.hw;
-            pd.last_stable_offset = r.hw;
+            pd.last_stable_offset = if r.last_stable >= 0 { r.last_stable } else { r.hw };
             pd.log_start_offset = r.log_start;
             pd.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
-            pd.aborted_transactions = if read_committed { Some(Vec::new()) } else { None };
+            pd.aborted_transactions = read_committed.then(|| {
+                r.aborted
+                    .iter()
+                    .map(|a| {
+                        let mut x = AbortedTransaction::default();
+                        x.producer_id = ProducerId(a.producer_id);
+                        x.first_offset = a.first_offset;
+                        x
+                    })
+                    .collect()
+            });
             pd.records = Some(r.records);
             if let (Some((leader, epoch)), true) = (r.leader_hint, reply.version >= 12) {
                 pd.current_leader.leader_id = kafka_protocol::messages::BrokerId(leader);
@@ -197,7 +215,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FetchRequest) -> Outcome {
     }))
 }
 
-fn read_all(b: &Arc<Broker>, plan: &Plan, epochs: &Epochs, replica: i32, max_bytes: usize) -> Vec<PartResult> {
+fn read_all(b: &Arc<Broker>, plan: &Plan, epochs: &Epochs, replica: i32, max_bytes: usize, read_committed: bool) -> Vec<PartResult> {
     let image = b.metadata.image();
     let mut left = max_bytes;
     let mut out = Vec::with_capacity(plan.parts.len());
@@ -231,7 +249,7 @@ fn read_all(b: &Arc<Broker>, plan: &Plan, epochs: &Epochs, replica: i32, max_byt
         // Once the response is full, later partitions are reported without data.
         let budget = if left == 0 && !first { None } else { Some(part_max) };
         let before = part.log.high_watermark();
-        let (f, proposal) = part.serve_fetch(replica, st.fetch_offset, current_epoch, last_fetched, budget, now);
+        let (f, proposal) = part.serve_fetch(replica, st.fetch_offset, current_epoch, last_fetched, budget, read_committed, now);
         if let Some(proposal) = proposal {
             tokio::spawn(crate::replicas::propose(b.clone(), part.clone(), proposal));
         }
@@ -240,6 +258,8 @@ fn read_all(b: &Arc<Broker>, plan: &Plan, epochs: &Epochs, replica: i32, max_byt
         r.hw = f.high_watermark;
         r.log_start = f.log_start;
         r.diverging = f.diverging;
+        r.last_stable = f.last_stable_offset;
+        r.aborted = f.aborted;
         if !f.records.is_empty() {
             first = false;
             left = left.saturating_sub(f.records.len());

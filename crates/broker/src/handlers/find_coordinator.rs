@@ -1,8 +1,8 @@
 //! FindCoordinator (key 10): a group's coordinator is the leader of its
-//! `__consumer_offsets` partition (`abs(javaHash(group)) % partitions`, as
-//! Kafka). The first group lookup creates `__consumer_offsets` through the
-//! controller, as in Kafka. v4+ batches keys. Transaction coordinators do not
-//! exist yet: key type 1 gets COORDINATOR_NOT_AVAILABLE.
+//! `__consumer_offsets` partition, a transactional id's (key type 1) the leader
+//! of its `__transaction_state` partition (`abs(javaHash(key)) % partitions`,
+//! as Kafka). The first lookup of each kind creates its topic through the
+//! controller, as in Kafka. v4+ batches keys.
 
 use std::sync::Arc;
 
@@ -14,13 +14,15 @@ use super::s;
 use crate::dispatch::{Outcome, Reply};
 use crate::groups::OFFSETS_TOPIC;
 use crate::server::Broker;
+use crate::txns::TXN_TOPIC;
 
 const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
 
-/// (node, host, port) of the live leader of `key`'s offsets partition, or the error.
-fn locate(b: &Broker, key: &str) -> Result<(i32, String, i32), ErrorCode> {
+/// (node, host, port) of the live leader of `key`'s partition of `topic`, or the error.
+fn locate(b: &Broker, topic: &str, key: &str) -> Result<(i32, String, i32), ErrorCode> {
     let image = b.metadata.image();
-    let topic = image.topic(OFFSETS_TOPIC).ok_or(ErrorCode::CoordinatorNotAvailable)?;
+    let topic = image.topic(topic).ok_or(ErrorCode::CoordinatorNotAvailable)?;
     let p = strom_coordinator::partition_for(key, topic.partitions.len().max(1) as i32);
     let leader = topic.partitions.get(&p).map(|p| p.leader).unwrap_or(-1);
     match image.brokers.get(&leader).filter(|x| x.is_live()) {
@@ -33,11 +35,26 @@ fn locate(b: &Broker, key: &str) -> Result<(i32, String, i32), ErrorCode> {
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FindCoordinatorRequest) -> Outcome {
     let (b, reply) = (b.clone(), reply.clone());
     Outcome::Later(Box::pin(async move {
-        let ready = req.key_type == GROUP && b.ensure_offsets_topic().await;
+        let (topic, ready) = match req.key_type {
+            GROUP => (OFFSETS_TOPIC, b.ensure_offsets_topic().await),
+            TRANSACTION => (TXN_TOPIC, b.ensure_txn_topic().await),
+            _ => (OFFSETS_TOPIC, false),
+        };
+        let invalid_type = !matches!(req.key_type, GROUP | TRANSACTION);
         let keys: Vec<String> =
             if reply.version >= 4 { req.coordinator_keys.iter().map(|k| k.to_string()).collect() } else { vec![req.key.to_string()] };
-        let found: Vec<Result<(i32, String, i32), ErrorCode>> =
-            keys.iter().map(|k| if ready { locate(&b, k) } else { Err(ErrorCode::CoordinatorNotAvailable) }).collect();
+        let found: Vec<Result<(i32, String, i32), ErrorCode>> = keys
+            .iter()
+            .map(|k| {
+                if invalid_type {
+                    Err(ErrorCode::InvalidRequest)
+                } else if ready {
+                    locate(&b, topic, k)
+                } else {
+                    Err(ErrorCode::CoordinatorNotAvailable)
+                }
+            })
+            .collect();
         let mut resp = FindCoordinatorResponse::default();
         let message =
             |code: ErrorCode| s(if code == ErrorCode::CoordinatorNotAvailable { "The coordinator is not available." } else { "" });

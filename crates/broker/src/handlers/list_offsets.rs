@@ -1,8 +1,9 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), earliest
 //! local (-4) and by timestamp (>= 0, through the time index).
 //!
-//! Answers are limited to the high watermark, as consumers see: latest is the
-//! high watermark, and a lookup that lands at or past it finds nothing. The
+//! Answers are limited to what consumers see: the high watermark, or the last
+//! stable offset for `isolation_level` 1 (read_committed, v2+). Latest is that
+//! limit, and a lookup that lands at or past it finds nothing. The
 //! leader epoch returned is the one the offset was written in.
 //!
 //! For a timestamp the answer is the first record whose timestamp is at or after
@@ -30,6 +31,7 @@ const LATEST_TIERED: i64 = -5;
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ListOffsetsRequest) -> Outcome {
     let image = b.metadata.image();
     let mut resp = ListOffsetsResponse::default();
+    let committed = reply.version >= 2 && req.isolation_level == 1;
     for t in req.topics {
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = t.name.clone();
@@ -47,7 +49,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ListOffsetsRequest) -> Outcom
             });
             match part {
                 Err(code) => pr.error_code = code.code(),
-                Ok(part) => match lookup(&part.log, p.timestamp) {
+                Ok(part) => match lookup(&part.log, p.timestamp, committed) {
                     Ok(Some((offset, ts))) => {
                         pr.offset = offset;
                         pr.timestamp = ts;
@@ -72,12 +74,15 @@ fn epoch_at(log: &Log, offset: i64) -> i32 {
     log.epoch_entries().iter().rev().find(|(_, start)| *start <= offset).map(|(e, _)| *e).unwrap_or(-1)
 }
 
-fn lookup(log: &Log, ts: i64) -> Result<Option<(i64, i64)>, ErrorCode> {
-    let hw = log.high_watermark();
+fn lookup(log: &Log, ts: i64, committed: bool) -> Result<Option<(i64, i64)>, ErrorCode> {
+    let limit = if committed { log.last_stable_offset() } else { log.high_watermark() };
+    if matches!(ts, LATEST | LATEST_TIERED) {
+        return Ok(Some((limit, -1)));
+    }
     let found = lookup_any(log, ts)?;
     Ok(match (ts, found) {
-        (EARLIEST | EARLIEST_LOCAL | LATEST | LATEST_TIERED, f) => f,
-        (_, Some((offset, _))) if offset >= hw => None,
+        (EARLIEST | EARLIEST_LOCAL, f) => f,
+        (_, Some((offset, _))) if offset >= limit => None,
         (_, f) => f,
     })
 }

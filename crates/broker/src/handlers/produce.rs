@@ -8,11 +8,16 @@
 //! ([`crate::partition::Partition::wait_replicated`]), until the request's
 //! `timeout_ms`. acks=0 sends no response.
 //!
+//! Idempotent and transactional batches are checked against the partition's
+//! producer state under its append lock (strom-storage): a retried duplicate is
+//! answered with its original offsets and not stored again; gaps get
+//! OUT_OF_ORDER_SEQUENCE_NUMBER and stale epochs INVALID_PRODUCER_EPOCH.
+//!
 //! NOT_LEADER_OR_FOLLOWER answers carry the current leader and its endpoint
 //! from v10 (KIP-951), so clients skip a metadata round trip.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use kafka_protocol::messages::produce_response::{
@@ -46,6 +51,10 @@ pub fn storage_error_code(e: &StorageError) -> ErrorCode {
         StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         StorageError::InvalidRecord { .. } => ErrorCode::InvalidRecord,
         StorageError::InvalidTimestamp(_) => ErrorCode::InvalidTimestamp,
+        StorageError::OutOfOrderSequence(_) => ErrorCode::OutOfOrderSequenceNumber,
+        StorageError::InvalidProducerEpoch(_) => ErrorCode::InvalidProducerEpoch,
+        StorageError::InvalidTxnState(_) => ErrorCode::InvalidTxnState,
+        StorageError::CoordinatorFenced(_) => ErrorCode::TransactionCoordinatorFenced,
         _ => ErrorCode::KafkaStorageError,
     }
 }
@@ -61,9 +70,53 @@ fn part(index: i32, code: ErrorCode, msg: Option<String>) -> PartitionProduceRes
     p
 }
 
-pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
+/// KIP-890 part 1: what the transaction coordinator said about the
+/// partitions a transactional batch would open a transaction on.
+#[derive(Default)]
+struct Verification {
+    /// Whether appends are guarded (a transactional id, verification enabled).
+    on: bool,
+    /// Partitions the coordinator refused, with the code to answer.
+    refused: HashMap<(String, i32), ErrorCode>,
+    /// (producer id, epoch) confirmed per partition.
+    verified: HashMap<(String, i32), Vec<(i64, i16)>>,
+}
+
+/// Before a transactional batch starts a transaction on a partition, its leader
+/// asks the transaction coordinator whether the partition was added to that
+/// transaction. Awaited before the appends, so the connection's requests stay
+/// in order; the append re-checks under the partition lock
+/// ([`Partition::append_leader_verified`]).
+async fn verify(b: &Arc<Broker>, req: &ProduceRequest) -> Verification {
+    let mut v = Verification::default();
+    let Some(txn_id) = req.transactional_id.as_ref().map(|t| t.to_string()) else { return v };
+    if !b.config.bool("transaction.partition.verification.enable") {
+        return v;
+    }
+    v.on = true;
+    let image = b.metadata.image();
+    for topic in &req.topic_data {
+        let Some(t) = (if topic.name.is_empty() { image.topic_by_id(&topic.topic_id) } else { image.topic(&topic.name) }) else { continue };
+        for pd in &topic.partition_data {
+            let Some(records) = pd.records.as_ref() else { continue };
+            let Ok(part) = b.leader_partition(&image, &t.name, pd.index) else { continue };
+            let Some((pid, epoch)) = part.log.needs_verification(records) else { continue };
+            let key = (t.name.clone(), pd.index);
+            match crate::txns::verify_partition(b, &txn_id, pid, epoch, &t.name, pd.index).await {
+                Ok(()) => v.verified.entry(key).or_default().push((pid, epoch)),
+                Err(code) => {
+                    v.refused.insert(key, code);
+                }
+            }
+        }
+    }
+    v
+}
+
+pub async fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
     let acks = req.acks;
     let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 30 * 60 * 1000) as u64);
+    let verification = verify(b, &req).await;
     let image = b.metadata.image();
     let mut leaders: Vec<i32> = Vec::new();
     let mut resp = ProduceResponse::default();
@@ -100,9 +153,16 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outcome {
                 tr.partition_responses.push(part(p, ErrorCode::CorruptMessage, Some("no records".into())));
                 continue;
             };
-            match partition.append_leader(records, acks) {
+            let key = (t.name.clone(), p);
+            if let Some(&code) = verification.refused.get(&key) {
+                let msg = "the partition is not part of the producer's ongoing transaction".to_string();
+                tr.partition_responses.push(part(p, code, Some(msg)));
+                continue;
+            }
+            let verified = verification.on.then(|| verification.verified.get(&key).map(Vec::as_slice).unwrap_or(&[]));
+            match partition.append_leader_verified(records, acks, verified) {
                 Ok((info, epoch)) => {
-                    appended = true;
+                    appended |= !info.duplicate;
                     let mut r = part(p, ErrorCode::None, None);
                     r.base_offset = info.base_offset;
                     r.log_start_offset = info.log_start_offset;

@@ -35,6 +35,7 @@ pub(super) fn request(api: ApiKey) -> Option<&'static Schema> {
         ApiKey::LeaveGroup => &LEAVE_GROUP_REQUEST,
         ApiKey::OffsetCommit => &OFFSET_COMMIT_REQUEST,
         ApiKey::OffsetFetch => &OFFSET_FETCH_REQUEST,
+        ApiKey::TxnOffsetCommit => &TXN_OFFSET_COMMIT_REQUEST,
         ApiKey::DescribeGroups => &DESCRIBE_GROUPS_REQUEST,
         ApiKey::ListGroups => &LIST_GROUPS_REQUEST,
         ApiKey::DeleteGroups => &DELETE_GROUPS_REQUEST,
@@ -50,6 +51,13 @@ pub(super) fn request(api: ApiKey) -> Option<&'static Schema> {
         ApiKey::ElectLeaders => &ELECT_LEADERS_REQUEST,
         ApiKey::AlterPartitionReassignments => &ALTER_PARTITION_REASSIGNMENTS_REQUEST,
         ApiKey::ListPartitionReassignments => &LIST_PARTITION_REASSIGNMENTS_REQUEST,
+        ApiKey::AddPartitionsToTxn => &ADD_PARTITIONS_TO_TXN_REQUEST,
+        ApiKey::AddOffsetsToTxn => &ADD_OFFSETS_TO_TXN_REQUEST,
+        ApiKey::EndTxn => &END_TXN_REQUEST,
+        ApiKey::DescribeTransactions => &DESCRIBE_TRANSACTIONS_REQUEST,
+        ApiKey::ListTransactions => &LIST_TRANSACTIONS_REQUEST,
+        ApiKey::WriteTxnMarkers => &WRITE_TXN_MARKERS_REQUEST,
+        ApiKey::DescribeProducers => &DESCRIBE_PRODUCERS_REQUEST,
         _ => return None,
     })
 }
@@ -874,6 +882,174 @@ static LIST_PARTITION_REASSIGNMENTS_TOPIC: Schema = Schema {
     fields: &[
         f(0, MAX, Ty::CStr),           // name
         f(0, MAX, Ty::CArr(&Ty::I32)), // partition_indexes
+    ],
+    tagged: &[],
+};
+
+static WRITE_TXN_MARKERS_REQUEST: Schema = Schema {
+    flexible: Some(1),
+    fields: &[
+        f(1, MAX, Ty::CArr(&Ty::Struct(&WRITABLE_TXN_MARKER))), // markers (v0 is gone from Kafka 4)
+    ],
+    tagged: &[],
+};
+
+static WRITABLE_TXN_MARKER: Schema = Schema {
+    flexible: Some(1),
+    fields: &[
+        f(0, MAX, Ty::I64),                                           // producer_id
+        f(0, MAX, Ty::I16),                                           // producer_epoch
+        f(0, MAX, Ty::Bool),                                          // transaction_result
+        f(1, MAX, Ty::CArr(&Ty::Struct(&WRITABLE_TXN_MARKER_TOPIC))), // topics
+        f(0, MAX, Ty::I32),                                           // coordinator_epoch
+    ],
+    tagged: &[],
+};
+
+static WRITABLE_TXN_MARKER_TOPIC: Schema = Schema {
+    flexible: Some(1),
+    fields: &[
+        f(1, MAX, Ty::CStr),           // name
+        f(1, MAX, Ty::CArr(&Ty::I32)), // partition_indexes
+    ],
+    tagged: &[],
+};
+
+static DESCRIBE_PRODUCERS_REQUEST: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::CArr(&Ty::Struct(&DESCRIBE_PRODUCERS_TOPIC))), // topics
+    ],
+    tagged: &[],
+};
+
+static DESCRIBE_PRODUCERS_TOPIC: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::CStr),           // name
+        f(0, MAX, Ty::CArr(&Ty::I32)), // partition_indexes
+    ],
+    tagged: &[],
+};
+
+static TXN_OFFSET_COMMIT_REQUEST: Schema = Schema {
+    flexible: Some(3),
+    fields: &[
+        f(3, MAX, Ty::CStr),                                                // transactional_id
+        f(0, 2, Ty::Str),                                                   // transactional_id
+        f(3, MAX, Ty::CStr),                                                // group_id
+        f(0, 2, Ty::Str),                                                   // group_id
+        f(0, MAX, Ty::I64),                                                 // producer_id
+        f(0, MAX, Ty::I16),                                                 // producer_epoch
+        f(3, MAX, Ty::I32),                                                 // generation_id
+        f(3, MAX, Ty::CStr),                                                // member_id
+        f(3, MAX, Ty::CStr),                                                // group_instance_id
+        f(3, MAX, Ty::CArr(&Ty::Struct(&TXN_OFFSET_COMMIT_REQUEST_TOPIC))), // topics
+        f(0, 2, Ty::Arr(&Ty::Struct(&TXN_OFFSET_COMMIT_REQUEST_TOPIC))),    // topics
+    ],
+    tagged: &[],
+};
+
+static TXN_OFFSET_COMMIT_REQUEST_TOPIC: Schema = Schema {
+    flexible: Some(3),
+    fields: &[
+        f(3, MAX, Ty::CStr),                                                    // name
+        f(0, 2, Ty::Str),                                                       // name
+        f(3, MAX, Ty::CArr(&Ty::Struct(&TXN_OFFSET_COMMIT_REQUEST_PARTITION))), // partitions
+        f(0, 2, Ty::Arr(&Ty::Struct(&TXN_OFFSET_COMMIT_REQUEST_PARTITION))),    // partitions
+    ],
+    tagged: &[],
+};
+
+static TXN_OFFSET_COMMIT_REQUEST_PARTITION: Schema = Schema {
+    flexible: Some(3),
+    fields: &[
+        f(0, MAX, Ty::I32),  // partition_index
+        f(0, MAX, Ty::I64),  // committed_offset
+        f(2, MAX, Ty::I32),  // committed_leader_epoch
+        f(3, MAX, Ty::CStr), // committed_metadata
+        f(0, 2, Ty::Str),    // committed_metadata
+    ],
+    tagged: &[],
+};
+
+static ADD_PARTITIONS_TO_TXN_REQUEST: Schema = Schema {
+    flexible: Some(3),
+    fields: &[
+        f(4, MAX, Ty::CArr(&Ty::Struct(&ADD_PARTITIONS_TO_TXN_TRANSACTION))), // transactions
+        f(3, 3, Ty::CStr),                                                    // v3_and_below_transactional_id
+        f(0, 2, Ty::Str),                                                     // v3_and_below_transactional_id
+        f(0, 3, Ty::I64),                                                     // v3_and_below_producer_id
+        f(0, 3, Ty::I16),                                                     // v3_and_below_producer_epoch
+        f(3, 3, Ty::CArr(&Ty::Struct(&ADD_PARTITIONS_TO_TXN_TOPIC))),         // v3_and_below_topics
+        f(0, 2, Ty::Arr(&Ty::Struct(&ADD_PARTITIONS_TO_TXN_TOPIC))),          // v3_and_below_topics
+    ],
+    tagged: &[],
+};
+
+static ADD_PARTITIONS_TO_TXN_TRANSACTION: Schema = Schema {
+    flexible: Some(3),
+    fields: &[
+        f(4, MAX, Ty::CStr),                                            // transactional_id
+        f(4, MAX, Ty::I64),                                             // producer_id
+        f(4, MAX, Ty::I16),                                             // producer_epoch
+        f(4, MAX, Ty::Bool),                                            // verify_only
+        f(4, MAX, Ty::CArr(&Ty::Struct(&ADD_PARTITIONS_TO_TXN_TOPIC))), // topics
+    ],
+    tagged: &[],
+};
+
+static ADD_PARTITIONS_TO_TXN_TOPIC: Schema = Schema {
+    flexible: Some(3),
+    fields: &[
+        f(3, MAX, Ty::CStr),           // name
+        f(0, 2, Ty::Str),              // name
+        f(3, MAX, Ty::CArr(&Ty::I32)), // partitions
+        f(0, 2, Ty::Arr(&Ty::I32)),    // partitions
+    ],
+    tagged: &[],
+};
+
+static ADD_OFFSETS_TO_TXN_REQUEST: Schema = Schema {
+    flexible: Some(3),
+    fields: &[
+        f(3, MAX, Ty::CStr), // transactional_id
+        f(0, 2, Ty::Str),    // transactional_id
+        f(0, MAX, Ty::I64),  // producer_id
+        f(0, MAX, Ty::I16),  // producer_epoch
+        f(3, MAX, Ty::CStr), // group_id
+        f(0, 2, Ty::Str),    // group_id
+    ],
+    tagged: &[],
+};
+
+static END_TXN_REQUEST: Schema = Schema {
+    flexible: Some(3),
+    fields: &[
+        f(3, MAX, Ty::CStr), // transactional_id
+        f(0, 2, Ty::Str),    // transactional_id
+        f(0, MAX, Ty::I64),  // producer_id
+        f(0, MAX, Ty::I16),  // producer_epoch
+        f(0, MAX, Ty::Bool), // committed
+    ],
+    tagged: &[],
+};
+
+static DESCRIBE_TRANSACTIONS_REQUEST: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::CArr(&Ty::CStr)), // transactional_ids
+    ],
+    tagged: &[],
+};
+
+static LIST_TRANSACTIONS_REQUEST: Schema = Schema {
+    flexible: Some(0),
+    fields: &[
+        f(0, MAX, Ty::CArr(&Ty::CStr)), // state_filters
+        f(0, MAX, Ty::CArr(&Ty::I64)),  // producer_id_filters
+        f(1, MAX, Ty::I64),             // duration_filter
+        f(2, MAX, Ty::CStr),            // transactional_id_pattern
     ],
     tagged: &[],
 };

@@ -196,3 +196,98 @@ fn partition_reassignments_nested_and_null() {
     let b = [0, 0, 0, 0, 0, 2, 2, b't', 2, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f];
     assert!(matches!(check_request(ApiKey::AlterPartitionReassignments, 1, &b), Err(BoundsError::ImpossibleCount { .. })));
 }
+
+#[test]
+fn transaction_marker_and_producer_requests_walk_exactly() {
+    for v in 1..=1i16 {
+        let mut t = write_txn_markers_request::WritableTxnMarkerTopic::default();
+        t.name = name("orders");
+        t.partition_indexes = vec![0, 1, 2];
+        let mut m = write_txn_markers_request::WritableTxnMarker::default();
+        m.producer_id = ProducerId(7);
+        m.producer_epoch = 3;
+        m.transaction_result = true;
+        m.coordinator_epoch = 2;
+        m.topics = vec![t.clone(), t];
+        let mut r = WriteTxnMarkersRequest::default();
+        r.markers = vec![m.clone(), m];
+        walks_exactly(ApiKey::WriteTxnMarkers, &r, v);
+    }
+    let mut t = describe_producers_request::TopicRequest::default();
+    t.name = name("orders");
+    t.partition_indexes = vec![0, 5];
+    let mut r = DescribeProducersRequest::default();
+    r.topics = vec![t.clone(), t];
+    walks_exactly(ApiKey::DescribeProducers, &r, 0);
+}
+
+#[test]
+fn txn_offset_commit_nested_at_every_version() {
+    for v in 0..=4i16 {
+        let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+        p.partition_index = 3;
+        p.committed_offset = 42;
+        p.committed_leader_epoch = if v >= 2 { 5 } else { -1 };
+        p.committed_metadata = Some(StrBytes::from_static_str("meta"));
+        let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+        t.name = name("orders");
+        t.partitions = vec![p.clone(), p];
+        let mut r = TxnOffsetCommitRequest::default();
+        r.transactional_id = TransactionalId(StrBytes::from_static_str("txn"));
+        r.group_id = GroupId(StrBytes::from_static_str("g"));
+        r.producer_id = ProducerId(7);
+        r.producer_epoch = 2;
+        if v >= 3 {
+            r.generation_id = 4;
+            r.member_id = StrBytes::from_static_str("m");
+            r.group_instance_id = Some(StrBytes::from_static_str("i"));
+        }
+        r.topics = vec![t.clone(), t];
+        walks_exactly(ApiKey::TxnOffsetCommit, &r, v);
+    }
+}
+
+#[test]
+fn transaction_apis_nested_at_every_version() {
+    let mut t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+    t.name = name("orders");
+    t.partitions = vec![0, 3];
+    let txid = || TransactionalId(StrBytes::from_static_str("txn"));
+    for v in 0..=5i16 {
+        let mut r = AddPartitionsToTxnRequest::default();
+        if v <= 3 {
+            r.v3_and_below_transactional_id = txid();
+            r.v3_and_below_producer_id = ProducerId(7);
+            r.v3_and_below_producer_epoch = 2;
+            r.v3_and_below_topics = vec![t.clone(), t.clone()];
+        } else {
+            let mut tx = add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default();
+            tx.transactional_id = txid();
+            tx.producer_id = ProducerId(7);
+            tx.verify_only = true;
+            tx.topics = vec![t.clone(), t.clone()];
+            r.transactions = vec![tx.clone(), tx];
+        }
+        walks_exactly(ApiKey::AddPartitionsToTxn, &r, v);
+    }
+    for v in 0..=4i16 {
+        let mut r = AddOffsetsToTxnRequest::default();
+        r.transactional_id = txid();
+        r.group_id = GroupId(StrBytes::from_static_str("g"));
+        walks_exactly(ApiKey::AddOffsetsToTxn, &r, v);
+        let mut e = EndTxnRequest::default();
+        e.transactional_id = txid();
+        e.committed = true;
+        walks_exactly(ApiKey::EndTxn, &e, v);
+    }
+    let mut d = DescribeTransactionsRequest::default();
+    d.transactional_ids = vec![txid(), txid()];
+    walks_exactly(ApiKey::DescribeTransactions, &d, 0);
+    for v in 0..=1i16 {
+        let mut l = ListTransactionsRequest::default();
+        l.state_filters = vec![StrBytes::from_static_str("Ongoing")];
+        l.producer_id_filters = vec![ProducerId(1), ProducerId(2)];
+        l.duration_filter = if v >= 1 { 1000 } else { -1 };
+        walks_exactly(ApiKey::ListTransactions, &l, v);
+    }
+}
