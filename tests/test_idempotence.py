@@ -179,3 +179,24 @@ def test_describe_producers_shows_the_idempotent_producer(broker, topic_name):
     rows = sorted((r[0], r[1], r[3]) for r in (line.split() for line in out.stdout.splitlines()[1:]) if len(r) > 3)
     pid = str(ids.pop())
     assert rows == [("0", pid, "49"), ("1", pid, "29")], out.stdout
+
+
+def test_proxy_reads_acks_of_produce_requests():
+    """The proxy leaves acks=0 produces alone (no response to lose), so it must find acks in both
+    header layouts: v3-v8 (strings with an i16 length) and v9+ (tagged fields, compact strings)."""
+    import struct
+
+    from proxy import parse_request
+
+    def frame(version, body):
+        head = struct.pack(">hhih", 0, version, 42, 3) + b"cli"
+        return struct.pack(">i", len(head) + len(body)) + head + body
+
+    old = frame(7, struct.pack(">h", 4) + b"txn1" + struct.pack(">hi", -1, 30000))
+    assert parse_request(old) == (0, 7, 42, -1)
+    old_null = frame(3, struct.pack(">hhi", -1, 0, 30000))
+    assert parse_request(old_null) == (0, 3, 42, 0)
+    flexible = frame(10, bytes([1, 0, 2, 0xAA, 0xBB]) + bytes([5]) + b"txn1" + struct.pack(">hi", 1, 30000))
+    assert parse_request(flexible) == (0, 10, 42, 1)
+    fetch = struct.pack(">ihhih", 10, 1, 12, 7, -1)
+    assert parse_request(fetch) == (1, 12, 7, None)

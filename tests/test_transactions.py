@@ -5,7 +5,8 @@
    read_committed back at its first offset (the last stable offset), also for
    records written after it by others; `strom txn list|describe` and the admin
    APIs show it; a zombie is fenced by a new producer with its transactional id;
-   consumer offsets sent in a transaction count only when it commits.
+   consumer offsets sent in a transaction count only when it commits; kafkajs's
+   transactions (tests/js/transactions.js) commit, abort and send offsets too.
 2. A consume-transform-produce pipeline (tests/eos_app.py, confluent-kafka) runs
    as a subprocess while the broker and the application are each killed with
    kill -9 and restarted several times; the output then holds every input once.
@@ -35,6 +36,7 @@ from jepsen.util import create_topic as create_replicated_topic
 from jepsen.util import drop_admins, fully_replicated, live_brokers, partition_state
 
 APP = Path(__file__).resolve().parent / "eos_app.py"
+JS = Path(__file__).resolve().parent / "js"
 
 
 def txn_producer(bootstrap, transactional_id, **conf):
@@ -245,6 +247,29 @@ def test_offsets_sent_in_a_transaction_count_only_when_it_commits(broker, topic_
         admin.close()
         c.close()
     assert [v for _, v in read_partition(broker.bootstrap, dst, 0, "read_committed")] == [f"in-{i}" for i in range(10)]
+
+
+def test_kafkajs_transactions_commit_abort_and_send_offsets(broker, topic_name):
+    from kafka import KafkaAdminClient
+
+    create_topic(broker.bootstrap, topic_name)
+    group, tid = f"js-{uuid.uuid4().hex[:6]}", f"js-{uuid.uuid4().hex[:6]}"
+    out = subprocess.run(["node", str(JS / "transactions.js"), broker.bootstrap, topic_name, group, tid],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    told = {t["name"]: int(t["baseOffset"]) for t in json.loads(out.stdout)}
+    # Each transaction's five records, then its marker.
+    assert told == {"c1": 0, "a": 6, "c2": 12}, told
+    committed = read_partition(broker.bootstrap, topic_name, 0, "read_committed")
+    assert committed == [(i, f"c1-{i}") for i in range(5)] + [(12 + i, f"c2-{i}") for i in range(5)], committed
+    everything = read_partition(broker.bootstrap, topic_name, 0, "read_uncommitted")
+    assert [o for o, v in everything if v.startswith("a-")] == list(range(6, 11)), everything
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        offs = admin.list_group_offsets(group).get(group, {})
+        assert [v.offset for tp, v in offs.items() if tp.topic == topic_name and tp.partition == 0] == [5], offs
+    finally:
+        admin.close()
 
 
 # 2-4. the pipeline --------------------------------------------------------------------------------

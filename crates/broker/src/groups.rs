@@ -48,7 +48,7 @@ use tokio::sync::oneshot;
 pub use strom_coordinator::group::JoinResponse;
 
 use crate::config::BrokerConfig;
-use crate::partition::{AppendError, Partition};
+use crate::partition::{AppendError, NotDurable, Partition};
 use crate::server::Broker;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -368,18 +368,12 @@ impl Inner {
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
-                    let flushed = part.log.flush_to(end).await.map_err(|e| {
-                        tracing::error!(error = %e, "__consumer_offsets flush failed");
-                        storage_code(&e)
+                    let result = part.durable(end, epoch, COMMIT_TIMEOUT).await.map_err(|e| match e {
+                        NotDurable::Flush(e) => storage_code(&e),
+                        // Kafka's mapping for group writes.
+                        NotDurable::Replicate(strom_protocol::ErrorCode::NotLeaderOrFollower) => NOT_COORDINATOR,
+                        NotDurable::Replicate(_) => COORDINATOR_NOT_AVAILABLE,
                     });
-                    let result = match flushed {
-                        Ok(()) => part.wait_replicated(end, epoch, COMMIT_TIMEOUT).await.map_err(|c| match c {
-                            // Kafka's mapping for group writes.
-                            strom_protocol::ErrorCode::NotLeaderOrFollower => NOT_COORDINATOR,
-                            _ => COORDINATOR_NOT_AVAILABLE,
-                        }),
-                        Err(c) => Err(c),
-                    };
                     this.report(id, result);
                 });
             }

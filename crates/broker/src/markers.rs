@@ -15,7 +15,7 @@ use strom_protocol::ErrorCode;
 
 use crate::groups::OFFSETS_TOPIC;
 use crate::handlers::produce::storage_error_code;
-use crate::partition::AppendError;
+use crate::partition::{AppendError, NotDurable};
 use crate::peer::PeerConn;
 use crate::server::Broker;
 
@@ -40,7 +40,6 @@ pub struct Marker {
 pub async fn write_local(b: &Arc<Broker>, marker: &Marker, partitions: Vec<(String, i32)>) -> Vec<((String, i32), ErrorCode)> {
     let image = b.metadata.image();
     let mut waits = Vec::with_capacity(partitions.len());
-    let mut appended = false;
     for (topic, p) in partitions {
         let result = b.leader_partition(&image, &topic, p).and_then(|part| {
             match part.append_marker(marker.producer_id, marker.producer_epoch, marker.coordinator_epoch, marker.commit) {
@@ -54,25 +53,18 @@ pub async fn write_local(b: &Arc<Broker>, marker: &Marker, partitions: Vec<(Stri
                 }
             }
         });
-        appended |= result.is_ok();
         let key = (topic, p);
         waits.push(async move {
             let code = match result {
                 Err(code) => code,
-                Ok((part, end, epoch)) => {
-                    let flush = async { part.log.flush_to(end).await.map_err(|_| ErrorCode::KafkaStorageError) };
-                    let (f, r) = tokio::join!(flush, part.wait_replicated(end, epoch, MARKER_TIMEOUT));
-                    match f.and(r) {
-                        Ok(()) => ErrorCode::None,
-                        Err(code) => code,
-                    }
-                }
+                Ok((part, end, epoch)) => match part.durable(end, epoch, MARKER_TIMEOUT).await {
+                    Ok(()) => ErrorCode::None,
+                    Err(NotDurable::Flush(_)) => ErrorCode::KafkaStorageError,
+                    Err(NotDurable::Replicate(code)) => code,
+                },
             };
             (key, code)
         });
-    }
-    if appended {
-        b.appended.send_modify(|v| *v = v.wrapping_add(1));
     }
     // Every marker is appended already; the waits (fsync, replication) progress
     // on their own, so awaiting them in turn costs no more than the slowest.

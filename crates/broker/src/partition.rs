@@ -91,6 +91,10 @@ pub struct Partition {
     state: Mutex<State>,
     /// Bumped on every role or ISR change, so acks=all waiters re-check.
     changed: watch::Sender<u64>,
+    /// The broker's "something was appended" signal, which wakes waiting
+    /// fetches (followers' too): coordinator writes and markers must not wait
+    /// out a follower's `replica.fetch.wait.max.ms`.
+    appended: Option<watch::Sender<u64>>,
 }
 
 impl Partition {
@@ -114,6 +118,19 @@ impl Partition {
                 retry_after_ms: 0,
             }),
             changed: watch::channel(0).0,
+            appended: None,
+        }
+    }
+
+    /// Wakes `appended`'s waiters after every append made through this partition.
+    pub fn with_wake(mut self, appended: watch::Sender<u64>) -> Self {
+        self.appended = Some(appended);
+        self
+    }
+
+    fn wake(&self) {
+        if let Some(w) = &self.appended {
+            w.send_modify(|v| *v = v.wrapping_add(1));
         }
     }
 
@@ -234,7 +251,12 @@ impl Partition {
         }
         let info = self.log.append_verified(data, verified).map_err(AppendError::Storage)?;
         self.advance_hw(&st);
-        Ok((info, st.leader_epoch))
+        let epoch = st.leader_epoch;
+        drop(st);
+        if !info.duplicate {
+            self.wake();
+        }
+        Ok((info, epoch))
     }
 
     /// A transaction marker written by this partition's leader (WriteTxnMarkers),
@@ -255,7 +277,23 @@ impl Partition {
         }
         let info = self.log.append_marker(producer_id, producer_epoch, coordinator_epoch, commit).map_err(AppendError::Storage)?;
         self.advance_hw(&st);
-        Ok((info, st.leader_epoch))
+        let epoch = st.leader_epoch;
+        drop(st);
+        self.wake();
+        Ok((info, epoch))
+    }
+
+    /// Makes an append at `epoch` ending before `end` durable the acks=all way:
+    /// fsynced here (group commit) and on every in-sync replica (below the high
+    /// watermark), both at once, within `timeout` for the replicas.
+    pub async fn durable(&self, end: i64, epoch: i32, timeout: Duration) -> Result<(), NotDurable> {
+        let flush = async { self.log.flush_to(end).await.map_err(NotDurable::Flush) };
+        let replicate = async { self.wait_replicated(end, epoch, timeout).await.map_err(NotDurable::Replicate) };
+        let (f, r) = tokio::join!(flush, replicate);
+        if let Err(NotDurable::Flush(e)) = &f {
+            tracing::error!(dir = %self.log.dir().display(), error = %e, "fsync failed");
+        }
+        f.and(r)
     }
 
     /// Waits until the high watermark reaches `end` (acks=all), answering
@@ -584,6 +622,16 @@ impl Partition {
         }
         Ok(now < leo || log.latest_epoch() != latest)
     }
+}
+
+/// Why [`Partition::durable`] failed.
+#[derive(Debug)]
+pub enum NotDurable {
+    /// The local fsync failed (the log is failed for good).
+    Flush(StorageError),
+    /// Replication did not complete: NOT_LEADER_OR_FOLLOWER,
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND or REQUEST_TIMED_OUT.
+    Replicate(ErrorCode),
 }
 
 /// Why a leader append failed.

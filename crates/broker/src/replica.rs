@@ -118,7 +118,11 @@ impl Broker {
     /// Opens the log of a hosted replica and makes it leader or follower as `p` says.
     fn host(&self, t: &TopicImage, p: &PartitionImage, cfg: &LogConfig) -> Result<(), strom_storage::StorageError> {
         let log = self.logs.open_log(&t.name, p.partition, cfg.clone())?;
-        let part = self.replicas.ensure(|| Partition::new(&t.name, p.partition, t.id, log, self.node_id), &t.name, p.partition);
+        let part = self.replicas.ensure(
+            || Partition::new(&t.name, p.partition, t.id, log, self.node_id).with_wake(self.appended.clone()),
+            &t.name,
+            p.partition,
+        );
         part.apply(p, self.min_isr(t), strom_storage::now_ms());
         Ok(())
     }

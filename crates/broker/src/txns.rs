@@ -44,7 +44,7 @@ use strom_storage::{Log, StorageError};
 use tokio::sync::oneshot;
 
 use crate::config::BrokerConfig;
-use crate::partition::{AppendError, Partition};
+use crate::partition::{AppendError, NotDurable, Partition};
 use crate::peer::PeerConn;
 use crate::server::Broker;
 
@@ -366,17 +366,11 @@ impl Inner {
             return;
         };
         rt.spawn(async move {
-            let flushed = part.log.flush_to(end).await.map_err(|e| {
-                tracing::error!(error = %e, "__transaction_state flush failed");
-                storage_code(&e)
+            let result = part.durable(end, epoch, WRITE_TIMEOUT).await.map_err(|e| match e {
+                NotDurable::Flush(e) => storage_code(&e),
+                NotDurable::Replicate(ErrorCode::NotLeaderOrFollower) => NOT_COORDINATOR,
+                NotDurable::Replicate(_) => COORDINATOR_NOT_AVAILABLE,
             });
-            let result = match flushed {
-                Ok(()) => part.wait_replicated(end, epoch, WRITE_TIMEOUT).await.map_err(|c| match c {
-                    ErrorCode::NotLeaderOrFollower => NOT_COORDINATOR,
-                    _ => COORDINATOR_NOT_AVAILABLE,
-                }),
-                Err(c) => Err(c),
-            };
             this.report(id, result);
         });
     }

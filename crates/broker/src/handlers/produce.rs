@@ -30,7 +30,7 @@ use strom_storage::StorageError;
 
 use super::s;
 use crate::dispatch::{Outcome, Reply};
-use crate::partition::{AppendError, Partition};
+use crate::partition::{AppendError, NotDurable, Partition};
 use crate::server::Broker;
 
 struct Pending {
@@ -121,7 +121,6 @@ pub async fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outc
     let mut leaders: Vec<i32> = Vec::new();
     let mut resp = ProduceResponse::default();
     let mut pending = Vec::new();
-    let mut appended = false;
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
         let t = if topic.name.is_empty() { image.topic_by_id(&topic.topic_id) } else { image.topic(&topic.name) };
         let mut tr = TopicProduceResponse::default();
@@ -162,7 +161,6 @@ pub async fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outc
             let verified = verification.on.then(|| verification.verified.get(&key).map(Vec::as_slice).unwrap_or(&[]));
             match partition.append_leader_verified(records, acks, verified) {
                 Ok((info, epoch)) => {
-                    appended |= !info.duplicate;
                     let mut r = part(p, ErrorCode::None, None);
                     r.base_offset = info.base_offset;
                     r.log_start_offset = info.log_start_offset;
@@ -208,9 +206,6 @@ pub async fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outc
         }
         resp.responses.push(tr);
     }
-    if appended {
-        b.appended.send_modify(|v| *v = v.wrapping_add(1));
-    }
     if reply.version >= 10 {
         resp.node_endpoints = endpoints(&image, &leaders);
     }
@@ -226,19 +221,18 @@ pub async fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outc
             .map(|p| {
                 let (part, end, epoch, replicated) = (p.part.clone(), p.end, p.epoch, p.replicated);
                 tokio::spawn(async move {
-                    let flush = async { part.log.flush_to(end).await.map_err(|e| (ErrorCode::KafkaStorageError, Some(e.to_string()))) };
-                    let replicate = async {
-                        if replicated {
-                            part.wait_replicated(end, epoch, timeout).await.map_err(|c| (c, None))
-                        } else {
-                            Ok(())
-                        }
+                    let result = if replicated {
+                        part.durable(end, epoch, timeout).await
+                    } else {
+                        part.log.flush_to(end).await.map_err(|e| {
+                            tracing::error!(dir = %part.log.dir().display(), error = %e, "fsync failed");
+                            NotDurable::Flush(e)
+                        })
                     };
-                    let (f, r) = tokio::join!(flush, replicate);
-                    if let Err((_, Some(msg))) = &f {
-                        tracing::error!(dir = %part.log.dir().display(), error = %msg, "fsync failed");
-                    }
-                    f.and(r)
+                    result.map_err(|e| match e {
+                        NotDurable::Flush(e) => (ErrorCode::KafkaStorageError, Some(e.to_string())),
+                        NotDurable::Replicate(code) => (code, None),
+                    })
                 })
             })
             .collect();
