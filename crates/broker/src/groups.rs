@@ -36,9 +36,8 @@ use strom_coordinator::errors::{
 use strom_coordinator::group::{Output, SyncResponse};
 use strom_coordinator::records::{decode_marker, GroupRecord, ReplayBatch};
 use strom_coordinator::{GroupConfig, GroupCoordinator, PartitionStatus, Token, Write, WriteId};
-use strom_protocol::batch::BatchIter;
 use strom_protocol::compression::Codec;
-use strom_protocol::records::{decode_batch, BatchBuilder, Record};
+use strom_protocol::records::{BatchBuilder, Record};
 use strom_storage::{Log, StorageError};
 
 /// How long a group write waits for the in-sync replicas (Kafka's `offsets.commit.timeout.ms` default).
@@ -52,9 +51,6 @@ use crate::partition::{AppendError, NotDurable, Partition};
 use crate::server::Broker;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-/// Bytes read from the log per step of a load.
-const LOAD_CHUNK: usize = 1 << 20;
 
 enum Waiter {
     Join(oneshot::Sender<JoinResponse>),
@@ -437,31 +433,19 @@ fn storage_code(e: &StorageError) -> i16 {
     }
 }
 
-/// Decodes the batches from `offset` on (about [`LOAD_CHUNK`] bytes) with what
-/// replay needs of their headers; returns them and the offset to read next.
-fn read_chunk(log: &Log, partition: i32, mut offset: i64) -> (Vec<ReplayBatch>, i64) {
+/// Decodes the batches from `offset` on (about [`crate::coord_log::LOAD_CHUNK`]
+/// bytes) with what replay needs of their headers; returns them and the offset
+/// to read next.
+fn read_chunk(log: &Log, partition: i32, offset: i64) -> (Vec<ReplayBatch>, i64) {
     let mut out = Vec::new();
-    let read = match log.read(offset, LOAD_CHUNK) {
-        Ok(r) if !r.records.is_empty() => r,
-        Ok(_) => return (out, offset),
-        Err(e) => {
-            tracing::error!(partition, offset, error = %e, "cannot read __consumer_offsets");
-            return (out, offset);
-        }
-    };
-    for batch in BatchIter::new(&read.records) {
-        let Ok(batch) = batch else { break };
-        offset = batch.last_offset() + 1;
-        let Ok(records) = decode_batch(&batch, 64 << 20) else {
-            continue;
-        };
+    let next = crate::coord_log::read_chunk(log, OFFSETS_TOPIC, partition, offset, |batch, records| {
         if batch.is_control() {
             // A transaction marker: one control record whose key holds its type.
             let commit = records.first().and_then(|r| r.key.as_deref()).and_then(decode_marker);
             if let Some(commit) = commit {
                 out.push(ReplayBatch::Marker { producer_id: batch.producer_id(), commit });
             }
-            continue;
+            return;
         }
         let mut group_records = Vec::with_capacity(records.len());
         for r in records {
@@ -477,6 +461,6 @@ fn read_chunk(log: &Log, partition: i32, mut offset: i64) -> (Vec<ReplayBatch>, 
             transactional: batch.is_transactional(),
             records: group_records,
         });
-    }
-    (out, offset)
+    });
+    (out, next)
 }

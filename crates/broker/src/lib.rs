@@ -15,6 +15,7 @@ mod admin;
 pub mod config;
 pub mod connection;
 pub mod controller;
+mod coord_log;
 pub mod dispatch;
 pub mod fetch_session;
 pub mod fetcher;

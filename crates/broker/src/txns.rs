@@ -36,9 +36,8 @@ use strom_coordinator::errors::{
 use strom_coordinator::txn::{InitPidRequest, MarkerJob, TxnAnswer, TxnConfig, TxnCoordinator, TxnOutput, TxnPartitionStatus, TxnWrite};
 use strom_coordinator::txn_records::TxnRecord;
 use strom_coordinator::Token;
-use strom_protocol::batch::BatchIter;
 use strom_protocol::compression::Codec;
-use strom_protocol::records::{decode_batch, BatchBuilder, Record};
+use strom_protocol::records::{BatchBuilder, Record};
 use strom_protocol::ErrorCode;
 use strom_storage::{Log, StorageError};
 use tokio::sync::oneshot;
@@ -52,8 +51,6 @@ pub use strom_coordinator::txn::TRANSACTION_STATE_TOPIC as TXN_TOPIC;
 
 /// How long a transaction write waits for the in-sync replicas.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bytes read from the log per step of a load.
-const LOAD_CHUNK: usize = 1 << 20;
 /// Marker retries back off from this…
 const MARKER_BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// …up to this.
@@ -454,23 +451,10 @@ fn storage_code(e: &StorageError) -> i16 {
 }
 
 /// Decodes the transaction records of the batches from `offset` on (about
-/// [`LOAD_CHUNK`] bytes); returns them and the offset to read next.
-fn read_chunk(log: &Log, partition: i32, mut offset: i64) -> (Vec<TxnRecord>, i64) {
+/// [`crate::coord_log::LOAD_CHUNK`] bytes); returns them and the offset to read next.
+fn read_chunk(log: &Log, partition: i32, offset: i64) -> (Vec<TxnRecord>, i64) {
     let mut out = Vec::new();
-    let read = match log.read(offset, LOAD_CHUNK) {
-        Ok(r) if !r.records.is_empty() => r,
-        Ok(_) => return (out, offset),
-        Err(e) => {
-            tracing::error!(partition, offset, error = %e, "cannot read __transaction_state");
-            return (out, offset);
-        }
-    };
-    for batch in BatchIter::new(&read.records) {
-        let Ok(batch) = batch else { break };
-        offset = batch.last_offset() + 1;
-        let Ok(records) = decode_batch(&batch, 64 << 20) else {
-            continue;
-        };
+    let next = crate::coord_log::read_chunk(log, TXN_TOPIC, partition, offset, |_, records| {
         for r in records {
             let Some(key) = r.key else { continue };
             match TxnRecord::decode(&key, r.value.as_deref()) {
@@ -479,8 +463,8 @@ fn read_chunk(log: &Log, partition: i32, mut offset: i64) -> (Vec<TxnRecord>, i6
                 Err(e) => tracing::warn!(partition, offset = r.offset, error = %e, "skipping unreadable transaction record"),
             }
         }
-    }
-    (out, offset)
+    });
+    (out, next)
 }
 
 // ----- Coordinator placement --------------------------------------------------
