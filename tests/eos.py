@@ -5,6 +5,8 @@ import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from jepsen.util import wait_for  # noqa: F401 - re-exported for the exactly-once tests
+
 
 def read_partition(bootstrap, topic, partition, isolation="read_uncommitted", timeout=30):
     """[(offset, value)] of one partition from offset 0 to its end as `isolation` sees it
@@ -56,19 +58,3 @@ def committed_offsets(bootstrap, group, topic, partitions):
         return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in got}
     finally:
         c.close()
-
-
-def wait_for(what, check, timeout=30, interval=0.05):
-    """Polls `check` until it returns something truthy and returns that; fails naming `what`."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 - a broker restarting
-            last = e
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}: last saw {last!r}")
-        time.sleep(interval)

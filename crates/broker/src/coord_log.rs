@@ -1,8 +1,11 @@
-//! Reading a coordinator's partition back (`__consumer_offsets`,
-//! `__transaction_state`) when this node starts coordinating it.
+//! A coordinator's partition (`__consumer_offsets`, `__transaction_state`):
+//! its writes as batches, and reading it back when this node starts
+//! coordinating it.
 
+use bytes::Bytes;
 use strom_protocol::batch::{BatchIter, BatchView};
-use strom_protocol::records::{decode_batch, Record};
+use strom_protocol::compression::{Codec, CompressionError};
+use strom_protocol::records::{decode_batch, BatchBuilder, Record};
 use strom_storage::Log;
 
 /// Bytes read from the log per step of a load.
@@ -28,4 +31,22 @@ pub fn read_chunk(log: &Log, topic: &str, partition: i32, mut offset: i64, mut f
         }
     }
     offset
+}
+
+/// One coordinator write as one uncompressed batch of (key, value) records,
+/// stamped `now`; with `producer`, a transactional batch of that producer id and
+/// epoch without sequence numbers (a TxnOffsetCommit).
+pub fn write_batch(
+    records: impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+    producer: Option<(i64, i16)>,
+    now: i64,
+) -> Result<Bytes, CompressionError> {
+    let mut builder = match producer {
+        Some((id, epoch)) => BatchBuilder::new(now).producer(id, epoch, -1).transactional(true),
+        None => BatchBuilder::new(now),
+    };
+    for (k, v) in records {
+        builder.push(Record { key: Some(Bytes::from(k)), value: v.map(Bytes::from), timestamp: now, ..Default::default() });
+    }
+    builder.build(Codec::None)
 }

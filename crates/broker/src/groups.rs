@@ -29,15 +29,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::Bytes;
 use strom_coordinator::errors::{
     COORDINATOR_NOT_AVAILABLE, KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_COORDINATOR, NOT_LEADER_OR_FOLLOWER, UNKNOWN_SERVER_ERROR,
 };
 use strom_coordinator::group::{Output, SyncResponse};
 use strom_coordinator::records::{decode_marker, GroupRecord, ReplayBatch};
 use strom_coordinator::{GroupConfig, GroupCoordinator, PartitionStatus, Token, Write, WriteId};
-use strom_protocol::compression::Codec;
-use strom_protocol::records::{BatchBuilder, Record};
 use strom_storage::{Log, StorageError};
 
 /// How long a group write waits for the in-sync replicas (Kafka's `offsets.commit.timeout.ms` default).
@@ -326,17 +323,10 @@ impl Inner {
             tracing::error!(partition = w.partition, "__consumer_offsets partition has no log here");
             return Err(NOT_LEADER_OR_FOLLOWER);
         };
-        let now = strom_storage::now_ms();
-        let mut builder = match w.producer {
-            // A TxnOffsetCommit: the transaction's marker completes it, here and on replay.
-            Some((id, epoch)) => BatchBuilder::new(now).producer(id, epoch, -1).transactional(true),
-            None => BatchBuilder::new(now),
-        };
-        for r in &w.records {
-            let (k, v) = r.encode();
-            builder.push(Record { key: Some(Bytes::from(k)), value: v.map(Bytes::from), timestamp: now, ..Default::default() });
-        }
-        let batch = builder.build(Codec::None).map_err(|e| {
+        // A TxnOffsetCommit's batch carries its producer: the transaction's marker
+        // completes it, here and on replay.
+        let records = w.records.iter().map(|r| r.encode());
+        let batch = crate::coord_log::write_batch(records, w.producer, strom_storage::now_ms()).map_err(|e| {
             tracing::error!(error = %e, "cannot build group record batch");
             UNKNOWN_SERVER_ERROR
         })?;

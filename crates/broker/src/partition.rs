@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use strom_metadata::PartitionImage;
 use strom_protocol::ErrorCode;
-use strom_storage::{AbortedTxn, AppendInfo, Log, StorageError};
+use strom_storage::{AbortedTxn, AppendInfo, Log, ReadInfo, StorageError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -242,21 +242,7 @@ impl Partition {
         acks: i16,
         verified: Option<&[(i64, i16)]>,
     ) -> Result<(AppendInfo, i32), AppendError> {
-        let st = self.lock();
-        if st.role != Role::Leader {
-            return Err(AppendError::Code(ErrorCode::NotLeaderOrFollower));
-        }
-        if acks == -1 && st.isr.len() < st.min_isr {
-            return Err(AppendError::NotEnough(st.isr.len(), st.min_isr));
-        }
-        let info = self.log.append_verified(data, verified).map_err(AppendError::Storage)?;
-        self.advance_hw(&st);
-        let epoch = st.leader_epoch;
-        drop(st);
-        if !info.duplicate {
-            self.wake();
-        }
-        Ok((info, epoch))
+        self.leader_append(acks == -1, |log| log.append_verified(data, verified))
     }
 
     /// A transaction marker written by this partition's leader (WriteTxnMarkers),
@@ -268,18 +254,30 @@ impl Partition {
         coordinator_epoch: i32,
         commit: bool,
     ) -> Result<(AppendInfo, i32), AppendError> {
+        self.leader_append(true, |log| log.append_marker(producer_id, producer_epoch, coordinator_epoch, commit))
+    }
+
+    /// Appends as the leader (with the ISR check when `needs_isr`), moves the
+    /// high watermark and wakes waiting fetches. Returns the append and its epoch.
+    fn leader_append(
+        &self,
+        needs_isr: bool,
+        append: impl FnOnce(&Log) -> Result<AppendInfo, StorageError>,
+    ) -> Result<(AppendInfo, i32), AppendError> {
         let st = self.lock();
         if st.role != Role::Leader {
             return Err(AppendError::Code(ErrorCode::NotLeaderOrFollower));
         }
-        if st.isr.len() < st.min_isr {
+        if needs_isr && st.isr.len() < st.min_isr {
             return Err(AppendError::NotEnough(st.isr.len(), st.min_isr));
         }
-        let info = self.log.append_marker(producer_id, producer_epoch, coordinator_epoch, commit).map_err(AppendError::Storage)?;
+        let info = append(&self.log).map_err(AppendError::Storage)?;
         self.advance_hw(&st);
         let epoch = st.leader_epoch;
         drop(st);
-        self.wake();
+        if !info.duplicate {
+            self.wake();
+        }
         Ok((info, epoch))
     }
 
@@ -515,16 +513,19 @@ impl Partition {
         // Consumers see only what every in-sync replica has; followers read to the end.
         let limit = if replica >= 0 { i64::MAX } else { log.high_watermark() };
         let res = match max_bytes {
-            Some(n) if read_committed && replica < 0 => {
-                log.read_committed(fetch_offset, n.max(1)).map(|(i, a)| (i.records, i.log_start_offset, a))
-            }
-            Some(n) => log.read_upto(fetch_offset, n.max(1), limit).map(|i| (i.records, i.log_start_offset, Vec::new())),
-            None => Ok((Bytes::new(), log.log_start_offset(), Vec::new())),
+            Some(n) if read_committed && replica < 0 => log.read_committed(fetch_offset, n.max(1)),
+            Some(n) => log.read_upto(fetch_offset, n.max(1), limit).map(|i| (i, Vec::new())),
+            None => Ok((
+                ReadInfo { records: Bytes::new(), high_watermark: -1, log_start_offset: log.log_start_offset(), last_stable_offset: -1 },
+                Vec::new(),
+            )),
         };
         match res {
-            Ok((records, start, aborted)) => {
-                out.records = records;
-                out.log_start = start;
+            Ok((info, aborted)) => {
+                out.records = info.records;
+                out.log_start = info.log_start_offset;
+                // The read computed it under the log's lock already.
+                out.last_stable_offset = info.last_stable_offset;
                 out.aborted = aborted;
             }
             Err(StorageError::OffsetOutOfRange { .. }) => {
@@ -537,7 +538,9 @@ impl Partition {
             }
         }
         out.high_watermark = log.high_watermark();
-        out.last_stable_offset = log.last_stable_offset();
+        if out.last_stable_offset < 0 {
+            out.last_stable_offset = log.last_stable_offset();
+        }
         (out, proposal)
     }
 

@@ -27,7 +27,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::messages::add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, ProducerId, TopicName, TransactionalId};
 use strom_coordinator::errors::{
@@ -36,8 +35,6 @@ use strom_coordinator::errors::{
 use strom_coordinator::txn::{InitPidRequest, MarkerJob, TxnAnswer, TxnConfig, TxnCoordinator, TxnOutput, TxnPartitionStatus, TxnWrite};
 use strom_coordinator::txn_records::TxnRecord;
 use strom_coordinator::Token;
-use strom_protocol::compression::Codec;
-use strom_protocol::records::{BatchBuilder, Record};
 use strom_protocol::ErrorCode;
 use strom_storage::{Log, StorageError};
 use tokio::sync::oneshot;
@@ -332,13 +329,8 @@ impl Inner {
         let Some(part) = guard(&self.logs).get(&w.partition).cloned() else {
             return Err(NOT_LEADER_OR_FOLLOWER);
         };
-        let now = strom_storage::now_ms();
-        let mut builder = BatchBuilder::new(now);
-        for r in &w.records {
-            let (k, v) = r.encode();
-            builder.push(Record { key: Some(Bytes::from(k)), value: v.map(Bytes::from), timestamp: now, ..Default::default() });
-        }
-        let batch = builder.build(Codec::None).map_err(|e| {
+        let records = w.records.iter().map(|r| r.encode());
+        let batch = crate::coord_log::write_batch(records, None, strom_storage::now_ms()).map_err(|e| {
             tracing::error!(error = %e, "cannot build transaction record batch");
             UNKNOWN_SERVER_ERROR
         })?;

@@ -40,13 +40,14 @@
 //! for partitions with a pending or in-flight commit
 //! ([`GroupCoordinator::has_pending_commit`]).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
 
 use crate::errors::*;
 use crate::records::{GroupRecord, GroupValue, MemberValue, OffsetValue, ReplayBatch};
+use crate::write_queue::WriteQueue;
 use crate::{partition_for, Token, WriteId};
 
 #[derive(Debug, Clone)]
@@ -508,11 +509,8 @@ impl Effect {
 
 #[derive(Debug)]
 struct PendingWrite {
-    id: WriteId,
     groups: Vec<String>,
     effects: Vec<Effect>,
-    /// Set once the caller reported the write.
-    result: Option<i16>,
 }
 
 /// Whether this coordinator serves a partition's groups.
@@ -531,7 +529,7 @@ pub struct GroupCoordinator {
     partitions: HashMap<i32, PartitionStatus>,
     next_load: u64,
     /// Unresolved writes per `__consumer_offsets` partition, in the order made.
-    pending: HashMap<i32, VecDeque<PendingWrite>>,
+    pending: WriteQueue<PendingWrite>,
     next_write: WriteId,
 }
 
@@ -545,7 +543,7 @@ impl GroupCoordinator {
             next_member: 0,
             partitions: HashMap::new(),
             next_load: 0,
-            pending: HashMap::new(),
+            pending: WriteQueue::default(),
             next_write: 1,
         }
     }
@@ -622,8 +620,8 @@ impl GroupCoordinator {
                 }
             }
         }
-        for w in self.pending.remove(&partition).unwrap_or_default() {
-            out.resolved.push((w.id, NOT_COORDINATOR));
+        for (id, w) in self.pending.remove(partition) {
+            out.resolved.push((id, NOT_COORDINATOR));
             for e in w.effects {
                 if let Effect::StaticRejoin { token, .. } = e {
                     out.joins.push((token, JoinResponse::error(NOT_COORDINATOR, "")));
@@ -660,7 +658,7 @@ impl GroupCoordinator {
                     g.inflight += 1;
                 }
             }
-            self.pending.entry(partition).or_default().push_back(PendingWrite { id, groups, effects, result: None });
+            self.pending.push(partition, id, PendingWrite { groups, effects });
             out.writes.push(Write { id, partition, records, producer });
         }
     }
@@ -672,37 +670,26 @@ impl GroupCoordinator {
     /// Unknown ids (e.g. of an unloaded partition) are ignored.
     pub fn complete_write(&mut self, id: WriteId, result: i16, now: i64) -> Output {
         let mut out = Output::default();
-        let Some((&partition, queue)) = self.pending.iter_mut().find(|(_, q)| q.iter().any(|w| w.id == id)) else {
+        let Some((_, done)) = self.pending.complete(id, result) else {
             return out;
         };
-        if let Some(w) = queue.iter_mut().find(|w| w.id == id) {
-            w.result.get_or_insert(result);
-        }
-        let mut done = Vec::new();
-        while queue.front().is_some_and(|w| w.result.is_some()) {
-            done.extend(queue.pop_front());
-        }
-        if queue.is_empty() {
-            self.pending.remove(&partition);
-        }
-        for w in done {
-            self.resolve(w, now, &mut out);
+        for (id, result, w) in done {
+            self.resolve(id, result, w, now, &mut out);
         }
         self.seal(&mut out);
         out
     }
 
-    fn resolve(&mut self, w: PendingWrite, now: i64, out: &mut Output) {
+    fn resolve(&mut self, id: WriteId, result: i16, w: PendingWrite, now: i64, out: &mut Output) {
         for g in &w.groups {
             if let Some(g) = self.groups.get_mut(g) {
                 g.inflight = g.inflight.saturating_sub(1);
             }
         }
-        let result = w.result.unwrap_or(NONE);
-        out.resolved.push((w.id, result));
+        out.resolved.push((id, result));
         for e in w.effects {
             if result == NONE {
-                self.apply(e, w.id, now, out);
+                self.apply(e, id, now, out);
             } else {
                 self.undo(e, result, now, out);
             }
@@ -1400,7 +1387,6 @@ impl GroupCoordinator {
         let mut out = Output::default();
         let n = req.offsets.len();
         let simple = req.generation < 0 && req.member_id.is_empty();
-        let max_meta = self.config.offset_metadata_max_bytes;
         let partition = self.partition_for(&req.group_id);
         if req.group_id.is_empty() {
             return (vec![INVALID_GROUP_ID; n], out);
@@ -1439,25 +1425,46 @@ impl GroupCoordinator {
             }
             m.last_heartbeat_ms = now;
         }
-        let mut codes = Vec::with_capacity(n);
-        for (topic, p, offset, epoch, metadata) in req.offsets {
+        let group = req.group_id.clone();
+        let codes = self.stage_offsets(&req.group_id, req.offsets, now, &mut out, |topic, partition, value| Effect::Offset {
+            group: group.clone(),
+            topic,
+            partition,
+            value: Some(value),
+        });
+        self.seal(&mut out);
+        (codes, out)
+    }
+
+    /// Stages one offset record per entry, with the effect `effect` makes of its
+    /// value; entries with metadata over `offset.metadata.max.bytes` get
+    /// OFFSET_METADATA_TOO_LARGE and nothing. Returns each entry's code.
+    fn stage_offsets(
+        &self,
+        group_id: &str,
+        offsets: Vec<CommitEntry>,
+        now: i64,
+        out: &mut Output,
+        effect: impl Fn(String, i32, OffsetValue) -> Effect,
+    ) -> Vec<i16> {
+        let mut codes = Vec::with_capacity(offsets.len());
+        for (topic, partition, offset, epoch, metadata) in offsets {
             let metadata = metadata.unwrap_or_default();
-            if metadata.len() > max_meta {
+            if metadata.len() > self.config.offset_metadata_max_bytes {
                 codes.push(OFFSET_METADATA_TOO_LARGE);
                 continue;
             }
             let value = OffsetValue { offset, leader_epoch: epoch, metadata, commit_timestamp: now };
             out.staged.push(GroupRecord::Offset {
-                group: req.group_id.clone(),
+                group: group_id.to_string(),
                 topic: topic.clone(),
-                partition: p,
+                partition,
                 value: Some(value.clone()),
             });
-            out.effects.push(Effect::Offset { group: req.group_id.clone(), topic, partition: p, value: Some(value) });
+            out.effects.push(effect(topic, partition, value));
             codes.push(NONE);
         }
-        self.seal(&mut out);
-        (codes, out)
+        codes
     }
 
     /// Durable committed offsets of a group: all of them, or the partitions asked
@@ -1510,31 +1517,15 @@ impl GroupCoordinator {
         if let Some(m) = g.members.get_mut(&req.member_id) {
             m.last_heartbeat_ms = now;
         }
-        let max_meta = self.config.offset_metadata_max_bytes;
-        let mut codes = Vec::with_capacity(n);
-        for (topic, p, offset, epoch, metadata) in req.offsets {
-            let metadata = metadata.unwrap_or_default();
-            if metadata.len() > max_meta {
-                codes.push(OFFSET_METADATA_TOO_LARGE);
-                continue;
-            }
-            let value = OffsetValue { offset, leader_epoch: epoch, metadata, commit_timestamp: now };
-            out.staged.push(GroupRecord::Offset {
-                group: req.group_id.clone(),
-                topic: topic.clone(),
-                partition: p,
-                value: Some(value.clone()),
-            });
-            out.effects.push(Effect::TxnOffset {
-                group: req.group_id.clone(),
-                producer_id: req.producer_id,
-                topic,
-                partition: p,
-                value,
-                ended: None,
-            });
-            codes.push(NONE);
-        }
+        let (group, producer_id) = (req.group_id.clone(), req.producer_id);
+        let codes = self.stage_offsets(&req.group_id, req.offsets, now, &mut out, |topic, partition, value| Effect::TxnOffset {
+            group: group.clone(),
+            producer_id,
+            topic,
+            partition,
+            value,
+            ended: None,
+        });
         self.seal_as(&mut out, Some((req.producer_id, req.producer_epoch)));
         (codes, out)
     }
@@ -1550,7 +1541,7 @@ impl GroupCoordinator {
             return;
         }
         self.finish_txn_in(partition, producer_id, commit);
-        for w in self.pending.get_mut(&partition).into_iter().flatten() {
+        for w in self.pending.iter_mut(partition) {
             for e in &mut w.effects {
                 if let Effect::TxnOffset { producer_id: p, ended: ended @ None, .. } = e {
                     if *p == producer_id {
@@ -1576,7 +1567,7 @@ impl GroupCoordinator {
             return true;
         }
         let home = self.partition_for(group_id);
-        self.pending.get(&home).into_iter().flatten().flat_map(|w| w.effects.iter()).any(|e| match e {
+        self.pending.iter(home).flat_map(|w| w.effects.iter()).any(|e| match e {
             Effect::Offset { group, topic: t, partition: p, value: Some(_) } | Effect::TxnOffset { group, topic: t, partition: p, .. } => {
                 group == group_id && t == topic && *p == partition
             }
@@ -1638,9 +1629,7 @@ impl GroupCoordinator {
         // Offsets whose commits are still in flight get tombstones too.
         let mut keys: Vec<(String, i32)> = self
             .pending
-            .get(&partition)
-            .into_iter()
-            .flatten()
+            .iter(partition)
             .flat_map(|w| w.effects.iter())
             .filter_map(|e| match e {
                 Effect::Offset { group, topic, partition, value: Some(_) } | Effect::TxnOffset { group, topic, partition, .. }

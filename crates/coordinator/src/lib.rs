@@ -33,6 +33,7 @@ pub mod group;
 pub mod records;
 pub mod txn;
 pub mod txn_records;
+mod write_queue;
 
 pub use group::{GroupConfig, GroupCoordinator, PartitionStatus, Write};
 

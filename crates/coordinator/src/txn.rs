@@ -39,10 +39,11 @@
 //! This implements transactions version 1 (KIP-890 part 1): EndTxn does not bump
 //! the epoch.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::errors::*;
 use crate::txn_records::{TxnRecord, TxnValue};
+use crate::write_queue::WriteQueue;
 use crate::{partition_for, Token, WriteId};
 
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
@@ -349,13 +350,6 @@ struct Change {
     then: Then,
 }
 
-#[derive(Debug)]
-struct PendingWrite {
-    id: WriteId,
-    changes: Vec<Change>,
-    result: Option<i16>,
-}
-
 /// Whether this coordinator serves a partition's ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxnPartitionStatus {
@@ -395,7 +389,7 @@ pub struct TxnCoordinator {
     /// Ids with a write in flight, and the write.
     inflight: HashMap<String, WriteId>,
     /// Unresolved writes per partition, in the order made.
-    pending: HashMap<i32, VecDeque<PendingWrite>>,
+    pending: WriteQueue<Vec<Change>>,
     next_write: WriteId,
     next_load: u64,
     next_job: u64,
@@ -425,7 +419,7 @@ impl TxnCoordinator {
             txns: HashMap::new(),
             partitions: HashMap::new(),
             inflight: HashMap::new(),
-            pending: HashMap::new(),
+            pending: WriteQueue::default(),
             next_write: 1,
             next_load: 0,
             next_job: 1,
@@ -514,9 +508,9 @@ impl TxnCoordinator {
         let mut out = TxnOutput::default();
         self.partitions.remove(&partition);
         self.txns.retain(|_, e| e.partition != partition);
-        for w in self.pending.remove(&partition).unwrap_or_default() {
-            out.resolved.push((w.id, NOT_COORDINATOR));
-            for c in w.changes {
+        for (id, changes) in self.pending.remove(partition) {
+            out.resolved.push((id, NOT_COORDINATOR));
+            for c in changes {
                 self.inflight.remove(&c.transactional_id);
                 let answer = match c.then {
                     Then::InitDone | Then::FenceAbort => TxnAnswer::init_error(NOT_COORDINATOR),
@@ -545,7 +539,7 @@ impl TxnCoordinator {
                 None => TxnRecord { transactional_id: c.transactional_id.clone(), value: None },
             });
         }
-        self.pending.entry(partition).or_default().push_back(PendingWrite { id, changes, result: None });
+        self.pending.push(partition, id, changes);
         out.writes.push(TxnWrite { id, partition, records });
     }
 
@@ -559,23 +553,12 @@ impl TxnCoordinator {
     /// unloaded partition) are ignored.
     pub fn complete_write(&mut self, id: WriteId, result: i16, _now: i64) -> TxnOutput {
         let mut out = TxnOutput::default();
-        let Some((&partition, queue)) = self.pending.iter_mut().find(|(_, q)| q.iter().any(|w| w.id == id)) else {
+        let Some((partition, done)) = self.pending.complete(id, result) else {
             return out;
         };
-        if let Some(w) = queue.iter_mut().find(|w| w.id == id) {
-            w.result.get_or_insert(result);
-        }
-        let mut done = Vec::new();
-        while queue.front().is_some_and(|w| w.result.is_some()) {
-            done.extend(queue.pop_front());
-        }
-        if queue.is_empty() {
-            self.pending.remove(&partition);
-        }
-        for w in done {
-            let result = w.result.unwrap_or(NONE);
-            out.resolved.push((w.id, result));
-            for c in w.changes {
+        for (id, result, changes) in done {
+            out.resolved.push((id, result));
+            for c in changes {
                 self.inflight.remove(&c.transactional_id);
                 if result == NONE {
                     self.apply(partition, c, &mut out);
