@@ -39,6 +39,7 @@ pub const BROKER_DEFS: &[Def] = &[
     d("advertised.listeners", Kind::Str, None),
     d("log.dirs", Kind::Str, None),
     d("log.dir", Kind::Str, Some("./strom-data")),
+    d("metadata.log.dir", Kind::Str, None),
     d("num.partitions", Kind::Int, Some("1")),
     d("default.replication.factor", Kind::Int, Some("1")),
     d("auto.create.topics.enable", Kind::Bool, Some("true")),
@@ -431,9 +432,19 @@ impl BrokerConfig {
         self.int("node.id") as i32
     }
 
+    /// Where the node keeps its metadata (`meta.properties`, the quorum's log):
+    /// `metadata.log.dir`, else the first of `log.dirs`, as Kafka.
     pub fn data_dir(&self) -> String {
-        // log.dirs may list several; Strom uses the first.
-        self.get("log.dirs").split(',').next().unwrap_or("./strom-data").trim().to_string()
+        let meta = self.get("metadata.log.dir");
+        if !meta.trim().is_empty() {
+            return meta.trim().to_string();
+        }
+        self.log_dirs().into_iter().next().unwrap_or_else(|| "./strom-data".to_string())
+    }
+
+    /// The partition log directories: `log.dirs` (comma-separated), else `log.dir`.
+    pub fn log_dirs(&self) -> Vec<String> {
+        self.get("log.dirs").split(',').map(|d| d.trim().to_string()).filter(|d| !d.is_empty()).collect()
     }
 
     /// (host, port) to bind for clients.

@@ -135,9 +135,9 @@ fn request(b: &Broker, parts: &[(Arc<Partition>, i32)], wait_ms: i32) -> FetchRe
         let mut fp = FetchPartition::default();
         fp.partition = p.index;
         fp.current_leader_epoch = *epoch;
-        fp.fetch_offset = p.log.log_end_offset();
-        fp.last_fetched_epoch = p.log.latest_epoch().unwrap_or(-1);
-        fp.log_start_offset = p.log.log_start_offset();
+        fp.fetch_offset = p.log().log_end_offset();
+        fp.last_fetched_epoch = p.log().latest_epoch().unwrap_or(-1);
+        fp.log_start_offset = p.log().log_start_offset();
         fp.partition_max_bytes = part_max;
         match topics.last_mut() {
             Some(t) if t.topic.as_str() == p.topic => t.partitions.push(fp),

@@ -249,17 +249,17 @@ impl GroupManager {
     /// the partition was unloaded meanwhile.
     fn replay(&self, part: Option<&Arc<Partition>>, partition: i32, ticket: u64) -> Option<(MutexGuard<'_, GroupCoordinator>, usize)> {
         let mut count = 0usize;
-        let mut offset = part.map(|p| p.log.log_start_offset()).unwrap_or(0);
+        let mut offset = part.map(|p| p.log().log_start_offset()).unwrap_or(0);
         loop {
             // Read and decode without the lock; apply a chunk at a time. The
             // partition's groups are invisible until the load finishes.
-            let chunk = part.filter(|p| offset < p.log.log_end_offset()).map(|p| read_chunk(&p.log, partition, offset));
+            let chunk = part.filter(|p| offset < p.log().log_end_offset()).map(|p| read_chunk(&p.log(), partition, offset));
             let mut coord = self.lock();
             if coord.status(partition) != PartitionStatus::Loading(ticket) {
                 return None;
             }
             let Some((batches, next)) = chunk else {
-                if part.is_some_and(|p| offset < p.log.log_end_offset()) {
+                if part.is_some_and(|p| offset < p.log().log_end_offset()) {
                     continue; // a marker came meanwhile: replay it too
                 }
                 // At the log end with the lock held: a transaction marker
@@ -364,7 +364,7 @@ impl Inner {
                 });
             }
             Err(_) => {
-                let result = part.log.flush_blocking().map_err(|e| storage_code(&e));
+                let result = part.log().flush_blocking().map_err(|e| storage_code(&e));
                 this.report(id, result);
             }
         }

@@ -66,6 +66,7 @@ pub async fn run(b: Arc<Broker>) {
     let interval = Duration::from_millis(b.config.int("broker.heartbeat.interval.ms").max(10) as u64);
     let timeout = b.controller.request_timeout;
     let mut stopping = b.lifecycle.stopping.subscribe();
+    let mut dir_failures = b.logs.subscribe_failures();
     'register: loop {
         if *stopping.borrow() {
             return;
@@ -96,6 +97,7 @@ pub async fn run(b: Arc<Broker>) {
             if *stopping.borrow() {
                 return;
             }
+            report_offline(&b, epoch, timeout).await;
             let req = Request::Heartbeat {
                 id: b.node_id,
                 epoch,
@@ -121,8 +123,46 @@ pub async fn run(b: Arc<Broker>) {
                 Err(f) => tracing::debug!(error = %f.message, "heartbeat failed"),
             }
             let wait = if b.lifecycle.is_fenced() { interval.min(Duration::from_millis(50)) } else { interval };
-            pause(&mut stopping, wait).await;
+            // A failed log directory is reported at once, not at the next beat.
+            tokio::select! {
+                _ = pause(&mut stopping, wait) => {}
+                _ = dir_failures.changed() => {}
+            }
         }
+    }
+}
+
+/// Tells the controller which of this broker's replicas are in offline log
+/// directories, when that differs from what the image records.
+async fn report_offline(b: &Broker, epoch: i64, timeout: Duration) {
+    let image = b.metadata.image();
+    let mut offline: Vec<(uuid::Uuid, i32)> =
+        b.logs.offline_partitions().iter().filter_map(|(t, p)| image.topic(t).map(|t| (t.id, *p))).collect();
+    offline.sort_unstable();
+    offline.dedup();
+    let recorded: Vec<(uuid::Uuid, i32)> = image
+        .brokers
+        .get(&b.node_id)
+        .map(|me| {
+            me.offline_replicas
+                .iter()
+                .copied()
+                .filter(|(t, p)| image.topic_by_id(t).is_some_and(|t| t.partitions.contains_key(p)))
+                .collect()
+        })
+        .unwrap_or_default();
+    if offline == recorded {
+        return;
+    }
+    tracing::info!(replicas = offline.len(), "reporting replicas in offline log directories to the controller");
+    let req = Request::ReplicasOffline { id: b.node_id, epoch, replicas: offline };
+    match b.controller.call(req, timeout).await {
+        Ok(Reply { answer: Answer::Done(Ok(())), offset }) => {
+            b.metadata.wait_for(offset, timeout).await;
+        }
+        Ok(Reply { answer: Answer::Done(Err(f)), .. }) => tracing::warn!(error = %f.message, "offline replicas not recorded"),
+        Ok(_) => {}
+        Err(f) => tracing::debug!(error = %f.message, "offline replicas not reported"),
     }
 }
 

@@ -161,13 +161,16 @@ impl Node {
         let client_addr = listener.local_addr().ok();
         let bound = client_addr.map(|a| a.port()).unwrap_or(port);
         let cfg = config.clone();
-        let broker = tokio::task::spawn_blocking(move || Broker::open(cfg, bound, image, controller))
+        // On a node's first start every log directory is created; later a missing one is offline.
+        let first_start = known_cluster.is_none();
+        let broker = tokio::task::spawn_blocking(move || Broker::open(cfg, bound, image, controller, first_start))
             .await
             .map_err(|e| StartError::Quorum(format!("start-up task failed: {e}")))??;
         let broker = Arc::new(broker);
         tokio::spawn(crate::publisher::run(broker.clone(), pubs, data_dir.clone()));
         tokio::spawn(crate::lifecycle::run(broker.clone()));
         tokio::spawn(crate::replicas::run(broker.clone()));
+        tokio::spawn(crate::log_dirs::watch(broker.clone()));
         tracing::info!(
             listener = %format!("{host}:{bound}"),
             controller = ?controller_addr,

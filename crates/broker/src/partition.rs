@@ -16,7 +16,7 @@
 //! role change never interleaves with a write.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -86,7 +86,8 @@ pub struct Partition {
     pub topic: String,
     pub index: i32,
     pub topic_id: Uuid,
-    pub log: Arc<Log>,
+    /// Replaced only when the log moves to another directory, under `state`'s lock.
+    log: RwLock<Arc<Log>>,
     node_id: i32,
     state: Mutex<State>,
     /// Bumped on every role or ISR change, so acks=all waiters re-check.
@@ -103,7 +104,7 @@ impl Partition {
             topic: topic.to_string(),
             index,
             topic_id,
-            log,
+            log: RwLock::new(log),
             node_id,
             state: Mutex::new(State {
                 role: Role::Offline,
@@ -132,6 +133,26 @@ impl Partition {
         if let Some(w) = &self.appended {
             w.send_modify(|v| *v = v.wrapping_add(1));
         }
+    }
+
+    /// The partition's log (read it again after waiting: a move between log
+    /// directories replaces it).
+    pub fn log(&self) -> Arc<Log> {
+        self.log.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the log with `swap`'s result, with appends, truncations and
+    /// role changes stopped meanwhile; wakes acks=all waiters so they watch the
+    /// new log.
+    pub fn replace_log<E>(&self, swap: impl FnOnce(&Arc<Log>) -> Result<Arc<Log>, E>) -> Result<(), E> {
+        let st = self.lock();
+        let old = self.log();
+        let new = swap(&old)?;
+        *self.log.write().unwrap_or_else(|p| p.into_inner()) = new;
+        drop(st);
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        self.wake();
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -164,16 +185,16 @@ impl Partition {
         let new_epoch = p.leader_epoch != st.leader_epoch;
         if p.leader == self.node_id {
             if st.role != Role::Leader || new_epoch {
-                if let Err(e) = self.log.assign_leader_epoch(p.leader_epoch) {
+                if let Err(e) = self.log().assign_leader_epoch(p.leader_epoch) {
                     tracing::error!(topic = %self.topic, partition = self.index, error = %e, "cannot record the leader epoch");
                 }
                 st.role = Role::Leader;
                 st.leader_epoch = p.leader_epoch;
-                st.epoch_start = self.log.log_end_offset();
+                st.epoch_start = self.log().log_end_offset();
                 st.followers.clear();
                 st.pending_isr = None;
                 tracing::info!(topic = %self.topic, partition = self.index, epoch = p.leader_epoch, isr = ?p.isr,
-                    leo = st.epoch_start, hw = self.log.high_watermark(), "leading");
+                    leo = st.epoch_start, hw = self.log().high_watermark(), "leading");
             }
             st.replicas = p.replicas.clone();
             if p.partition_epoch >= st.partition_epoch || new_epoch {
@@ -271,7 +292,7 @@ impl Partition {
         if needs_isr && st.isr.len() < st.min_isr {
             return Err(AppendError::NotEnough(st.isr.len(), st.min_isr));
         }
-        let info = append(&self.log).map_err(AppendError::Storage)?;
+        let info = append(self.log().as_ref()).map_err(AppendError::Storage)?;
         self.advance_hw(&st);
         let epoch = st.leader_epoch;
         drop(st);
@@ -285,11 +306,11 @@ impl Partition {
     /// fsynced here (group commit) and on every in-sync replica (below the high
     /// watermark), both at once, within `timeout` for the replicas.
     pub async fn durable(&self, end: i64, epoch: i32, timeout: Duration) -> Result<(), NotDurable> {
-        let flush = async { self.log.flush_to(end).await.map_err(NotDurable::Flush) };
+        let flush = async { self.log().flush_to(end).await.map_err(NotDurable::Flush) };
         let replicate = async { self.wait_replicated(end, epoch, timeout).await.map_err(NotDurable::Replicate) };
         let (f, r) = tokio::join!(flush, replicate);
         if let Err(NotDurable::Flush(e)) = &f {
-            tracing::error!(dir = %self.log.dir().display(), error = %e, "fsync failed");
+            tracing::error!(dir = %self.log().dir().display(), error = %e, "fsync failed");
         }
         f.and(r)
     }
@@ -299,9 +320,11 @@ impl Partition {
     /// if the ISR fell below `min.insync.replicas`, REQUEST_TIMED_OUT at `timeout`.
     pub async fn wait_replicated(&self, end: i64, epoch: i32, timeout: Duration) -> Result<(), ErrorCode> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut hw = self.log.subscribe_hw();
         let mut changed = self.changed.subscribe();
         loop {
+            // Subscribed anew each time: a move between directories replaces the log (and bumps `changed`).
+            let log = self.log();
+            let mut hw = log.subscribe_hw();
             hw.borrow_and_update();
             changed.borrow_and_update();
             {
@@ -309,7 +332,7 @@ impl Partition {
                 if st.role != Role::Leader || st.leader_epoch != epoch {
                     return Err(ErrorCode::NotLeaderOrFollower);
                 }
-                if self.log.high_watermark() >= end {
+                if log.high_watermark() >= end {
                     return Ok(());
                 }
                 if st.isr.len() < st.min_isr {
@@ -331,8 +354,8 @@ impl Partition {
         if st.role != Role::Leader {
             return None;
         }
-        let leo = self.log.log_end_offset();
-        let hw = self.log.high_watermark();
+        let leo = self.log().log_end_offset();
+        let hw = self.log().high_watermark();
         let f = st.followers.get_mut(&replica)?;
         if fetch_offset >= leo {
             f.last_caught_up_ms = now;
@@ -414,7 +437,7 @@ impl Partition {
         if st.role != Role::Leader || st.isr.len() < st.min_isr {
             return;
         }
-        let mut hw = self.log.log_end_offset();
+        let mut hw = self.log().log_end_offset();
         let maximal = st.isr.iter().chain(st.pending_isr.iter().flatten());
         for r in maximal.filter(|r| **r != self.node_id) {
             match st.followers.get(r) {
@@ -422,8 +445,8 @@ impl Partition {
                 _ => return,
             }
         }
-        if hw > self.log.high_watermark() {
-            self.log.set_high_watermark(hw);
+        if hw > self.log().high_watermark() {
+            self.log().set_high_watermark(hw);
         }
     }
 
@@ -443,7 +466,7 @@ impl Partition {
         if st.role != (Role::Follower { leader }) || st.leader_epoch != epoch {
             return None;
         }
-        Some(f(&self.log))
+        Some(f(self.log().as_ref()))
     }
 }
 
@@ -489,7 +512,7 @@ impl Partition {
         read_committed: bool,
         now: i64,
     ) -> (Fetched, Option<IsrProposal>) {
-        let log = &self.log;
+        let log = &self.log();
         let mut out = Fetched { high_watermark: -1, log_start: -1, last_stable_offset: -1, ..Fetched::default() };
         if !self.is_leader() {
             out.code = Some(ErrorCode::NotLeaderOrFollower);

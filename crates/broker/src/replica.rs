@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use strom_metadata::{MetadataDelta, MetadataImage, PartitionImage, TopicImage};
 use strom_protocol::ErrorCode;
-use strom_storage::{Log, LogConfig};
+use strom_storage::{Log, LogConfig, StorageError};
 
 use crate::partition::Partition;
 use uuid::Uuid;
@@ -100,6 +100,7 @@ impl Broker {
         let p = image.partition(topic, partition).ok_or(ErrorCode::UnknownTopicOrPartition)?;
         match self.replicas.get(topic, partition) {
             Some(part) if part.is_leader() => Ok(part),
+            None if self.logs.is_offline(topic, partition) => Err(ErrorCode::KafkaStorageError),
             _ if p.leader < 0 => Err(ErrorCode::LeaderNotAvailable),
             _ => Err(ErrorCode::NotLeaderOrFollower),
         }
@@ -107,7 +108,7 @@ impl Broker {
 
     /// The log of a partition this broker leads, or Kafka's error (see [`Broker::leader_partition`]).
     pub fn leader_log(&self, image: &MetadataImage, topic: &str, partition: i32) -> Result<Arc<Log>, ErrorCode> {
-        self.leader_partition(image, topic, partition).map(|p| p.log.clone())
+        self.leader_partition(image, topic, partition).map(|p| p.log().clone())
     }
 
     /// The topic's effective `min.insync.replicas`.
@@ -128,35 +129,53 @@ impl Broker {
     }
 
     /// Opens logs for every partition this node hosts in the image and removes
-    /// logs of partitions it no longer hosts.
+    /// logs of partitions it no longer hosts. A replica in an offline log
+    /// directory is left out (it answers KAFKA_STORAGE_ERROR).
     pub fn sync_logs(&self) -> Result<(), strom_storage::StorageError> {
         let image = self.metadata.image();
         for t in image.topics.values() {
             let cfg = self.log_config(t);
             for p in t.partitions.values().filter(|p| self.hosts(p)) {
-                self.host(t, p, &cfg)?;
+                match self.host(t, p, &cfg) {
+                    Ok(()) => {}
+                    Err(StorageError::Offline | StorageError::Io(_)) if self.logs.is_offline(&t.name, p.partition) => {
+                        tracing::warn!(topic = %t.name, partition = p.partition, "replica is in an offline log directory");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         self.logs.remove_stray_deletes();
-        if let Ok(rd) = std::fs::read_dir(self.logs.dir()) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().to_string();
-                if !e.path().is_dir() || name.starts_with("__cluster_metadata") {
-                    continue;
-                }
-                let Some((topic, p)) = name.rsplit_once('-') else {
-                    continue;
-                };
-                let Ok(p) = p.parse::<i32>() else { continue };
-                let live = image.partition(topic, p).is_some_and(|p| self.hosts(p));
-                if !live {
-                    tracing::info!(dir = %name, "removing log of a partition this node no longer hosts");
-                    self.replicas.remove(topic, p);
-                    let _ = self.logs.delete_log(topic, p);
-                }
+        for (topic, p) in self.logs.on_disk() {
+            let live = image.partition(&topic, p).is_some_and(|p| self.hosts(p));
+            if !live {
+                tracing::info!(topic = %topic, partition = p, "removing log of a partition this node no longer hosts");
+                self.replicas.remove(&topic, p);
+                let _ = self.logs.delete_log(&topic, p);
             }
         }
         Ok(())
+    }
+
+    /// At start-up with a log directory missing: the replicas this node hosts
+    /// that no usable directory holds may have been in it. They count as
+    /// offline (not recreated empty) until a restart finds them.
+    pub(crate) fn note_lost_replicas(&self) {
+        if !self.logs.missing_at_start() {
+            return;
+        }
+        let image = self.metadata.image();
+        let on_disk: std::collections::HashSet<(String, i32)> = self.logs.on_disk().into_iter().collect();
+        let lost: Vec<(String, i32)> = image
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values().filter(|p| self.hosts(p)).map(|p| (t.name.clone(), p.partition)))
+            .filter(|tp| !on_disk.contains(tp))
+            .collect();
+        if !lost.is_empty() {
+            tracing::warn!(replicas = lost.len(), "replicas found in no usable log directory: offline until the missing directory is back");
+        }
+        self.logs.mark_lost(lost);
     }
 
     /// Applies one published metadata batch on this node: opens the logs of new

@@ -89,15 +89,8 @@ pub async fn run(b: Arc<Broker>) {
         Duration::from_millis(b.config.int("replica.high.watermark.checkpoint.interval.ms").clamp(100, 3_600_000) as u64);
     let mut last_check = tokio::time::Instant::now();
     let mut last_checkpoint = tokio::time::Instant::now();
-    let mut failed_seen = false;
     loop {
         let _ = tokio::time::timeout(Duration::from_millis(50).min(check_every), b.replicas.wake.notified()).await;
-        if !failed_seen {
-            if let Some(p) = b.replicas.all().into_iter().find(|p| p.log.is_failed()) {
-                failed_seen = true;
-                storage_failed(&b, &p);
-            }
-        }
         let mut leaders: Vec<i32> = b.replicas.all().iter().filter_map(|p| p.following().map(|(l, _)| l)).collect();
         leaders.sort_unstable();
         leaders.dedup();
@@ -159,21 +152,4 @@ pub async fn propose(b: Arc<Broker>, p: Arc<Partition>, proposal: IsrProposal) {
         }
     };
     p.proposal_done(&proposal, result, strom_storage::now_ms());
-}
-
-/// A write or fsync failed on a log: nothing after it may be acknowledged. In a
-/// cluster this node halts, as a Kafka broker does when its only log directory
-/// fails, so that its broker session lapses and the controller moves leadership
-/// to in-sync replicas on healthy brokers. A single node keeps running; the
-/// failed partition answers KAFKA_STORAGE_ERROR until a restart recovers it.
-fn storage_failed(b: &Broker, p: &Partition) {
-    let image = b.metadata.image();
-    let others = image.brokers.keys().any(|id| *id != b.node_id);
-    if others {
-        tracing::error!(topic = %p.topic, partition = p.index, dir = %b.logs.dir().display(),
-            "a write or fsync failed in the log directory; halting so that leadership moves to healthy replicas");
-        std::process::exit(1);
-    }
-    tracing::error!(topic = %p.topic, partition = p.index, dir = %b.logs.dir().display(),
-        "a write or fsync failed; this partition refuses writes until a restart recovers its log");
 }

@@ -44,6 +44,8 @@ pub struct Broker {
     pub groups: crate::groups::GroupManager,
     /// The transaction coordinator of the `__transaction_state` partitions led here.
     pub txns: crate::txns::TxnManager,
+    /// Replica moves between log directories in progress.
+    pub moves: crate::log_dirs::Moves,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,17 +68,18 @@ pub enum StartError {
 impl Broker {
     /// Opens the partition logs this node hosts in `image` (recovering them if the
     /// last stop was unclean). `bound_port` is the port the client listener got,
-    /// used when the advertised port is 0.
+    /// used when the advertised port is 0. On the `first_start` of a node every
+    /// log directory is created; later a missing one is reported offline.
     pub fn open(
         config: BrokerConfig,
         bound_port: u16,
         image: Arc<MetadataImage>,
         controller: ControllerChannel,
+        first_start: bool,
     ) -> Result<Broker, StartError> {
-        let dir = std::path::PathBuf::from(config.data_dir());
-        std::fs::create_dir_all(&dir).map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
+        let dirs: Vec<std::path::PathBuf> = config.log_dirs().into_iter().map(std::path::PathBuf::from).collect();
         let node_id = config.node_id();
-        let logs = LogManager::open(&dir)?;
+        let logs = LogManager::open_dirs(&dirs, first_start)?;
         let (host, port) = config.advertised();
         let port = if port == 0 { bound_port } else { port };
         let host = if host == "0.0.0.0" { "127.0.0.1".to_string() } else { host };
@@ -95,10 +98,12 @@ impl Broker {
             appended: watch::channel(0).0,
             groups: crate::groups::GroupManager::new(crate::groups::group_config(&config_for_groups)),
             txns: crate::txns::TxnManager::new(&config_for_groups),
+            moves: crate::log_dirs::Moves::default(),
         };
         broker.apply_dynamic_config();
         let clean = broker.logs.was_clean();
         let started = std::time::Instant::now();
+        broker.note_lost_replicas();
         broker.sync_logs()?;
         tracing::info!(clean, logs = broker.logs.all().len(), ms = started.elapsed().as_millis() as u64, "logs loaded");
         broker.load_coordinators();

@@ -236,7 +236,7 @@ impl TxnManager {
             ticket
         };
         let started = std::time::Instant::now();
-        let log = &part.log;
+        let log = &part.log();
         let mut count = 0usize;
         let mut offset = log.log_start_offset();
         let end = log.log_end_offset();
@@ -350,7 +350,7 @@ impl Inner {
     fn flush_later(self: &Arc<Inner>, part: Arc<Partition>, end: i64, epoch: i32, id: u64) {
         let this = self.clone();
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            let result = part.log.flush_blocking().map_err(|e| storage_code(&e));
+            let result = part.log().flush_blocking().map_err(|e| storage_code(&e));
             this.report(id, result);
             return;
         };

@@ -138,7 +138,7 @@ impl Sim {
         // The partition objects learn the topic id now that it exists.
         for n in sim.nodes.values_mut() {
             if let Some(old) = n.part.take() {
-                n.part = Some(Arc::new(Partition::new(TOPIC, 0, sim.topic_id, old.log.clone(), n.id)));
+                n.part = Some(Arc::new(Partition::new(TOPIC, 0, sim.topic_id, old.log().clone(), n.id)));
             }
         }
         sim.publish();
@@ -275,8 +275,8 @@ impl Sim {
             return;
         }
         let Some(lpart) = self.nodes.get(&leader).and_then(|l| l.part.clone().filter(|_| l.up)) else { return };
-        let offset = part.log.log_end_offset();
-        let last = part.log.latest_epoch().unwrap_or(-1);
+        let offset = part.log().log_end_offset();
+        let last = part.log().latest_epoch().unwrap_or(-1);
         let max = self.rng.gen_range(1..=3000);
         let (f, proposal) = lpart.serve_fetch(follower, offset, epoch, last, Some(max), false, self.now);
         part.apply_fetched(leader, epoch, f).expect("follower append");
@@ -336,7 +336,7 @@ impl Sim {
             if !alive || !p.part.is_leader() || p.part.leader_epoch() != p.epoch {
                 continue; // NOT_LEADER_OR_FOLLOWER: never acknowledged
             }
-            if p.part.log.high_watermark() >= p.end {
+            if p.part.log().high_watermark() >= p.end {
                 for (offset, v) in p.values {
                     self.acked.insert(v, offset);
                 }
@@ -365,10 +365,10 @@ impl Sim {
 /// offset -> value for the whole log.
 fn read_all(part: &Partition) -> BTreeMap<i64, String> {
     let mut out = BTreeMap::new();
-    let mut offset = part.log.log_start_offset();
-    let end = part.log.log_end_offset();
+    let mut offset = part.log().log_start_offset();
+    let end = part.log().log_end_offset();
     while offset < end {
-        let Ok(r) = part.log.read(offset, 1 << 20) else { break };
+        let Ok(r) = part.log().read(offset, 1 << 20) else { break };
         if r.records.is_empty() {
             break;
         }
@@ -450,9 +450,9 @@ fn run(seed: u64) -> usize {
                 n.up,
                 part.role(),
                 part.leader_epoch(),
-                part.log.log_end_offset(),
-                part.log.high_watermark(),
-                part.log.epoch_entries(),
+                part.log().log_end_offset(),
+                part.log().high_watermark(),
+                part.log().epoch_entries(),
                 sim.image.brokers.get(id)
             );
         }
@@ -469,9 +469,9 @@ fn run(seed: u64) -> usize {
     }
     for id in 1..=3 {
         let part = sim.nodes[&id].part.clone().expect("up");
-        assert_eq!(part.log.log_end_offset(), leader.log.log_end_offset(), "seed {seed}: node {id} did not catch up");
+        assert_eq!(part.log().log_end_offset(), leader.log().log_end_offset(), "seed {seed}: node {id} did not catch up");
         assert_eq!(read_all(&part), want, "seed {seed}: node {id} differs from the leader");
-        assert_eq!(part.log.high_watermark(), leader.log.high_watermark(), "seed {seed}: node {id} high watermark");
+        assert_eq!(part.log().high_watermark(), leader.log().high_watermark(), "seed {seed}: node {id} high watermark");
     }
     sim.acked.len()
 }

@@ -85,6 +85,14 @@ pub enum MetadataRecord {
     },
     /// The records of a pre-quorum `metadata.log` were imported.
     Imported,
+    /// The replicas (topic id, partition) of a broker whose log directory is
+    /// offline, as its heartbeats report them (the whole set: it replaces the
+    /// last one). A new registration starts with none.
+    BrokerReplicasOffline {
+        id: i32,
+        epoch: i64,
+        replicas: Vec<(Uuid, i32)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +140,9 @@ pub struct BrokerImage {
     pub rack: Option<String>,
     pub fenced: bool,
     pub shutting_down: bool,
+    /// Replicas on this broker that are in an offline log directory: they can
+    /// neither lead nor be in sync.
+    pub offline_replicas: std::collections::BTreeSet<(Uuid, i32)>,
 }
 
 impl BrokerImage {
@@ -207,6 +218,17 @@ impl MetadataImage {
         self.brokers.get(&id).is_some_and(BrokerImage::is_live)
     }
 
+    /// Whether broker `id` is live and its replica of the partition is not in
+    /// an offline log directory.
+    pub fn can_lead(&self, id: i32, topic_id: Uuid, partition: i32) -> bool {
+        self.brokers.get(&id).is_some_and(|b| b.is_live() && !b.offline_replicas.contains(&(topic_id, partition)))
+    }
+
+    /// Whether broker `id` reports its replica of the partition offline.
+    pub fn is_replica_offline(&self, id: i32, topic_id: Uuid, partition: i32) -> bool {
+        self.brokers.get(&id).is_some_and(|b| b.offline_replicas.contains(&(topic_id, partition)))
+    }
+
     /// Builds the next image. Topics no record touches are shared with `self`.
     pub fn apply(&self, records: &[MetadataRecord]) -> MetadataImage {
         self.apply_with_delta(records).0
@@ -249,6 +271,13 @@ impl MetadataImage {
             out.push(MetadataRecord::BrokerFence { id: b.id, epoch: b.epoch, fenced: b.fenced });
             if b.shutting_down {
                 out.push(MetadataRecord::BrokerShuttingDown { id: b.id, epoch: b.epoch });
+            }
+            if !b.offline_replicas.is_empty() {
+                out.push(MetadataRecord::BrokerReplicasOffline {
+                    id: b.id,
+                    epoch: b.epoch,
+                    replicas: b.offline_replicas.iter().copied().collect(),
+                });
             }
         }
         for t in self.topics.values() {
@@ -359,6 +388,7 @@ impl MetadataImage {
                         rack: rack.clone(),
                         fenced: true,
                         shutting_down: false,
+                        offline_replicas: Default::default(),
                     },
                 );
                 self.next_broker_epoch = self.next_broker_epoch.max(epoch + 1);
@@ -376,6 +406,12 @@ impl MetadataImage {
             MetadataRecord::BrokerShuttingDown { id, epoch } => {
                 if let Some(b) = self.brokers.get_mut(id).filter(|b| b.epoch == *epoch) {
                     b.shutting_down = true;
+                    delta.brokers_changed = true;
+                }
+            }
+            MetadataRecord::BrokerReplicasOffline { id, epoch, replicas } => {
+                if let Some(b) = self.brokers.get_mut(id).filter(|b| b.epoch == *epoch) {
+                    b.offline_replicas = replicas.iter().copied().collect();
                     delta.brokers_changed = true;
                 }
             }

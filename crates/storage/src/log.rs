@@ -38,6 +38,7 @@ use strom_protocol::records::{decode_batch, rebuild_batch, rebuild_batch_with, B
 use tokio::sync::watch;
 
 use crate::epoch::EpochCache;
+use crate::manager::DirHealth;
 use crate::producers::{self, AbortedTxn, BatchFacts, PendingAppend, ProducerInfo, ProducerState, NO_SEQUENCE};
 use crate::segment::Segment;
 use crate::{now_ms, StorageError};
@@ -182,6 +183,8 @@ pub struct Log {
     hw: watch::Sender<i64>,
     /// Set for good when a write or fsync fails.
     failed: AtomicBool,
+    /// The log directory's health: a failure of any log in it fails them all.
+    health: Arc<DirHealth>,
 }
 
 /// The smallest per-batch bound a follower applies (it takes whatever the leader
@@ -287,7 +290,14 @@ impl Log {
             end,
             hw,
             failed: AtomicBool::new(false),
+            health: DirHealth::standalone(),
         })
+    }
+
+    /// Shares `health` with the other logs of its directory.
+    pub fn with_health(mut self, health: Arc<DirHealth>) -> Self {
+        self.health = health;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -974,11 +984,12 @@ impl Log {
         self.hw.subscribe()
     }
 
-    /// Whether a write or fsync of this log has failed. Once set, appends,
-    /// truncations, epoch changes and flushes fail with `Offline` until a
-    /// restart recovers the log from what is on disk.
+    /// Whether a write or fsync of this log, or of another log in its
+    /// directory, has failed. Once set, reads, appends, truncations, epoch
+    /// changes and flushes fail with `Offline` until a restart recovers the
+    /// log from what is on disk.
     pub fn is_failed(&self) -> bool {
-        self.failed.load(Ordering::Acquire)
+        self.failed.load(Ordering::Acquire) || self.health.is_offline()
     }
 
     fn check_failed(&self) -> Result<(), StorageError> {
@@ -1003,6 +1014,7 @@ impl Log {
     fn fail(&self, what: &str, e: io::Error) -> StorageError {
         if !self.failed.swap(true, Ordering::AcqRel) {
             tracing::error!(dir = %self.dir.display(), error = %e, "{what} failed; the log takes no more writes until a restart recovers it");
+            self.health.mark_offline(&format!("{what} {}: {e}", self.dir.display()));
         }
         StorageError::Io(e)
     }
@@ -1049,6 +1061,7 @@ impl Log {
     }
 
     fn read_bounded(&self, offset: i64, max_bytes: usize, bound: ReadBound) -> Result<ReadInfo, StorageError> {
+        self.check_failed()?;
         let (candidates, hw, log_start, lso, max_offset) = {
             let mut inner = self.lock();
             let end = inner.next_offset;
@@ -1354,6 +1367,64 @@ impl Log {
             }
         }
         Ok(start)
+    }
+
+    /// Copies this log into the directory `dst` (created if needed), for a
+    /// move between log directories. A pass copies what changed since `prev`:
+    /// new or rewritten segments (compaction, truncation) whole, and what was
+    /// appended to the others. Without `last` it holds the log's lock only to
+    /// list the segments. With `last` the whole pass runs under the lock (the
+    /// caller has stopped appends, so the copy is exact) and also copies the
+    /// indexes and the leader-epoch checkpoint, writes a producer snapshot at
+    /// the log end, drops segments the log no longer has, and fsyncs it all:
+    /// the copy then opens as a clean log.
+    pub fn copy_to(&self, dst: &Path, prev: CopyState, last: bool) -> Result<CopyState, StorageError> {
+        self.check_failed()?;
+        std::fs::create_dir_all(dst)?;
+        if !last {
+            let (segments, end, truncations) = {
+                let inner = self.lock();
+                let segs: Vec<(i64, Arc<File>, u64)> = inner.segments.values().map(|s| (s.base_offset, s.log.clone(), s.size)).collect();
+                (segs, inner.next_offset, inner.truncations)
+            };
+            let mut out = CopyState { end_offset: end, truncations, ..CopyState::default() };
+            let prev = if prev.truncations == truncations { prev.segments } else { BTreeMap::new() };
+            for (base, file, size) in segments {
+                copy_segment(dst, base, &file, size, prev.get(&base), &mut out)?;
+            }
+            return Ok(out);
+        }
+        let inner = self.lock();
+        let mut out = CopyState { end_offset: inner.next_offset, truncations: inner.truncations, ..CopyState::default() };
+        let prev = if prev.truncations == inner.truncations { prev.segments } else { BTreeMap::new() };
+        for s in inner.segments.values() {
+            copy_segment(dst, s.base_offset, &s.log, s.size, prev.get(&s.base_offset), &mut out)?;
+            for ext in ["index", "timeindex", "txnindex"] {
+                let name = crate::segment::file_name(s.base_offset, ext);
+                let src = self.dir.join(&name);
+                if src.exists() {
+                    std::fs::copy(&src, dst.join(&name))?;
+                }
+            }
+        }
+        for e in std::fs::read_dir(dst)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let base = name.split('.').next().and_then(|b| b.parse::<i64>().ok());
+            if base.is_some_and(|b| !inner.segments.contains_key(&b)) {
+                std::fs::remove_file(e.path())?;
+            }
+        }
+        let epochs = self.dir.join(crate::epoch::CHECKPOINT);
+        if epochs.exists() {
+            std::fs::copy(&epochs, dst.join(crate::epoch::CHECKPOINT))?;
+        }
+        let end = inner.next_offset;
+        std::fs::write(dst.join(producers::snapshot_name(end)), inner.producers.encode(end))?;
+        for e in std::fs::read_dir(dst)?.flatten() {
+            File::open(e.path())?.sync_all()?;
+        }
+        crate::sync_dir(dst)?;
+        Ok(out)
     }
 
     /// Bytes held by this log's segments.
@@ -1751,4 +1822,55 @@ fn read_file(file: &File, size: u64) -> Result<Vec<u8>, StorageError> {
     let mut buf = vec![0u8; size as usize];
     file.read_exact_at(&mut buf, 0)?;
     Ok(buf)
+}
+
+/// What a [`Log::copy_to`] pass copied, so that the next pass copies only what
+/// changed.
+#[derive(Debug, Default)]
+pub struct CopyState {
+    /// Segment base → (its file when copied, bytes copied).
+    segments: BTreeMap<i64, (Arc<File>, u64)>,
+    /// The log's truncation count then: after a truncation everything is copied again.
+    truncations: u64,
+    /// The log end offset the copy reaches.
+    pub end_offset: i64,
+    /// Bytes the pass copied.
+    pub copied_bytes: u64,
+}
+
+impl CopyState {
+    /// Bytes of `.log` files the copy holds.
+    pub fn total_bytes(&self) -> u64 {
+        self.segments.values().map(|(_, n)| *n).sum()
+    }
+}
+
+/// Copies segment `base`'s `.log` (`size` bytes of `file`) into `dst`: only the
+/// bytes after `prev`'s when it copied this same file before.
+fn copy_segment(
+    dst: &Path,
+    base: i64,
+    file: &Arc<File>,
+    size: u64,
+    prev: Option<&(Arc<File>, u64)>,
+    out: &mut CopyState,
+) -> io::Result<()> {
+    let path = dst.join(crate::segment::file_name(base, "log"));
+    let from = match prev {
+        Some((f, n)) if Arc::ptr_eq(f, file) && *n <= size && path.exists() => *n,
+        _ => 0,
+    };
+    let target = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+    let mut buf = vec![0u8; (size - from).min(1 << 20) as usize];
+    let mut pos = from;
+    while pos < size {
+        let n = ((size - pos) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], pos)?;
+        target.write_all_at(&buf[..n], pos)?;
+        pos += n as u64;
+    }
+    target.set_len(size)?;
+    out.segments.insert(base, (file.clone(), size));
+    out.copied_bytes += size - from;
+    Ok(())
 }

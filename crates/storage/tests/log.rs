@@ -150,7 +150,7 @@ fn manager_checkpoints_and_clean_marker() {
     assert_eq!(log.log_end_offset(), 4);
     assert_eq!(log.recovery_point(), 4);
     m.delete_log("t", 0).unwrap();
-    assert!(!m.partition_dir("t", 0).exists());
+    assert!(!d.path().join("t-0").exists());
 }
 
 #[test]

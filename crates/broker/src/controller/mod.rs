@@ -116,6 +116,13 @@ pub enum Request {
         want_fence: bool,
         want_shutdown: bool,
     },
+    /// A broker's replicas (topic id, partition) in offline log directories:
+    /// the whole set, sent whenever it differs from the image's.
+    ReplicasOffline {
+        id: i32,
+        epoch: i64,
+        replicas: Vec<(Uuid, i32)>,
+    },
     CreateTopics {
         topics: Vec<NewTopic>,
         validate_only: bool,
@@ -310,6 +317,15 @@ impl Controller {
             }
             Request::Heartbeat { id, epoch, metadata_offset, want_fence, want_shutdown } => {
                 self.heartbeat(image, id, epoch, metadata_offset, want_fence, want_shutdown, now)
+            }
+            Request::ReplicasOffline { id, epoch, replicas } => {
+                if image.brokers.get(&id).is_none_or(|b| b.epoch != epoch) {
+                    let f = Failure::new(ErrorCode::StaleBrokerEpoch, format!("broker {id} epoch {epoch} is not its current registration"));
+                    return (Vec::new(), Answer::Done(Err(f)));
+                }
+                let mut plan = Plan::new(image, &self.config);
+                replicas_offline(&mut plan, id, epoch, replicas);
+                (plan.finish(), Answer::Done(Ok(())))
             }
             Request::CreateTopics { topics, validate_only } => {
                 let mut records = Vec::new();
@@ -772,7 +788,7 @@ impl<'a> Plan<'a> {
     fn set(&mut self, topic_id: Uuid, next: PartitionImage) {
         let Some(name) = self.view.topic_names.get(&topic_id).cloned() else { return };
         let Some(t) = self.view.topics.get(&name) else { return };
-        let next = complete_reassignment(&self.view, self.unclean(t), next);
+        let next = complete_reassignment(&self.view, self.unclean(t), topic_id, next);
         let Some(t) = self.view.topics.get_mut(&name) else { return };
         self.changed.insert((topic_id, next.partition));
         Arc::make_mut(t).partitions.insert(next.partition, next);
@@ -819,12 +835,40 @@ fn fence_out(plan: &mut Plan, gone: i32) {
         let unclean = plan.unclean(t);
         for p in t.partitions.values() {
             if p.isr.contains(&gone) || p.leader == gone {
-                todo.push((t.id, reelect(&plan.view, unclean, p, Some(gone))));
+                todo.push((t.id, reelect(&plan.view, unclean, t.id, p, Some(gone))));
             }
         }
     }
     for (topic_id, next) in todo {
         plan.set(topic_id, next);
+    }
+}
+
+/// A broker's report of its replicas in offline log directories:
+/// when it differs from the image, the new set is recorded; each newly offline
+/// replica leaves the ISR (unless it is the last member) and its leadership
+/// moves; partitions without a leader get one where a replica came back.
+fn replicas_offline(plan: &mut Plan, id: i32, epoch: i64, reported: Vec<(Uuid, i32)>) {
+    let reported: BTreeSet<(Uuid, i32)> = reported
+        .into_iter()
+        .filter(|(t, p)| plan.view.topic_by_id(t).is_some_and(|t| t.partitions.get(p).is_some_and(|p| p.replicas.contains(&id))))
+        .collect();
+    let Some(before) = plan.view.brokers.get(&id).map(|b| b.offline_replicas.clone()) else { return };
+    if reported == before {
+        return;
+    }
+    plan.push(MetadataRecord::BrokerReplicasOffline { id, epoch, replicas: reported.iter().copied().collect() });
+    let mut todo = Vec::new();
+    for (topic_id, partition) in reported.difference(&before) {
+        let Some(t) = plan.view.topic_by_id(topic_id) else { continue };
+        let Some(p) = t.partitions.get(partition) else { continue };
+        todo.push((*topic_id, reelect(&plan.view, plan.unclean(t), *topic_id, p, Some(id))));
+    }
+    for (topic_id, next) in todo {
+        plan.set(topic_id, next);
+    }
+    if before.difference(&reported).next().is_some() {
+        elect_leaderless(plan);
     }
 }
 
@@ -834,10 +878,10 @@ fn elect_leaderless(plan: &mut Plan) {
     for t in plan.view.topics.values() {
         let unclean = plan.unclean(t);
         for p in t.partitions.values() {
-            if p.leader >= 0 && plan.view.is_live(p.leader) {
+            if p.leader >= 0 && plan.view.can_lead(p.leader, t.id, p.partition) {
                 continue;
             }
-            let next = reelect(&plan.view, unclean, p, (p.leader >= 0).then_some(p.leader));
+            let next = reelect(&plan.view, unclean, t.id, p, (p.leader >= 0).then_some(p.leader));
             if next != *p {
                 todo.push((t.id, next));
             }
@@ -852,14 +896,14 @@ fn elect_leaderless(plan: &mut Plan) {
 /// live leader if it can have one: the current one if it is still live and in sync, else the first
 /// live ISR member in replica order, else, when `unclean` allows, the first live replica, which
 /// becomes the whole ISR; else no leader (-1). Epochs are left as they are.
-fn reelect(image: &MetadataImage, unclean: bool, p: &PartitionImage, gone: Option<i32>) -> PartitionImage {
+fn reelect(image: &MetadataImage, unclean: bool, topic_id: Uuid, p: &PartitionImage, gone: Option<i32>) -> PartitionImage {
     let mut next = p.clone();
     if let Some(g) = gone {
         if next.isr.len() > 1 {
             next.isr.retain(|r| *r != g);
         }
     }
-    let can_lead = |r: i32| Some(r) != gone && image.is_live(r);
+    let can_lead = |r: i32| Some(r) != gone && image.can_lead(r, topic_id, p.partition);
     if next.leader >= 0 && can_lead(next.leader) && next.isr.contains(&next.leader) {
         return next;
     }
@@ -933,7 +977,7 @@ fn alter_partition(
             format!("ISR {isr:?} of {name} must name distinct replicas of {:?}, the leader {} among them", p.replicas, p.leader),
         ));
     }
-    if let Some(r) = isr.iter().copied().find(|r| !p.isr.contains(r) && !image.is_live(*r)) {
+    if let Some(r) = isr.iter().copied().find(|r| !p.isr.contains(r) && !image.can_lead(*r, topic_id, partition)) {
         return Err(Failure::kafka(
             ResponseError::IneligibleReplica,
             format!("replica {r} cannot join the ISR of {name}: it is not registered, or fenced, or shutting down"),
@@ -955,7 +999,7 @@ fn alter_partition(
 /// keeps a member once the removing replicas leave it. Then the replicas are the target, the ISR
 /// loses the removing replicas, and a leader that was removed is replaced by an in-sync target
 /// replica (or none).
-fn complete_reassignment(image: &MetadataImage, unclean: bool, p: PartitionImage) -> PartitionImage {
+fn complete_reassignment(image: &MetadataImage, unclean: bool, topic_id: Uuid, p: PartitionImage) -> PartitionImage {
     if !p.is_reassigning() || p.adding_replicas.iter().any(|r| !p.isr.contains(r)) {
         return p;
     }
@@ -968,7 +1012,7 @@ fn complete_reassignment(image: &MetadataImage, unclean: bool, p: PartitionImage
     next.isr = isr;
     next.adding_replicas.clear();
     next.removing_replicas.clear();
-    reelect(image, unclean, &next, None)
+    reelect(image, unclean, topic_id, &next, None)
 }
 
 /// Starts (`Some(target)`) or cancels (`None`) one partition's reassignment. Both start from the
@@ -1012,7 +1056,7 @@ fn reassign(plan: &mut Plan, topic_id: Uuid, partition: i32, target: Option<Vec<
         next.isr = original.iter().copied().filter(|r| next.replicas.contains(r)).collect();
     }
     let unclean = plan.unclean(&t);
-    let next = reelect(&plan.view, unclean, &next, None);
+    let next = reelect(&plan.view, unclean, topic_id, &next, None);
     plan.set(topic_id, next);
     Ok(())
 }
@@ -1034,7 +1078,7 @@ fn elect_leader(plan: &mut Plan, election_type: i8, topic_id: Uuid, partition: i
             if p.leader == preferred {
                 return Err(Failure::kafka(ResponseError::ElectionNotNeeded, format!("{preferred} already leads {name}")));
             }
-            if !plan.view.is_live(preferred) || !p.isr.contains(&preferred) {
+            if !plan.view.can_lead(preferred, topic_id, partition) || !p.isr.contains(&preferred) {
                 return Err(Failure::kafka(
                     ResponseError::PreferredLeaderNotAvailable,
                     format!("the preferred leader {preferred} of {name} is not live and in sync"),
@@ -1043,10 +1087,10 @@ fn elect_leader(plan: &mut Plan, election_type: i8, topic_id: Uuid, partition: i
             PartitionImage { leader: preferred, ..p.clone() }
         }
         1 => {
-            if p.leader >= 0 && plan.view.is_live(p.leader) {
+            if p.leader >= 0 && plan.view.can_lead(p.leader, topic_id, partition) {
                 return Err(Failure::kafka(ResponseError::ElectionNotNeeded, format!("{name} has a leader, {}", p.leader)));
             }
-            let next = reelect(&plan.view, true, p, (p.leader >= 0).then_some(p.leader));
+            let next = reelect(&plan.view, true, topic_id, p, (p.leader >= 0).then_some(p.leader));
             if next.leader < 0 {
                 return Err(Failure::kafka(ResponseError::EligibleLeadersNotAvailable, format!("no replica of {name} is live")));
             }
@@ -1078,7 +1122,11 @@ fn balance_leaders(plan: &mut Plan, max_percent: i64) {
     for t in plan.view.topics.values() {
         for p in t.partitions.values().filter(|p| !p.is_reassigning()) {
             let Some(preferred) = p.replicas.first().copied() else { continue };
-            if imbalanced.contains(&preferred) && p.leader != preferred && plan.view.is_live(preferred) && p.isr.contains(&preferred) {
+            if imbalanced.contains(&preferred)
+                && p.leader != preferred
+                && plan.view.can_lead(preferred, t.id, p.partition)
+                && p.isr.contains(&preferred)
+            {
                 todo.push((t.id, PartitionImage { leader: preferred, ..p.clone() }));
             }
         }

@@ -1,4 +1,4 @@
-//! DescribeLogDirs (key 35): the data directory and each partition's size.
+//! DescribeLogDirs (key 35): each log directory with its partitions and sizes.
 //! A null topic list means every partition.
 
 use std::sync::Arc;
@@ -11,31 +11,33 @@ use crate::dispatch::{Outcome, Reply};
 use crate::server::Broker;
 
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeLogDirsRequest) -> Outcome {
-    let image = b.metadata.image();
-    let wanted: Vec<(String, Vec<i32>)> = match &req.topics {
-        Some(ts) => ts.iter().map(|t| (t.topic.to_string(), t.partitions.clone())).collect(),
-        None => image.topics.values().map(|t| (t.name.clone(), t.partitions.keys().copied().collect())).collect(),
+    let wanted = |topic: &str, p: i32| match &req.topics {
+        None => true,
+        Some(ts) => ts.iter().any(|t| t.topic.as_str() == topic && t.partitions.contains(&p)),
     };
-    let mut dir = DescribeLogDirsResult::default();
-    dir.log_dir = s(std::fs::canonicalize(b.logs.dir()).unwrap_or_else(|_| b.logs.dir().to_path_buf()).display().to_string());
-    dir.total_bytes = -1;
-    dir.usable_bytes = -1;
-    for (topic, parts) in wanted {
-        let mut t = DescribeLogDirsTopic::default();
-        t.name = TopicName(s(topic.clone()));
-        for p in parts {
-            if let Some(log) = b.partition_log(&topic, p) {
-                let mut dp = DescribeLogDirsPartition::default();
-                dp.partition_index = p;
-                dp.partition_size = log.size_bytes() as i64;
-                t.partitions.push(dp);
-            }
+    let mut resp = DescribeLogDirsResponse::default();
+    for d in b.log_dir_reports() {
+        let mut dir = DescribeLogDirsResult::default();
+        dir.log_dir = s(d.path);
+        dir.error_code = d.error.code();
+        dir.total_bytes = d.total_bytes;
+        dir.usable_bytes = d.usable_bytes;
+        let mut topics: std::collections::BTreeMap<String, Vec<DescribeLogDirsPartition>> = Default::default();
+        for r in d.replicas.into_iter().filter(|r| wanted(&r.topic, r.partition)) {
+            let mut dp = DescribeLogDirsPartition::default();
+            dp.partition_index = r.partition;
+            dp.partition_size = r.size_bytes;
+            dp.offset_lag = r.offset_lag;
+            dp.is_future_key = r.is_future;
+            topics.entry(r.topic).or_default().push(dp);
         }
-        if !t.partitions.is_empty() {
+        for (name, partitions) in topics {
+            let mut t = DescribeLogDirsTopic::default();
+            t.name = TopicName(s(name));
+            t.partitions = partitions;
             dir.topics.push(t);
         }
+        resp.results.push(dir);
     }
-    let mut resp = DescribeLogDirsResponse::default();
-    resp.results = vec![dir];
     reply.ready(&resp)
 }

@@ -29,7 +29,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeProducersRequest) -> 
                 }
                 Ok(part) => {
                     pr.active_producers = part
-                        .log
+                        .log()
                         .producers()
                         .into_iter()
                         .map(|x| {

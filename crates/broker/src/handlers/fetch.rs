@@ -248,12 +248,12 @@ fn read_all(b: &Arc<Broker>, plan: &Plan, epochs: &Epochs, replica: i32, max_byt
         let part_max = (st.max_bytes.max(0) as usize).min(left);
         // Once the response is full, later partitions are reported without data.
         let budget = if left == 0 && !first { None } else { Some(part_max) };
-        let before = part.log.high_watermark();
+        let before = part.log().high_watermark();
         let (f, proposal) = part.serve_fetch(replica, st.fetch_offset, current_epoch, last_fetched, budget, read_committed, now);
         if let Some(proposal) = proposal {
             tokio::spawn(crate::replicas::propose(b.clone(), part.clone(), proposal));
         }
-        hw_moved |= part.log.high_watermark() != before;
+        hw_moved |= part.log().high_watermark() != before;
         r.code = f.code.unwrap_or(ErrorCode::None);
         r.hw = f.high_watermark;
         r.log_start = f.log_start;

@@ -49,13 +49,13 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ListOffsetsRequest) -> Outcom
             });
             match part {
                 Err(code) => pr.error_code = code.code(),
-                Ok(part) => match lookup(&part.log, p.timestamp, committed) {
+                Ok(part) => match lookup(&part.log(), p.timestamp, committed) {
                     Ok(Some((offset, ts))) => {
                         pr.offset = offset;
                         pr.timestamp = ts;
                         // The field exists from v4; the codec refuses it earlier.
                         if reply.version >= 4 {
-                            pr.leader_epoch = epoch_at(&part.log, offset);
+                            pr.leader_epoch = epoch_at(&part.log(), offset);
                         }
                     }
                     Ok(None) => {}

@@ -100,7 +100,7 @@ async fn verify(b: &Arc<Broker>, req: &ProduceRequest) -> Verification {
         for pd in &topic.partition_data {
             let Some(records) = pd.records.as_ref() else { continue };
             let Ok(part) = b.leader_partition(&image, &t.name, pd.index) else { continue };
-            let Some((pid, epoch)) = part.log.needs_verification(records) else { continue };
+            let Some((pid, epoch)) = part.log().needs_verification(records) else { continue };
             let key = (t.name.clone(), pd.index);
             match crate::txns::verify_partition(b, &txn_id, pid, epoch, &t.name, pd.index).await {
                 Ok(()) => v.verified.entry(key).or_default().push((pid, epoch)),
@@ -224,8 +224,8 @@ pub async fn handle(b: &Arc<Broker>, reply: &Reply, req: ProduceRequest) -> Outc
                     let result = if replicated {
                         part.durable(end, epoch, timeout).await
                     } else {
-                        part.log.flush_to(end).await.map_err(|e| {
-                            tracing::error!(dir = %part.log.dir().display(), error = %e, "fsync failed");
+                        part.log().flush_to(end).await.map_err(|e| {
+                            tracing::error!(dir = %part.log().dir().display(), error = %e, "fsync failed");
                             NotDurable::Flush(e)
                         })
                     };

@@ -110,7 +110,7 @@ async fn verify(b: &Arc<Broker>, transactional_id: &str, group: &str, producer_i
     let Ok(probe) = probe.build(Codec::None) else {
         return NONE;
     };
-    if part.log.needs_verification(&probe).is_none() {
+    if part.log().needs_verification(&probe).is_none() {
         return NONE;
     }
     match crate::txns::verify_partition(b, transactional_id, producer_id, producer_epoch, OFFSETS_TOPIC, partition).await {
