@@ -75,6 +75,8 @@ pub enum ErrorCode {
     ProducerFenced = 90,
     TransactionalIdNotFound = 105,
     TransactionAbortable = 120,
+    ReplicaNotAvailable = 9,
+    LogDirNotFound = 57,
 }
 
 /// Every named code, for [`ErrorCode::from_code`].
@@ -149,6 +151,8 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::ProducerFenced,
     ErrorCode::TransactionalIdNotFound,
     ErrorCode::TransactionAbortable,
+    ErrorCode::ReplicaNotAvailable,
+    ErrorCode::LogDirNotFound,
 ];
 
 impl ErrorCode {
@@ -210,6 +214,8 @@ pub fn error_name(code: i16) -> &'static str {
         17 => "INVALID_TOPIC_EXCEPTION",
         18 => "RECORD_LIST_TOO_LARGE",
         19 => "NOT_ENOUGH_REPLICAS",
+        9 => "REPLICA_NOT_AVAILABLE",
+        57 => "LOG_DIR_NOT_FOUND",
         21 => "INVALID_REQUIRED_ACKS",
         22 => "ILLEGAL_GENERATION",
         23 => "INCONSISTENT_GROUP_PROTOCOL",
