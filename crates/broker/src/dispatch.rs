@@ -118,6 +118,7 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> R
         ApiKey::AlterConfigs => handlers::alter_configs::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::IncrementalAlterConfigs => handlers::incremental_alter_configs::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::DescribeLogDirs => handlers::describe_log_dirs::handle(b, &reply, decode(api, v, &mut body)?),
+        ApiKey::AlterReplicaLogDirs => handlers::alter_replica_log_dirs::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::WriteTxnMarkers => handlers::write_txn_markers::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::DescribeProducers => handlers::describe_producers::handle(b, &reply, decode(api, v, &mut body)?),
         ApiKey::DescribeQuorum => handlers::describe_quorum::handle(b, &reply, decode(api, v, &mut body)?),

@@ -836,6 +836,111 @@ impl Client {
     }
 }
 
+/// One log directory of a broker, as DescribeLogDirs reports it.
+#[derive(Debug, Clone)]
+pub struct LogDirInfo {
+    pub path: String,
+    /// 0, or the directory's error (KAFKA_STORAGE_ERROR when it is offline).
+    pub error: i16,
+    /// The filesystem's size and free space; -1 when unknown.
+    pub total_bytes: i64,
+    pub usable_bytes: i64,
+    pub replicas: Vec<LogDirReplica>,
+}
+
+/// One replica in a log directory.
+#[derive(Debug, Clone)]
+pub struct LogDirReplica {
+    pub topic: String,
+    pub partition: i32,
+    pub size_bytes: i64,
+    /// For a move's future copy: how far it is behind the current one.
+    pub offset_lag: i64,
+    /// The destination copy of a move in progress.
+    pub is_future: bool,
+}
+
+impl Client {
+    /// A connection to broker `id`, found through this connection's Metadata.
+    pub async fn connect_broker(&mut self, id: i32) -> Result<Client> {
+        let (brokers, _, _) = self.metadata(Some(&[]), false).await?;
+        let (_, host, port) =
+            brokers.into_iter().find(|b| b.0 == id).ok_or_else(|| ClientError::Protocol(format!("no broker {id} in the cluster")))?;
+        Client::connect(&format!("{host}:{port}")).await
+    }
+
+    /// DescribeLogDirs, asked of this connection's broker: its log directories and
+    /// the replicas in them, every partition when `topics` is `None`, else only the
+    /// (topic, partitions) listed.
+    pub async fn describe_log_dirs(&mut self, topics: Option<&[(String, Vec<i32>)]>) -> Result<Vec<LogDirInfo>> {
+        use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+        let mut req = DescribeLogDirsRequest::default();
+        req.topics = topics.map(|ts| {
+            ts.iter()
+                .map(|(t, ps)| {
+                    let mut d = DescribableLogDirTopic::default();
+                    d.topic = TopicName(sb(t));
+                    d.partitions = ps.clone();
+                    d
+                })
+                .collect()
+        });
+        let resp: DescribeLogDirsResponse = self.call(ApiKey::DescribeLogDirs, 4, &req).await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::broker(resp.error_code, None));
+        }
+        Ok(resp
+            .results
+            .into_iter()
+            .map(|r| LogDirInfo {
+                path: r.log_dir.to_string(),
+                error: r.error_code,
+                total_bytes: r.total_bytes,
+                usable_bytes: r.usable_bytes,
+                replicas: r
+                    .topics
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions.iter().map(move |p| LogDirReplica {
+                            topic: t.name.to_string(),
+                            partition: p.partition_index,
+                            size_bytes: p.partition_size,
+                            offset_lag: p.offset_lag,
+                            is_future: p.is_future_key,
+                        })
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// AlterReplicaLogDirs, asked of this connection's broker: starts moving its
+    /// replica of `topic`/`partition` to the log directory `path`. The move runs in
+    /// the background; DescribeLogDirs shows when it is done.
+    pub async fn alter_replica_log_dir(&mut self, topic: &str, partition: i32, path: &str) -> Result<()> {
+        use kafka_protocol::messages::alter_replica_log_dirs_request::{AlterReplicaLogDir, AlterReplicaLogDirTopic};
+        let mut t = AlterReplicaLogDirTopic::default();
+        t.name = TopicName(sb(topic));
+        t.partitions = vec![partition];
+        let mut d = AlterReplicaLogDir::default();
+        d.path = sb(path);
+        d.topics = vec![t];
+        let mut req = AlterReplicaLogDirsRequest::default();
+        req.dirs = vec![d];
+        let resp: AlterReplicaLogDirsResponse = self.call(ApiKey::AlterReplicaLogDirs, 2, &req).await?;
+        let p = resp
+            .results
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == partition)
+            .ok_or_else(|| ClientError::Protocol("AlterReplicaLogDirs answered no partition".into()))?;
+        if p.error_code != 0 {
+            return Err(ClientError::broker(p.error_code, Some(format!("{topic}-{partition} to '{path}'"))));
+        }
+        Ok(())
+    }
+}
+
 /// A consumer group as `DescribeGroups` reports it.
 /// One producer a partition leader tracks (DescribeProducers).
 #[derive(Debug, Clone)]

@@ -65,6 +65,7 @@ macro_rules! with_request_type {
             ApiKey::ListTransactions => $f::<ListTransactionsRequest>($($arg),*),
             ApiKey::WriteTxnMarkers => $f::<WriteTxnMarkersRequest>($($arg),*),
             ApiKey::DescribeProducers => $f::<DescribeProducersRequest>($($arg),*),
+            ApiKey::AlterReplicaLogDirs => $f::<AlterReplicaLogDirsRequest>($($arg),*),
             _ => Err($crate::frame::FrameError::UnknownApiKey($api as i16)),
         }
     }};

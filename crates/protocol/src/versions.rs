@@ -50,6 +50,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::DescribeProducers, 0, 0),
+    // v1-2 as Kafka 4.x and the codec (v0 was removed in 4.0); v2 is the flexible encoding.
+    (ApiKey::AlterReplicaLogDirs, 1, 2),
 ];
 
 /// The lowest Produce version whose requests are actually served.

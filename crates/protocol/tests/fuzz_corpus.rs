@@ -187,6 +187,17 @@ fn populated(api: ApiKey, v: i16) -> Option<Vec<u8>> {
             r.topics = Some(vec![t]);
             enc(&r, v)
         }
+        ApiKey::AlterReplicaLogDirs => {
+            let mut t = alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default();
+            t.name = name("seed");
+            t.partitions = vec![0, 2];
+            let mut d = alter_replica_log_dirs_request::AlterReplicaLogDir::default();
+            d.path = StrBytes::from_static_str("/data/d2");
+            d.topics = vec![t];
+            let mut r = AlterReplicaLogDirsRequest::default();
+            r.dirs = vec![d];
+            enc(&r, v)
+        }
         _ => return None,
     })
 }

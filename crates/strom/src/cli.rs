@@ -90,6 +90,20 @@ enum Cmd {
         #[arg(long, short)]
         partition: Option<i32>,
     },
+    /// Each broker's log directories and the replicas in them; `move` moves a
+    /// replica to another directory of its broker.
+    LogDirs {
+        #[command(subcommand)]
+        cmd: Option<LogDirsCmd>,
+        #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092", env = "STROM_BOOTSTRAP")]
+        bootstrap_server: String,
+        /// Only this broker (default: every broker).
+        #[arg(long)]
+        broker: Option<i32>,
+        /// Only the replicas of this topic. Repeatable.
+        #[arg(long = "topic", short = 't')]
+        topics: Vec<String>,
+    },
     /// Read and change topic (or read broker) configuration.
     Config {
         #[command(subcommand)]
@@ -133,6 +147,23 @@ enum Format {
     KeyValue,
     /// One JSON object per message with offset, timestamp, key, value, headers.
     Json,
+}
+
+#[derive(Subcommand)]
+enum LogDirsCmd {
+    /// Start moving a partition's replica to another log directory of its broker.
+    Move {
+        topic: String,
+        partition: i32,
+        /// The destination: one of the broker's `log.dirs`.
+        dir: String,
+        /// Only the replica on this broker (default: every replica of the partition).
+        #[arg(long)]
+        broker: Option<i32>,
+        /// Return once the move is done, not as soon as it has started.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -317,6 +348,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             match cmd {
                 TxnCmd::List => crate::txn_cmd::list(&mut c).await?,
                 TxnCmd::Describe { transactional_id } => crate::txn_cmd::describe(&mut c, &transactional_id).await?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::LogDirs { cmd, bootstrap_server, broker, topics } => {
+            let mut c = Client::connect(&bootstrap_server).await?;
+            match cmd {
+                None => crate::log_dirs_cmd::describe(&mut c, broker, &topics).await?,
+                Some(LogDirsCmd::Move { topic, partition, dir, broker, wait }) => {
+                    crate::log_dirs_cmd::move_replica(&mut c, &topic, partition, &dir, broker, wait).await?
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

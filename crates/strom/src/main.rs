@@ -6,6 +6,7 @@ mod bench_cmd;
 mod cli;
 mod cluster_cmd;
 mod group_cmd;
+mod log_dirs_cmd;
 mod txn_cmd;
 
 #[global_allocator]

@@ -58,6 +58,7 @@ pub(super) fn request(api: ApiKey) -> Option<&'static Schema> {
         ApiKey::ListTransactions => &LIST_TRANSACTIONS_REQUEST,
         ApiKey::WriteTxnMarkers => &WRITE_TXN_MARKERS_REQUEST,
         ApiKey::DescribeProducers => &DESCRIBE_PRODUCERS_REQUEST,
+        ApiKey::AlterReplicaLogDirs => &ALTER_REPLICA_LOG_DIRS_REQUEST,
         _ => return None,
     })
 }
@@ -928,6 +929,37 @@ static DESCRIBE_PRODUCERS_TOPIC: Schema = Schema {
     fields: &[
         f(0, MAX, Ty::CStr),           // name
         f(0, MAX, Ty::CArr(&Ty::I32)), // partition_indexes
+    ],
+    tagged: &[],
+};
+
+static ALTER_REPLICA_LOG_DIRS_REQUEST: Schema = Schema {
+    flexible: Some(2),
+    fields: &[
+        f(2, MAX, Ty::CArr(&Ty::Struct(&ALTER_REPLICA_LOG_DIR))), // dirs
+        f(0, 1, Ty::Arr(&Ty::Struct(&ALTER_REPLICA_LOG_DIR))),    // dirs
+    ],
+    tagged: &[],
+};
+
+static ALTER_REPLICA_LOG_DIR: Schema = Schema {
+    flexible: Some(2),
+    fields: &[
+        f(2, MAX, Ty::CStr),                                            // path
+        f(0, 1, Ty::Str),                                               // path
+        f(2, MAX, Ty::CArr(&Ty::Struct(&ALTER_REPLICA_LOG_DIR_TOPIC))), // topics
+        f(0, 1, Ty::Arr(&Ty::Struct(&ALTER_REPLICA_LOG_DIR_TOPIC))),    // topics
+    ],
+    tagged: &[],
+};
+
+static ALTER_REPLICA_LOG_DIR_TOPIC: Schema = Schema {
+    flexible: Some(2),
+    fields: &[
+        f(2, MAX, Ty::CStr),           // name
+        f(0, 1, Ty::Str),              // name
+        f(2, MAX, Ty::CArr(&Ty::I32)), // partitions
+        f(0, 1, Ty::Arr(&Ty::I32)),    // partitions
     ],
     tagged: &[],
 };

@@ -222,6 +222,31 @@ fn transaction_marker_and_producer_requests_walk_exactly() {
 }
 
 #[test]
+fn alter_replica_log_dirs_nested_at_every_version() {
+    for v in 1..=2i16 {
+        let mut t = alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default();
+        t.name = name("orders");
+        t.partitions = vec![0, 3, 7];
+        let mut d = alter_replica_log_dirs_request::AlterReplicaLogDir::default();
+        d.path = StrBytes::from_static_str("/var/lib/strom/d2");
+        d.topics = vec![t.clone(), t];
+        let mut r = AlterReplicaLogDirsRequest::default();
+        r.dirs = vec![d.clone(), d];
+        walks_exactly(ApiKey::AlterReplicaLogDirs, &r, v);
+    }
+    // v1: one directory whose topic claims 2^31-1 partitions.
+    let mut b = vec![];
+    b.put_i32(1);
+    b.put_i16(1);
+    b.put_u8(b'd');
+    b.put_i32(1);
+    b.put_i16(1);
+    b.put_u8(b't');
+    b.put_i32(i32::MAX);
+    assert!(matches!(check_request(ApiKey::AlterReplicaLogDirs, 1, &b), Err(BoundsError::ImpossibleCount { .. })));
+}
+
+#[test]
 fn txn_offset_commit_nested_at_every_version() {
     for v in 0..=4i16 {
         let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
