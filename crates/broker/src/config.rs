@@ -4,18 +4,39 @@
 //! default. Topic-level keys ([`TOPIC_DEFS`]) take their defaults from a broker
 //! synonym, as in Kafka (`retention.ms` ← `log.retention.ms` ← `log.retention.hours`).
 //! Unknown keys and values that do not parse are errors, so a typo stops start-up.
+//!
+//! DescribeConfigs reads the layers as Kafka reports them ([`BrokerConfig::describe_broker`],
+//! [`BrokerConfig::describe_topic`]): a value's source is the highest layer that sets
+//! the key itself, synonyms are listed per layer in Kafka's order, and values Strom
+//! derives internally (`advertised.listeners` from `listeners`, say) are not shown as set.
 
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Int,
+    Short,
     Long,
     Bool,
     Str,
     Double,
     Enum(&'static [&'static str]),
     List,
+    /// A comma-separated list whose items come from the given set; may be empty.
+    ListOf(&'static [&'static str]),
+}
+
+/// DescribeConfigs `config_type` of a kind (Kafka's ConfigDef type ids).
+pub fn config_type(kind: Kind) -> i8 {
+    match kind {
+        Kind::Bool => 1,
+        Kind::Str | Kind::Enum(_) => 2,
+        Kind::Int => 3,
+        Kind::Short => 4,
+        Kind::Long => 5,
+        Kind::Double => 6,
+        Kind::List | Kind::ListOf(_) => 7,
+    }
 }
 
 pub struct Def {
@@ -28,7 +49,7 @@ const fn d(name: &'static str, kind: Kind, default: Option<&'static str>) -> Def
     Def { name, kind, default }
 }
 
-const CLEANUP: &[&str] = &["delete", "compact", "compact,delete", "delete,compact"];
+const CLEANUP: &[&str] = &["compact", "delete"];
 const COMPRESSION: &[&str] = &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
 const TS_TYPE: &[&str] = &["CreateTime", "LogAppendTime"];
 
@@ -58,7 +79,7 @@ pub const BROKER_DEFS: &[Def] = &[
     d("log.flush.scheduler.interval.ms", Kind::Long, Some("9223372036854775807")),
     d("log.index.interval.bytes", Kind::Int, Some("4096")),
     d("log.index.size.max.bytes", Kind::Int, Some("10485760")),
-    d("log.cleanup.policy", Kind::Enum(CLEANUP), Some("delete")),
+    d("log.cleanup.policy", Kind::ListOf(CLEANUP), Some("delete")),
     d("log.cleaner.delete.retention.ms", Kind::Long, Some("86400000")),
     d("log.cleaner.backoff.ms", Kind::Long, Some("15000")),
     d("log.cleaner.min.cleanable.ratio", Kind::Double, Some("0.5")),
@@ -77,7 +98,7 @@ pub const BROKER_DEFS: &[Def] = &[
     d("max.connections", Kind::Int, Some("2147483647")),
     d("max.connections.per.ip", Kind::Int, Some("2147483647")),
     d("offsets.topic.num.partitions", Kind::Int, Some("50")),
-    d("offsets.topic.replication.factor", Kind::Int, Some("1")),
+    d("offsets.topic.replication.factor", Kind::Short, Some("1")),
     // Kafka's dynamic SASL setting; accepted so admin tools that set it keep
     // working. Strom has no SASL yet, so it has no effect.
     d("sasl.kerberos.min.time.before.relogin", Kind::Long, Some("60000")),
@@ -90,7 +111,7 @@ pub const BROKER_DEFS: &[Def] = &[
     d("offset.metadata.max.bytes", Kind::Int, Some("4096")),
     // Transactions and producer ids (Kafka's defaults).
     d("transaction.state.log.num.partitions", Kind::Int, Some("50")),
-    d("transaction.state.log.replication.factor", Kind::Int, Some("3")),
+    d("transaction.state.log.replication.factor", Kind::Short, Some("3")),
     d("transaction.state.log.min.isr", Kind::Int, Some("2")),
     d("transaction.state.log.segment.bytes", Kind::Int, Some("104857600")),
     d("transaction.max.timeout.ms", Kind::Int, Some("900000")),
@@ -102,8 +123,8 @@ pub const BROKER_DEFS: &[Def] = &[
     d("producer.id.expiration.check.interval.ms", Kind::Int, Some("600000")),
     // The cluster (KRaft) settings, under Kafka's names.
     d("process.roles", Kind::List, Some("broker,controller")),
-    d("controller.quorum.voters", Kind::Str, None),
-    d("controller.quorum.bootstrap.servers", Kind::Str, None),
+    d("controller.quorum.voters", Kind::List, None),
+    d("controller.quorum.bootstrap.servers", Kind::List, None),
     d("controller.listener.names", Kind::Str, Some("CONTROLLER")),
     d("listener.security.protocol.map", Kind::Str, None),
     d("inter.broker.listener.name", Kind::Str, None),
@@ -144,7 +165,7 @@ const AT_LEAST_ONE: &[&str] = &[
 
 /// (topic config, broker synonym, kind)
 pub const TOPIC_DEFS: &[(&str, &str, Kind)] = &[
-    ("cleanup.policy", "log.cleanup.policy", Kind::Enum(CLEANUP)),
+    ("cleanup.policy", "log.cleanup.policy", Kind::ListOf(CLEANUP)),
     ("compression.type", "compression.type", Kind::Enum(COMPRESSION)),
     ("delete.retention.ms", "log.cleaner.delete.retention.ms", Kind::Long),
     ("file.delete.delay.ms", "log.segment.delete.delay.ms", Kind::Long),
@@ -181,6 +202,7 @@ pub fn check_value(name: &str, kind: Kind, value: &str) -> Result<(), ConfigErro
     let bad = |reason: &str| Err(ConfigError::Invalid { name: name.into(), value: value.into(), reason: reason.into() });
     match kind {
         Kind::Int => value.trim().parse::<i32>().map(|_| ()).or_else(|_| bad("expected a 32-bit integer")),
+        Kind::Short => value.trim().parse::<i16>().map(|_| ()).or_else(|_| bad("expected a 16-bit integer")),
         Kind::Long => value.trim().parse::<i64>().map(|_| ()).or_else(|_| bad("expected a 64-bit integer")),
         Kind::Double => value.trim().parse::<f64>().map(|_| ()).or_else(|_| bad("expected a number")),
         Kind::Bool => match value.trim() {
@@ -194,8 +216,26 @@ pub fn check_value(name: &str, kind: Kind, value: &str) -> Result<(), ConfigErro
                 bad(&format!("expected one of {}", allowed.join(", ")))
             }
         }
+        // An empty list is allowed: for `cleanup.policy` it means neither
+        // deletion nor compaction, so the data is kept.
+        Kind::ListOf(allowed) => match value.trim() {
+            "" => Ok(()),
+            v if v.split(',').all(|item| allowed.contains(&item.trim())) => Ok(()),
+            _ => bad(&format!("expected a comma-separated list of {} (or nothing)", allowed.join(", "))),
+        },
         Kind::Str | Kind::List => Ok(()),
     }
+}
+
+/// Whether a key's value is a comma-separated list (IncrementalAlterConfigs
+/// APPEND and SUBTRACT apply only to these).
+pub fn is_list(name: &str) -> bool {
+    let kind = TOPIC_DEFS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, k)| *k)
+        .or_else(|| BROKER_DEFS.iter().find(|d| d.name == name).map(|d| d.kind));
+    matches!(kind, Some(Kind::List | Kind::ListOf(_)))
 }
 
 /// Where an effective value came from (DescribeConfigs `config_source`).
@@ -384,34 +424,23 @@ impl BrokerConfig {
         if let Some(v) = self.set.get(name) {
             return Some((v.clone(), Source::StaticBroker));
         }
-        // Derived defaults, as Kafka resolves them.
-        let derived = match name {
-            "log.retention.ms" => self
-                .set
-                .get("log.retention.minutes")
-                .and_then(|m| m.parse::<i64>().ok())
-                .map(|m| m * 60_000)
-                .or_else(|| Some(self.int("log.retention.hours") * 3_600_000)),
-            "log.roll.ms" => Some(self.int("log.roll.hours") * 3_600_000),
-            "log.flush.interval.ms" => Some(self.int("log.flush.scheduler.interval.ms")),
-            "log.dirs" => return self.get_with_source("log.dir"),
-            "node.id" => self.set.get("broker.id").and_then(|v| v.parse::<i64>().ok()),
-            "advertised.listeners" => return self.get_with_source("listeners"),
-            _ => None,
+        // Derived from a synonym, as Kafka resolves them: the value (scaled) and
+        // the source of the synonym that supplies it.
+        let scaled = |syn: &str, factor: i64| {
+            self.get_with_source(syn).and_then(|(v, src)| v.trim().parse::<i64>().ok().map(|n| (n.saturating_mul(factor).to_string(), src)))
         };
-        if let Some(v) = derived {
-            let src = if self.set.contains_key(match name {
-                "log.retention.ms" => "log.retention.hours",
-                "log.roll.ms" => "log.roll.hours",
-                _ => "",
-            }) || (name == "log.retention.ms" && self.set.contains_key("log.retention.minutes"))
-                || (name == "node.id" && self.set.contains_key("broker.id"))
-            {
-                Source::StaticBroker
-            } else {
-                Source::Default
-            };
-            return Some((v.to_string(), src));
+        match name {
+            "log.retention.ms" => return scaled("log.retention.minutes", 60_000).or_else(|| scaled("log.retention.hours", 3_600_000)),
+            "log.roll.ms" => return scaled("log.roll.hours", 3_600_000),
+            "log.flush.interval.ms" => return self.get_with_source("log.flush.scheduler.interval.ms"),
+            "log.dirs" => return self.get_with_source("log.dir"),
+            "advertised.listeners" => return self.get_with_source("listeners"),
+            "node.id" => {
+                if let Some(v) = self.set.get("broker.id") {
+                    return Some((v.clone(), Source::StaticBroker));
+                }
+            }
+            _ => {}
         }
         BROKER_DEFS.iter().find(|d| d.name == name).and_then(|d| d.default).map(|v| (v.to_string(), Source::Default))
     }
@@ -477,12 +506,241 @@ impl BrokerConfig {
         let (_, synonym, _) = TOPIC_DEFS.iter().find(|(n, _, _)| *n == name)?;
         self.get_with_source(synonym)
     }
+
+    /// The value a broker key has in one layer, as set there (nothing derived).
+    /// `node.id` and `broker.id` stand for each other, as in Kafka.
+    fn layer_value(&self, dynamic: &DynamicLayer, source: Source, name: &str) -> Option<String> {
+        let twin = match name {
+            "node.id" => Some("broker.id"),
+            "broker.id" => Some("node.id"),
+            _ => None,
+        };
+        let own_or_twin = |map: &BTreeMap<String, String>| map.get(name).or_else(|| twin.and_then(|t| map.get(t))).cloned();
+        match source {
+            Source::DynamicBroker => dynamic.0.get(name).cloned(),
+            Source::DynamicDefaultBroker => dynamic.1.get(name).cloned(),
+            Source::StaticBroker => own_or_twin(&self.set),
+            Source::Default => {
+                let def = |n: &str| BROKER_DEFS.iter().find(|d| d.name == n).and_then(|d| d.default);
+                def(name).or_else(|| twin.and_then(def)).map(str::to_string)
+            }
+            Source::TopicOverride => None,
+        }
+    }
+
+    /// Kafka's synonym chain for a broker key: every synonym set in each layer,
+    /// layer by layer (dynamic per-broker, dynamic cluster default, static,
+    /// default), starting at the first entry for `name` itself.
+    pub fn synonyms(&self, name: &str) -> Vec<Synonym> {
+        let names = broker_synonyms(name);
+        let dynamic = self.dynamic.read().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for source in [Source::DynamicBroker, Source::DynamicDefaultBroker, Source::StaticBroker, Source::Default] {
+            for n in &names {
+                if let Some(value) = self.layer_value(&dynamic, source, n) {
+                    out.push(Synonym { name: n.to_string(), value, source });
+                }
+            }
+        }
+        let first = out.iter().position(|s| s.name == name).unwrap_or(out.len());
+        out.split_off(first)
+    }
+
+    /// A broker key as DescribeConfigs reports it for this broker: the value the
+    /// key itself has (none when unset and without a default), its source and
+    /// its synonyms.
+    pub fn describe_broker(&self, name: &str) -> Described {
+        let synonyms = self.synonyms(name);
+        let (value, source) = synonyms.first().map(|s| (Some(s.value.clone()), s.source)).unwrap_or((None, Source::Default));
+        Described { value, source, synonyms }
+    }
+
+    /// A key of the cluster-wide dynamic default as DescribeConfigs reports it
+    /// for the broker resource "": only keys set there, with only that layer's synonyms.
+    pub fn describe_cluster_default(&self, name: &str) -> Option<Described> {
+        let value = self.dynamic.read().unwrap_or_else(|p| p.into_inner()).1.get(name).cloned()?;
+        let synonyms: Vec<Synonym> = self.synonyms(name).into_iter().filter(|s| s.source == Source::DynamicDefaultBroker).collect();
+        let source = synonyms.first().map(|s| s.source).unwrap_or(Source::Default);
+        Some(Described { value: Some(value), source, synonyms })
+    }
+
+    /// The keys set in the cluster-wide dynamic default.
+    pub fn cluster_default_names(&self) -> Vec<String> {
+        self.dynamic.read().unwrap_or_else(|p| p.into_inner()).1.keys().cloned().collect()
+    }
+
+    /// A topic key as DescribeConfigs reports it: the effective value, and the
+    /// chain of the topic override (if any) followed by its broker synonym's chain.
+    pub fn describe_topic(&self, overrides: &BTreeMap<String, String>, name: &str) -> Option<Described> {
+        let (_, synonym, _) = TOPIC_DEFS.iter().find(|(n, _, _)| *n == name)?;
+        let (value, _) = self.topic_value(overrides, name)?;
+        let mut synonyms = self.synonyms(synonym);
+        if let Some(v) = overrides.get(name) {
+            synonyms.insert(0, Synonym { name: name.to_string(), value: v.clone(), source: Source::TopicOverride });
+        }
+        let source = synonyms.first().map(|s| s.source).unwrap_or(Source::Default);
+        Some(Described { value: Some(value), source, synonyms })
+    }
+}
+
+/// One entry of a DescribeConfigs synonym chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synonym {
+    pub name: String,
+    pub value: String,
+    pub source: Source,
+}
+
+/// A key as DescribeConfigs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    pub value: Option<String>,
+    pub source: Source,
+    pub synonyms: Vec<Synonym>,
+}
+
+/// The broker keys that name the same setting, highest precedence first
+/// (Kafka's: `log.retention.ms` over `log.retention.minutes` over `log.retention.hours`).
+pub fn broker_synonyms(name: &str) -> Vec<&str> {
+    match name {
+        "log.roll.ms" | "log.roll.hours" => vec!["log.roll.ms", "log.roll.hours"],
+        "log.flush.interval.ms" => vec!["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
+        "log.retention.ms" | "log.retention.minutes" | "log.retention.hours" => {
+            vec!["log.retention.ms", "log.retention.minutes", "log.retention.hours"]
+        }
+        other => vec![other],
+    }
+}
+
+/// DescribeConfigs `read_only` for a broker key: true unless it can change
+/// while running. Topic keys are never read-only.
+pub fn broker_read_only(name: &str) -> bool {
+    !is_dynamic(name)
 }
 
 /// Validates a topic-level config.
 pub fn check_topic_config(name: &str, value: &str) -> Result<(), ConfigError> {
     let (_, _, kind) = TOPIC_DEFS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| ConfigError::Unknown(name.into()))?;
     check_value(name, *kind, value)
+}
+
+/// DescribeConfigs `documentation`: one line per key, in Strom's words.
+pub fn documentation(name: &str) -> Option<&'static str> {
+    Some(match name {
+        // Topic keys.
+        "cleanup.policy" => "What happens to old segments: delete, compact, both, or neither (empty: keep everything).",
+        "delete.retention.ms" => "How long a tombstone survives in a compacted topic before compaction drops it.",
+        "file.delete.delay.ms" => "How long a segment file lingers after it leaves the log before it is removed from disk.",
+        "flush.messages" => "Force an fsync after this many messages have been appended.",
+        "flush.ms" => "Force an fsync once this many milliseconds have passed since the last one.",
+        "index.interval.bytes" => "Bytes of log between two entries of the offset index.",
+        "max.compaction.lag.ms" => "Longest time a record may stay uncompacted in a compacted topic.",
+        "max.message.bytes" => "Largest record batch the topic accepts, after compression.",
+        "message.timestamp.after.max.ms" => "How far into the future a CreateTime timestamp may be before the batch is refused.",
+        "message.timestamp.before.max.ms" => "How far into the past a CreateTime timestamp may be before the batch is refused.",
+        "message.timestamp.type" => "Whether records keep the producer's timestamp (CreateTime) or get the append time (LogAppendTime).",
+        "min.cleanable.dirty.ratio" => "Share of uncompacted data in the log above which compaction runs.",
+        "min.compaction.lag.ms" => "Shortest time a record stays uncompacted in a compacted topic.",
+        "retention.bytes" => "Largest size of one partition before old segments are deleted (-1: no limit).",
+        "retention.ms" => "Age after which old segments are deleted (-1: no limit).",
+        "segment.bytes" => "Size at which the active segment is closed and a new one started.",
+        "segment.index.bytes" => "Largest size of a segment's offset index.",
+        "segment.ms" => "Age at which the active segment is closed and a new one started.",
+        // Keys that are both topic and broker settings.
+        "compression.type" => "Codec batches are stored with; producer keeps the producer's choice.",
+        "min.insync.replicas" => "Fewest in-sync replicas that must hold a write for acks=all to succeed.",
+        "unclean.leader.election.enable" => "Whether a replica that is not in sync may become leader, at the cost of lost records.",
+        // Broker keys.
+        "node.id" => "This node's id in the cluster.",
+        "broker.id" => "Older name of node.id; when set, it must equal node.id.",
+        "listeners" => "Addresses this node binds, as NAME://host:port, comma-separated.",
+        "advertised.listeners" => "Addresses clients are told to use, per listener name; unset means those of listeners.",
+        "log.dirs" => "Directories holding partition data; Strom uses the first.",
+        "log.dir" => "Data directory used when log.dirs is not set.",
+        "num.partitions" => "Partition count of topics created without one.",
+        "default.replication.factor" => "Replication factor of topics created without one.",
+        "auto.create.topics.enable" => "Whether producing to or asking metadata for an unknown topic creates it.",
+        "delete.topic.enable" => "Whether DeleteTopics may delete topics.",
+        "message.max.bytes" => "Default for topics' max.message.bytes: largest record batch accepted.",
+        "log.segment.bytes" => "Default for topics' segment.bytes: size at which a segment is rolled.",
+        "log.roll.ms" => "Default for topics' segment.ms, in milliseconds; wins over log.roll.hours.",
+        "log.roll.hours" => "Default for topics' segment.ms, in hours, when log.roll.ms is not set.",
+        "log.retention.ms" => "Default for topics' retention.ms; wins over the minutes and hours forms.",
+        "log.retention.minutes" => "Default for topics' retention.ms, in minutes, when log.retention.ms is not set.",
+        "log.retention.hours" => "Default for topics' retention.ms, in hours, when neither finer form is set.",
+        "log.retention.bytes" => "Default for topics' retention.bytes: partition size limit before deletion.",
+        "log.retention.check.interval.ms" => "How often the broker looks for segments to delete under the retention rules.",
+        "log.flush.interval.messages" => "Default for topics' flush.messages.",
+        "log.flush.interval.ms" => "Default for topics' flush.ms; unset means log.flush.scheduler.interval.ms.",
+        "log.flush.scheduler.interval.ms" => "How often logs are checked for a time-based flush.",
+        "log.index.interval.bytes" => "Default for topics' index.interval.bytes.",
+        "log.index.size.max.bytes" => "Default for topics' segment.index.bytes.",
+        "log.cleanup.policy" => "Default for topics' cleanup.policy: delete, compact, both, or neither.",
+        "log.cleaner.delete.retention.ms" => "Default for topics' delete.retention.ms.",
+        "log.cleaner.backoff.ms" => "Pause between two rounds of the log cleaner.",
+        "log.cleaner.min.cleanable.ratio" => "Default for topics' min.cleanable.dirty.ratio.",
+        "log.cleaner.min.compaction.lag.ms" => "Default for topics' min.compaction.lag.ms.",
+        "log.cleaner.max.compaction.lag.ms" => "Default for topics' max.compaction.lag.ms.",
+        "log.message.timestamp.type" => "Default for topics' message.timestamp.type.",
+        "log.message.timestamp.before.max.ms" => "Default for topics' message.timestamp.before.max.ms.",
+        "log.message.timestamp.after.max.ms" => "Default for topics' message.timestamp.after.max.ms.",
+        "log.segment.delete.delay.ms" => "Default for topics' file.delete.delay.ms.",
+        "socket.request.max.bytes" => "Largest request the broker reads from a connection.",
+        "queued.max.requests" => "Requests that may wait for processing before the broker stops reading more.",
+        "connections.max.idle.ms" => "Idle time after which the broker closes a client connection.",
+        "max.connections" => "Most client connections the broker accepts at once.",
+        "max.connections.per.ip" => "Most client connections accepted from one address.",
+        "offsets.topic.num.partitions" => "Partition count of __consumer_offsets when it is created.",
+        "offsets.topic.replication.factor" => "Replication factor of __consumer_offsets when it is created.",
+        "sasl.kerberos.min.time.before.relogin" => "Accepted for tool compatibility; Strom has no SASL, so it has no effect.",
+        "group.initial.rebalance.delay.ms" => "How long a new group's first rebalance waits for more members to join.",
+        "group.min.session.timeout.ms" => "Shortest session timeout a group member may ask for.",
+        "group.max.session.timeout.ms" => "Longest session timeout a group member may ask for.",
+        "group.max.size" => "Most members one consumer group may have.",
+        "offsets.retention.minutes" => "How long committed offsets of an empty group are kept.",
+        "offsets.retention.check.interval.ms" => "How often expired committed offsets are looked for.",
+        "offset.metadata.max.bytes" => "Largest metadata string an offset commit may carry.",
+        "transaction.state.log.num.partitions" => "Partition count of __transaction_state when it is created.",
+        "transaction.state.log.replication.factor" => "Replication factor of __transaction_state when it is created.",
+        "transaction.state.log.min.isr" => "min.insync.replicas of __transaction_state.",
+        "transaction.state.log.segment.bytes" => "segment.bytes of __transaction_state.",
+        "transaction.max.timeout.ms" => "Longest transaction timeout a producer may ask for.",
+        "transactional.id.expiration.ms" => "How long an idle transactional id is remembered.",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+            "How often transactions past their timeout are looked for and aborted."
+        }
+        "transaction.remove.expired.transaction.cleanup.interval.ms" => "How often expired transactional ids are looked for and removed.",
+        "transaction.partition.verification.enable" => {
+            "Whether a transactional write is checked against the partitions its transaction added."
+        }
+        "producer.id.expiration.ms" => "How long a partition remembers an idle producer id for de-duplication.",
+        "producer.id.expiration.check.interval.ms" => "How often idle producer ids are looked for.",
+        "process.roles" => "What this node is: broker, controller, or both.",
+        "controller.quorum.voters" => "The metadata quorum's voters, as id@host:port, comma-separated.",
+        "controller.quorum.bootstrap.servers" => "Controller addresses to find the metadata quorum through.",
+        "controller.listener.names" => "Names of the listeners that serve the controller protocol.",
+        "listener.security.protocol.map" => "Security protocol of each listener name, as NAME:PROTOCOL, comma-separated.",
+        "inter.broker.listener.name" => "Listener that brokers use to reach each other.",
+        "controller.quorum.election.timeout.ms" => "How long a voter waits for a leader before it starts an election.",
+        "controller.quorum.fetch.timeout.ms" => "How long a follower goes without fetching from the leader before it starts an election.",
+        "controller.quorum.request.timeout.ms" => "How long a node waits for a controller's answer.",
+        "broker.heartbeat.interval.ms" => "Time between two broker heartbeats to the controller.",
+        "broker.session.timeout.ms" => "Time without heartbeats after which the controller fences a broker.",
+        "broker.rack" => "Rack of this broker, used to spread replicas.",
+        "controlled.shutdown.enable" => "Whether a stopping broker first hands its leaderships to other replicas.",
+        "replica.lag.time.max.ms" => "Time a follower may lag behind before it leaves the in-sync replicas.",
+        "replica.fetch.wait.max.ms" => "Longest time a follower's fetch waits at the leader for new data.",
+        "replica.fetch.min.bytes" => "Data a follower's fetch waits for before the leader answers.",
+        "replica.fetch.max.bytes" => "Bytes a follower fetches per partition at most.",
+        "replica.fetch.response.max.bytes" => "Bytes one follower fetch response carries at most.",
+        "replica.fetch.backoff.ms" => "Pause before a follower retries after a failed fetch.",
+        "replica.socket.timeout.ms" => "How long a follower waits for a fetch response.",
+        "replica.high.watermark.checkpoint.interval.ms" => "How often high watermarks are written to disk.",
+        "auto.leader.rebalance.enable" => "Whether leadership moves back to preferred replicas on its own.",
+        "leader.imbalance.check.interval.seconds" => "How often the controller checks for leadership imbalance.",
+        "leader.imbalance.per.broker.percentage" => "Share of a broker's partitions led elsewhere above which leadership is rebalanced.",
+        _ => return None,
+    })
 }
 
 /// A node's roles (`process.roles`).
@@ -623,6 +881,124 @@ mod tests {
         assert_eq!(c.topic_value(&o, "max.message.bytes"), Some(("10".into(), Source::TopicOverride)));
         assert!(check_topic_config("segment.bytes", "x").is_err());
         assert!(check_topic_config("nope", "1").is_err());
+    }
+
+    #[test]
+    fn cleanup_policy_is_a_list_that_may_be_empty() {
+        for ok in ["", " ", "delete", "compact", "compact,delete", "delete, compact"] {
+            assert!(check_topic_config("cleanup.policy", ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["remove", "delete,", ",compact", "delete;compact"] {
+            assert!(check_topic_config("cleanup.policy", bad).is_err(), "{bad:?}");
+        }
+        assert!(BrokerConfig::from_pairs([("log.cleanup.policy".to_string(), String::new())]).is_ok());
+        assert!(is_list("cleanup.policy") && is_list("log.cleanup.policy") && !is_list("retention.ms"));
+        assert_eq!(config_type(Kind::ListOf(CLEANUP)), 7);
+        assert!(BrokerConfig::from_pairs([("offsets.topic.replication.factor".to_string(), "40000".to_string())]).is_err());
+    }
+
+    fn set(c: &BrokerConfig, node: &[(&str, &str)], default: &[(&str, &str)]) {
+        let m = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        c.set_dynamic(m(node), m(default));
+    }
+
+    fn chain(d: &Described) -> Vec<(String, String, Source)> {
+        d.synonyms.iter().map(|s| (s.name.clone(), s.value.clone(), s.source)).collect()
+    }
+
+    #[test]
+    fn synonyms_follow_kafkas_layers() {
+        let c = BrokerConfig::from_pairs([("message.max.bytes".to_string(), "3000".to_string())]).unwrap();
+        set(&c, &[("message.max.bytes", "5000")], &[("message.max.bytes", "4000")]);
+        let mut o = BTreeMap::new();
+        o.insert("max.message.bytes".to_string(), "6000".to_string());
+        let d = c.describe_topic(&o, "max.message.bytes").unwrap();
+        assert_eq!((d.value.as_deref(), d.source), (Some("6000"), Source::TopicOverride));
+        let s = |n: &str, v: &str, src| (n.to_string(), v.to_string(), src);
+        assert_eq!(
+            chain(&d),
+            vec![
+                s("max.message.bytes", "6000", Source::TopicOverride),
+                s("message.max.bytes", "5000", Source::DynamicBroker),
+                s("message.max.bytes", "4000", Source::DynamicDefaultBroker),
+                s("message.max.bytes", "3000", Source::StaticBroker),
+                s("message.max.bytes", "1048588", Source::Default),
+            ]
+        );
+        // Without the override the topic follows the broker's highest layer.
+        let d = c.describe_topic(&BTreeMap::new(), "max.message.bytes").unwrap();
+        assert_eq!((d.value.as_deref(), d.source, d.synonyms.len()), (Some("5000"), Source::DynamicBroker, 4));
+        // The cluster-default resource shows only its own layer.
+        let d = c.describe_cluster_default("message.max.bytes").unwrap();
+        assert_eq!(chain(&d), vec![s("message.max.bytes", "4000", Source::DynamicDefaultBroker)]);
+        assert!(c.describe_cluster_default("num.partitions").is_none());
+        assert_eq!(c.cluster_default_names(), vec!["message.max.bytes".to_string()]);
+    }
+
+    #[test]
+    fn retention_synonyms_start_at_the_key_itself() {
+        let s = |n: &str, v: &str, src| (n.to_string(), v.to_string(), src);
+        // Only the hours default: the chain of log.retention.ms is empty, so the
+        // topic reports DEFAULT_CONFIG with no synonyms (Kafka drops entries
+        // before the first one named like the key).
+        let c = BrokerConfig::default();
+        let d = c.describe_topic(&BTreeMap::new(), "retention.ms").unwrap();
+        assert_eq!((d.value.as_deref(), d.source), (Some("604800000"), Source::Default));
+        assert!(d.synonyms.is_empty());
+        let d = c.describe_broker("log.retention.ms");
+        assert_eq!((d.value, d.source), (None, Source::Default));
+        let d = c.describe_broker("log.retention.hours");
+        assert_eq!(chain(&d), vec![s("log.retention.hours", "168", Source::Default)]);
+        // log.retention.ms set dynamically, minutes statically: every layer shows.
+        let c = BrokerConfig::from_pairs([("log.retention.minutes".to_string(), "60".to_string())]).unwrap();
+        assert_eq!(c.get_with_source("log.retention.ms"), Some(("3600000".into(), Source::StaticBroker)));
+        set(&c, &[("log.retention.ms", "1000")], &[]);
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "2000".to_string());
+        let d = c.describe_topic(&o, "retention.ms").unwrap();
+        assert_eq!(
+            chain(&d),
+            vec![
+                s("retention.ms", "2000", Source::TopicOverride),
+                s("log.retention.ms", "1000", Source::DynamicBroker),
+                s("log.retention.minutes", "60", Source::StaticBroker),
+                s("log.retention.hours", "168", Source::Default),
+            ]
+        );
+        // Minutes set only as a dynamic default still derive the effective value.
+        let c = BrokerConfig::default();
+        set(&c, &[], &[("log.retention.minutes", "2")]);
+        assert_eq!(c.get_with_source("log.retention.ms"), Some(("120000".into(), Source::DynamicDefaultBroker)));
+    }
+
+    #[test]
+    fn derived_values_are_not_reported_as_set() {
+        let c = BrokerConfig::from_pairs([("listeners".to_string(), "PLAINTEXT://127.0.0.1:9999".to_string())]).unwrap();
+        assert_eq!(c.get("advertised.listeners"), "PLAINTEXT://127.0.0.1:9999", "still used internally");
+        let d = c.describe_broker("advertised.listeners");
+        assert_eq!((d.value, d.source, d.synonyms.len()), (None, Source::Default, 0));
+        assert!(broker_read_only("advertised.listeners") && broker_read_only("num.partitions"));
+        assert!(!broker_read_only("message.max.bytes") && !broker_read_only("log.retention.hours"));
+        let d = c.describe_broker("listeners");
+        assert_eq!((d.value.as_deref(), d.source), (Some("PLAINTEXT://127.0.0.1:9999"), Source::StaticBroker));
+        // node.id and broker.id stand for each other.
+        let c = BrokerConfig::from_pairs([("node.id".to_string(), "4".to_string())]).unwrap();
+        let d = c.describe_broker("broker.id");
+        assert_eq!((d.value.as_deref(), d.source), (Some("4"), Source::StaticBroker));
+        let d = BrokerConfig::default().describe_broker("broker.id");
+        assert_eq!((d.value.as_deref(), d.source), (Some("1"), Source::Default));
+    }
+
+    #[test]
+    fn every_key_has_documentation() {
+        for d in BROKER_DEFS {
+            assert!(documentation(d.name).is_some_and(|s| !s.is_empty() && !s.contains('\n')), "{}", d.name);
+        }
+        for (n, syn, _) in TOPIC_DEFS {
+            assert!(documentation(n).is_some(), "{n}");
+            assert!(BROKER_DEFS.iter().any(|d| d.name == *syn), "{syn}");
+        }
+        assert!(documentation("no.such.key").is_none());
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: AlterConfigsRequest) -> Outco
         let mut resp = AlterConfigsResponse::default();
         for r in req.resources {
             let mut out = AlterConfigsResourceResponse::default();
+            out.error_message = None; // null on success, as Kafka sends it
             out.resource_type = r.resource_type;
             out.resource_name = r.resource_name.clone();
             let given: Vec<(String, Option<String>)> =

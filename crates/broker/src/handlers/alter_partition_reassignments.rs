@@ -60,6 +60,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: AlterPartitionReassignmentsRe
         }
         let results = b.alter_reassignments(asked).await;
         let mut resp = AlterPartitionReassignmentsResponse::default();
+        resp.error_message = None; // null on success, as Kafka sends it
         if reply.version >= 1 {
             resp.allow_replication_factor_change = req.allow_replication_factor_change;
         }
@@ -73,6 +74,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: AlterPartitionReassignmentsRe
             for (p, slot) in parts {
                 let outcome = slot.outcome(&results);
                 let mut pr = ReassignablePartitionResponse::default();
+                pr.error_message = None;
                 pr.partition_index = p;
                 if let Err(f) = outcome {
                     pr.error_code = f.code;

@@ -47,6 +47,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: CreateTopicsRequest) -> Outco
         let mut resp = CreateTopicsResponse::default();
         for (name, slot) in slots {
             let mut r = CreatableTopicResult::default();
+            r.error_message = None; // null on success, as Kafka sends it
             r.name = TopicName(s(name.clone()));
             r.num_partitions = -1;
             r.replication_factor = -1;

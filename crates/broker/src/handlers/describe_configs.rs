@@ -1,7 +1,9 @@
 //! DescribeConfigs (key 32) for topics (resource type 2) and brokers (type 4),
-//! with each value's source and, on request, its synonyms.
+//! as Kafka reports them: each value's source, the synonym chain on request,
+//! `read_only` for broker keys that cannot change while running, the type (v3+)
+//! and, on request, a line of documentation. The broker resource "" is the
+//! cluster-wide dynamic default and lists only the keys set there.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym};
@@ -9,39 +11,41 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use strom_protocol::ErrorCode;
 
 use super::s;
-use crate::config::{BrokerConfig, Kind, Source, BROKER_DEFS, TOPIC_DEFS};
+use crate::config::{broker_read_only, config_type, documentation, Described, Kind, BROKER_DEFS, TOPIC_DEFS};
 use crate::dispatch::{Outcome, Reply};
 use crate::server::Broker;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 
-fn config_type(kind: Kind) -> i8 {
-    match kind {
-        Kind::Bool => 1,
-        Kind::Str | Kind::Enum(_) => 2,
-        Kind::Int => 3,
-        Kind::Long => 5,
-        Kind::Double => 6,
-        Kind::List => 7,
-    }
+/// What the request asked to include.
+#[derive(Clone, Copy)]
+struct Include {
+    synonyms: bool,
+    documentation: bool,
 }
 
-fn synonym(name: &str, value: String, source: Source) -> DescribeConfigsSynonym {
-    let mut syn = DescribeConfigsSynonym::default();
-    syn.name = s(name);
-    syn.value = Some(s(value));
-    syn.source = source as i8;
-    syn
-}
-
-fn entry(name: &str, value: String, source: Source, kind: Kind, synonyms: Vec<DescribeConfigsSynonym>) -> DescribeConfigsResourceResult {
+fn entry(name: &str, d: Described, kind: Kind, read_only: bool, include: Include) -> DescribeConfigsResourceResult {
     let mut e = DescribeConfigsResourceResult::default();
     e.name = s(name);
-    e.value = Some(s(value));
-    e.config_source = source as i8;
+    e.value = d.value.map(s);
+    e.config_source = d.source as i8;
+    e.read_only = read_only;
     e.config_type = config_type(kind);
-    e.synonyms = synonyms;
+    e.documentation = if include.documentation { documentation(name).map(s) } else { None };
+    if include.synonyms {
+        e.synonyms = d
+            .synonyms
+            .into_iter()
+            .map(|syn| {
+                let mut out = DescribeConfigsSynonym::default();
+                out.name = s(syn.name);
+                out.value = Some(s(syn.value));
+                out.source = syn.source as i8;
+                out
+            })
+            .collect();
+    }
     e
 }
 
@@ -51,8 +55,10 @@ fn wanted(keys: &Option<Vec<kafka_protocol::protocol::StrBytes>>, name: &str) ->
 
 pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeConfigsRequest) -> Outcome {
     let image = b.metadata.image();
+    let include = Include { synonyms: req.include_synonyms, documentation: reply.version >= 3 && req.include_documentation };
     let mut resp = DescribeConfigsResponse::default();
     for r in req.resources {
+        // Kafka leaves a successful result's message empty (not null) here.
         let mut out = DescribeConfigsResult::default();
         out.resource_type = r.resource_type;
         out.resource_name = r.resource_name.clone();
@@ -63,21 +69,29 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeConfigsRequest) -> Ou
                     out.error_message = Some(s(format!("Topic {} does not exist", r.resource_name.as_str())));
                 }
                 Some(t) => {
-                    for (name, syn, kind) in TOPIC_DEFS {
+                    for (name, _, kind) in TOPIC_DEFS {
                         if !wanted(&r.configuration_keys, name) {
                             continue;
                         }
-                        let Some((value, source)) = b.config.topic_value(&t.configs, name) else {
-                            continue;
-                        };
-                        let synonyms = if req.include_synonyms { topic_synonyms(&b.config, &t.configs, name, syn) } else { Vec::new() };
-                        out.configs.push(entry(name, value, source, *kind, synonyms));
+                        if let Some(d) = b.config.describe_topic(&t.configs, name) {
+                            out.configs.push(entry(name, d, *kind, false, include));
+                        }
                     }
                 }
             },
             BROKER => {
                 let name = r.resource_name.as_str();
-                if !name.is_empty() && name != b.node_id.to_string() {
+                if name.is_empty() {
+                    let set = b.config.cluster_default_names();
+                    for def in BROKER_DEFS.iter().filter(|d| set.iter().any(|k| k == d.name)) {
+                        if !wanted(&r.configuration_keys, def.name) {
+                            continue;
+                        }
+                        if let Some(d) = b.config.describe_cluster_default(def.name) {
+                            out.configs.push(entry(def.name, d, def.kind, broker_read_only(def.name), include));
+                        }
+                    }
+                } else if name.parse::<i32>().ok() != Some(b.node_id) {
                     out.error_code = ErrorCode::InvalidRequest.code();
                     out.error_message = Some(s(format!("Broker {name} is not this broker ({})", b.node_id)));
                 } else {
@@ -85,11 +99,8 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeConfigsRequest) -> Ou
                         if !wanted(&r.configuration_keys, def.name) {
                             continue;
                         }
-                        let Some((value, source)) = b.config.get_with_source(def.name) else {
-                            continue;
-                        };
-                        let synonyms = if req.include_synonyms { vec![synonym(def.name, value.clone(), source)] } else { Vec::new() };
-                        out.configs.push(entry(def.name, value, source, def.kind, synonyms));
+                        let d = b.config.describe_broker(def.name);
+                        out.configs.push(entry(def.name, d, def.kind, broker_read_only(def.name), include));
                     }
                 }
             }
@@ -101,20 +112,4 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: DescribeConfigsRequest) -> Ou
         resp.results.push(out);
     }
     reply.ready(&resp)
-}
-
-fn topic_synonyms(c: &BrokerConfig, overrides: &BTreeMap<String, String>, name: &str, broker_name: &str) -> Vec<DescribeConfigsSynonym> {
-    let mut out = Vec::new();
-    if let Some(v) = overrides.get(name) {
-        out.push(synonym(name, v.clone(), Source::TopicOverride));
-    }
-    if let Some((v, src)) = c.get_with_source(broker_name) {
-        out.push(synonym(broker_name, v.clone(), src));
-        if src != Source::Default {
-            if let Some(d) = BROKER_DEFS.iter().find(|d| d.name == broker_name).and_then(|d| d.default) {
-                out.push(synonym(broker_name, d.to_string(), Source::Default));
-            }
-        }
-    }
-    out
 }

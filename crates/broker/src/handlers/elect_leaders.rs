@@ -80,6 +80,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ElectLeadersRequest) -> Outco
             for (p, slot) in parts {
                 let outcome = slot.outcome(&results);
                 let mut pr = PartitionResult::default();
+                pr.error_message = None; // null on success, as Kafka sends it
                 pr.partition_id = p;
                 if let Err(f) = outcome {
                     if all && whole.is_none() && f.code == ErrorCode::ElectionNotNeeded.code() {

@@ -3,6 +3,10 @@
 //! of its `__transaction_state` partition (`abs(javaHash(key)) % partitions`,
 //! as Kafka). The first lookup of each kind creates its topic through the
 //! controller, as in Kafka. v4+ batches keys.
+//!
+//! Messages as Kafka sends them: before v4 a found coordinator carries the
+//! error name "NONE"; from v4 a found key's message is empty. A key with no
+//! coordinator answers node -1, port -1.
 
 use std::sync::Arc;
 
@@ -74,6 +78,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FindCoordinatorRequest) -> Ou
                         Err(code) => {
                             c.error_code = code.code();
                             c.node_id = BrokerId(-1);
+                            c.port = -1;
                             c.error_message = Some(message(code));
                         }
                     }
@@ -86,10 +91,14 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: FindCoordinatorRequest) -> Ou
                     resp.node_id = BrokerId(id);
                     resp.host = s(host);
                     resp.port = port;
+                    if reply.version >= 1 {
+                        resp.error_message = Some(s("NONE"));
+                    }
                 }
                 Err(code) => {
                     resp.error_code = code.code();
                     resp.node_id = BrokerId(-1);
+                    resp.port = -1;
                     if reply.version >= 1 {
                         resp.error_message = Some(message(code));
                     }

@@ -1,5 +1,7 @@
 //! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on topic
-//! configs. APPEND/SUBTRACT apply to list-valued settings (`cleanup.policy`).
+//! and broker configs. APPEND/SUBTRACT apply to list-valued settings
+//! (`cleanup.policy`); subtracting every item leaves an empty list, which for
+//! `cleanup.policy` means neither deletion nor compaction, as in Kafka.
 
 use std::sync::Arc;
 
@@ -16,7 +18,6 @@ const SET: i8 = 0;
 const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
-const LIST_CONFIGS: &[&str] = &["cleanup.policy", "log.cleanup.policy"];
 
 type Alterable = kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
 
@@ -30,7 +31,7 @@ fn changes_for(configs: &[Alterable], current: impl Fn(&str) -> String) -> Resul
         match c.config_operation {
             SET => changes.push((key, Some(value))),
             DELETE => changes.push((key, None)),
-            APPEND | SUBTRACT if !LIST_CONFIGS.contains(&key.as_str()) => {
+            APPEND | SUBTRACT if !crate::config::is_list(&key) => {
                 return Err(format!("Config value append/subtract is not allowed for config key {key}"));
             }
             APPEND => {
@@ -60,6 +61,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: IncrementalAlterConfigsReques
         let mut resp = IncrementalAlterConfigsResponse::default();
         for r in req.resources {
             let mut out = AlterConfigsResourceResponse::default();
+            out.error_message = None; // null on success, as Kafka sends it
             out.resource_type = r.resource_type;
             out.resource_name = r.resource_name.clone();
             let name = r.resource_name.to_string();

@@ -21,6 +21,7 @@ pub fn handle(b: &Arc<Broker>, reply: &Reply, req: ListPartitionReassignmentsReq
 
 pub fn list(image: &MetadataImage, req: &ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse {
     let mut resp = ListPartitionReassignmentsResponse::default();
+    resp.error_message = None; // null, as Kafka sends it
     match &req.topics {
         None => {
             for t in image.topics.values() {
