@@ -471,3 +471,47 @@ def test_cli_log_dirs_and_move(make_broker, tmp_path, topic_name):
 
     r = b.cli("log-dirs", "move", topic_name, "0", str(tmp_path / "nowhere"))
     assert r.returncode != 0 and "LOG_DIR_NOT_FOUND" in r.stderr, (r.stdout, r.stderr)
+
+
+def test_failed_dir_in_a_cluster_moves_leadership(tmp_path, ext4_disk):
+    """Three nodes; node 1 keeps partition 0 on a disk that fails while an
+    idempotent acks=all producer writes to it. Leadership moves to an in-sync
+    replica on another node, node 1 leaves the ISR and keeps leading the partition
+    on its healthy disk, and every acknowledged message is there once, in order."""
+    from conftest import Cluster
+    from jepsen.util import create_topic as create_replicated, drop_admins, fully_replicated, partition_state
+
+    _, mnt = ext4_disk
+    c = Cluster(tmp_path / "cluster", settings={"min.insync.replicas": "2"})
+    n1 = c.nodes[1]
+    n1.settings["log.dirs"] = f"{mnt / 'data'},{tmp_path / 'cluster' / 'node1-other'}"
+    n1.settings["metadata.log.dir"] = str(tmp_path / "cluster" / "node1")
+    try:
+        c.start()
+        topic = "failover"
+        create_replicated(c.bootstrap(), topic, assignment=[[1, 2, 3], [1, 2, 3]])
+        wait_for("fully replicated", lambda: fully_replicated(c.bootstrap(), topic, 2), timeout=60)
+        wait_for("p0 on the ext4 disk", lambda: on_disk(mnt / "data", topic) == {0}, timeout=30)
+        w = Writer(c.bootstrap(), topic)
+        w.start()
+        w.wait_acked(500)
+        shut_down_fs(mnt)
+
+        def moved():
+            st = partition_state(c.bootstrap(), topic)
+            return st if st[0]["leader"] in (2, 3) and 1 not in st[0]["isr"] else None
+
+        st = wait_for("p0 led elsewhere, node 1 out of its ISR", moved, timeout=60, interval=0.2)
+        assert st[1]["leader"] == 1 and 1 in st[1]["isr"], st
+        n = len(w.acked)
+        w.wait_acked(n + 500, timeout=60)
+        w.stop_at.set()
+        w.join(60)
+        assert not w.errors, w.errors[:5]
+        assert n1.proc.poll() is None, "node 1 exited"
+        got = [m.value() for m in consume_all(c.bootstrap(), topic, 2) if m.partition() == 0]
+        assert len(got) == len(set(got)), "duplicates"
+        assert got == w.acked, "acknowledged messages lost, out of order or unacknowledged ones present"
+    finally:
+        drop_admins()
+        c.stop()

@@ -12,7 +12,9 @@
 //! deletion; config changes; producer-id blocks; ISR changes asked for by
 //! partition leaders (AlterPartition); leader election (on fencing and
 //! unfencing, ElectLeaders, and the periodic leader rebalance of
-//! `auto.leader.rebalance.enable`); partition reassignments.
+//! `auto.leader.rebalance.enable`); partition reassignments; replicas in a
+//! broker's offline log directories, which lose leadership, leave ISRs (but
+//! as the last member) and cannot be elected while the broker reports them.
 //!
 //! ISR rules, as Kafka's KRaft controller: a broker that is fenced (session
 //! lapsed, asked to be fenced, shutting down, or re-registered as a new

@@ -797,3 +797,42 @@ fn leaders_go_back_to_preferred_replicas_beyond_the_imbalance_threshold() {
     // 3 of 20 (15%): all three move back, one record each.
     assert_eq!(rebalance_with(17), (20, 3));
 }
+
+#[test]
+fn replicas_in_an_offline_log_directory_lose_leadership_and_stay_out_of_elections() {
+    let (mut c, mut img, epochs) = cluster(3);
+    create_assigned(&mut c, &mut img, "a", &[&[1, 2, 3], &[2, 1, 3]], &[]);
+    create_assigned(&mut c, &mut img, "solo", &[&[1]], &[]);
+    let a = img.topic("a").unwrap().id;
+    let solo = img.topic("solo").unwrap().id;
+    let report = |c: &mut Controller, img: &mut MetadataImage, replicas: Vec<(Uuid, i32)>| {
+        run(c, img, Request::ReplicasOffline { id: 1, epoch: epochs[0], replicas }, 10)
+    };
+    // Broker 1's directory holding a-0, a-1 and solo-0 fails.
+    let Answer::Done(Ok(())) = report(&mut c, &mut img, vec![(a, 0), (a, 1), (solo, 0)]) else { panic!() };
+    let p0 = part(&img, "a", 0);
+    assert_eq!((p0.leader, p0.isr.clone()), (2, vec![2, 3]));
+    assert_eq!(p0.leader_epoch, 1);
+    assert_eq!(part(&img, "a", 1).isr, vec![2, 3]);
+    // The last replica standing keeps its ISR place but does not lead.
+    let s = part(&img, "solo", 0);
+    assert_eq!((s.leader, s.isr.clone()), (-1, vec![1]));
+    assert!(img.is_replica_offline(1, a, 0));
+    // The same report again changes nothing; a preferred election may not pick it.
+    let before = img.offset;
+    let (records, _) = c.step(&img, Request::ReplicasOffline { id: 1, epoch: epochs[0], replicas: vec![(a, 0), (a, 1), (solo, 0)] }, 11);
+    assert!(records.is_empty(), "{before}: {records:?}");
+    let results = elect_req(&mut c, &mut img, 0, vec![(a, 0)]);
+    assert!(results[0].is_err());
+    // A snapshot keeps the offline set.
+    assert!(MetadataImage::default().apply(&img.to_records()).is_replica_offline(1, solo, 0));
+    // The directory is back (a restart reports none): solo-0 gets its leader again.
+    let Answer::Done(Ok(())) = report(&mut c, &mut img, vec![]) else { panic!() };
+    assert_eq!(part(&img, "solo", 0).leader, 1);
+    // A stale epoch is refused.
+    let Answer::Done(Err(f)) = run(&mut c, &mut img, Request::ReplicasOffline { id: 1, epoch: epochs[0] + 100, replicas: vec![] }, 12)
+    else {
+        panic!()
+    };
+    assert_eq!(f.error_code(), ErrorCode::StaleBrokerEpoch);
+}

@@ -76,7 +76,7 @@ pub fn describe(image: &MetadataImage, req: &DescribeTopicPartitionsRequest) -> 
         let mut entry = topic_entry(topic);
         let mut parts = topic.partitions.range(start..);
         for (_, p) in parts.by_ref().take(remaining as usize) {
-            entry.partitions.push(partition_entry(image, p));
+            entry.partitions.push(partition_entry(image, topic.id, p));
         }
         remaining -= entry.partitions.len() as i32;
         let next = parts.next().map(|(&i, _)| i);
@@ -122,7 +122,7 @@ fn topic_entry(t: &TopicImage) -> DescribeTopicPartitionsResponseTopic {
     e
 }
 
-fn partition_entry(image: &MetadataImage, p: &PartitionImage) -> DescribeTopicPartitionsResponsePartition {
+fn partition_entry(image: &MetadataImage, topic_id: uuid::Uuid, p: &PartitionImage) -> DescribeTopicPartitionsResponsePartition {
     let ids = |v: &[i32]| v.iter().map(|&r| BrokerId(r)).collect::<Vec<_>>();
     let mut e = DescribeTopicPartitionsResponsePartition::default();
     e.partition_index = p.partition;
@@ -136,7 +136,12 @@ fn partition_entry(image: &MetadataImage, p: &PartitionImage) -> DescribeTopicPa
     e.isr_nodes = ids(&p.isr);
     e.eligible_leader_replicas = Some(Vec::new());
     e.last_known_elr = Some(Vec::new());
-    e.offline_replicas = p.replicas.iter().filter(|r| image.brokers.get(r).is_none_or(|b| b.fenced)).map(|&r| BrokerId(r)).collect();
+    e.offline_replicas = p
+        .replicas
+        .iter()
+        .filter(|r| image.brokers.get(r).is_none_or(|b| b.fenced) || image.is_replica_offline(**r, topic_id, p.partition))
+        .map(|&r| BrokerId(r))
+        .collect();
     e
 }
 

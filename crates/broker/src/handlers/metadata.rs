@@ -157,8 +157,13 @@ fn topic_entry(image: &MetadataImage, ops: i32, t: &TopicImage) -> MetadataRespo
             mp.leader_epoch = p.leader_epoch;
             mp.replica_nodes = p.replicas.iter().map(|&r| BrokerId(r)).collect();
             mp.isr_nodes = p.isr.iter().map(|&r| BrokerId(r)).collect();
-            mp.offline_replicas =
-                p.replicas.iter().filter(|r| image.brokers.get(r).is_none_or(|b| b.fenced)).map(|&r| BrokerId(r)).collect();
+            // Fenced, or in an offline log directory there.
+            mp.offline_replicas = p
+                .replicas
+                .iter()
+                .filter(|r| image.brokers.get(r).is_none_or(|b| b.fenced) || image.is_replica_offline(**r, t.id, p.partition))
+                .map(|&r| BrokerId(r))
+                .collect();
             mp
         })
         .collect();
