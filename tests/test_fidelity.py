@@ -14,10 +14,11 @@
 import asyncio
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewTopic
 
 from conftest import create_topic
+from test_retention import fill, watermarks
 
 
 def run(coro):
@@ -173,20 +174,6 @@ def test_subtracting_every_cleanup_policy_leaves_it_empty(broker, topic_name):
         assert e.args[0].code() == 40  # INVALID_CONFIG
 
 
-def fill(bootstrap, topic, n, size=10_000):
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "batch.num.messages": 1})
-    for i in range(n):
-        p.produce(topic, value=(b"%06d" % i) + b"x" * (size - 6))
-    assert p.flush(30) == 0
-
-
-def low_watermark(bootstrap, topic):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "wm"})
-    lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-    c.close()
-    return lo, hi
-
-
 def test_empty_cleanup_policy_keeps_data_past_retention(make_broker, topic_name):
     b = make_broker({"log.retention.check.interval.ms": "200"}).start()
     keep, drop = topic_name + "-keep", topic_name + "-drop"
@@ -200,12 +187,12 @@ def test_empty_cleanup_policy_keeps_data_past_retention(make_broker, topic_name)
     fill(b.bootstrap, drop, 30)
     # The control topic loses its old segments to retention...
     deadline = time.time() + 30
-    while time.time() < deadline and low_watermark(b.bootstrap, drop)[0] == 0:
+    while time.time() < deadline and watermarks(b.bootstrap, drop)[0] == 0:
         time.sleep(0.2)
-    assert low_watermark(b.bootstrap, drop)[0] > 0
+    assert watermarks(b.bootstrap, drop)[0] > 0
     # ...while several more passes leave the empty-policy topic whole.
     time.sleep(1.5)
-    assert low_watermark(b.bootstrap, keep) == (0, 30)
+    assert watermarks(b.bootstrap, keep) == (0, 30)
     c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "keep", "enable.auto.commit": False})
     c.assign([TopicPartition(keep, 0, 0)])
     got = []

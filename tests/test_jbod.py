@@ -492,6 +492,13 @@ def test_failed_dir_in_a_cluster_moves_leadership(tmp_path, ext4_disk):
         create_replicated(c.bootstrap(), topic, assignment=[[1, 2, 3], [1, 2, 3]])
         wait_for("fully replicated", lambda: fully_replicated(c.bootstrap(), topic, 2), timeout=60)
         wait_for("p0 on the ext4 disk", lambda: on_disk(mnt / "data", topic) == {0}, timeout=30)
+
+        def led_by_1():
+            n1.cli("cluster", "elect-leaders")
+            st = partition_state(c.bootstrap(), topic)
+            return all(st[p]["leader"] == 1 for p in (0, 1))
+
+        wait_for("node 1 leads both partitions", led_by_1, timeout=60, interval=0.5)
         w = Writer(c.bootstrap(), topic)
         w.start()
         w.wait_acked(500)

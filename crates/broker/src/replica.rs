@@ -199,8 +199,12 @@ impl Broker {
             let Some(t) = image.topic(name) else { continue };
             let cfg = self.log_config(t);
             for p in parts.iter().filter_map(|p| t.partitions.get(p)).filter(|p| self.hosts(p)) {
-                if let Err(e) = self.host(t, p, &cfg) {
-                    tracing::error!(topic = %name, partition = p.partition, error = %e, "cannot open partition log");
+                match self.host(t, p, &cfg) {
+                    Ok(()) => {}
+                    Err(StorageError::Offline) => {
+                        tracing::debug!(topic = %name, partition = p.partition, "replica is in an offline log directory")
+                    }
+                    Err(e) => tracing::error!(topic = %name, partition = p.partition, error = %e, "cannot open partition log"),
                 }
             }
         }

@@ -82,6 +82,12 @@ pub fn now_ms() -> i64 {
 
 pub type TopicPartition = (String, i32);
 
+/// ENOSPC or EDQUOT: the write changed nothing and may succeed once space is
+/// freed, so it does not fail a log or its directory.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28) | Some(122))
+}
+
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }

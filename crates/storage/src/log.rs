@@ -1005,7 +1005,7 @@ impl Log {
     /// append simply rewrites the same place: the log stays usable (a full disk
     /// recovers without a restart). Any other write error is sticky, see [`Log::fail`].
     fn write_failed(&self, what: &str, e: io::Error) -> StorageError {
-        if matches!(e.raw_os_error(), Some(28) | Some(122)) {
+        if crate::is_disk_full(&e) {
             return StorageError::Io(e);
         }
         self.fail(what, e)

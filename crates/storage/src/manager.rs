@@ -249,8 +249,9 @@ impl LogManager {
     /// no directory is `Offline` (it may be in a directory that is missing).
     pub fn open_log_with(&self, topic: &str, partition: i32, config: LogConfig, may_create: bool) -> Result<Arc<Log>, StorageError> {
         let key = (topic.to_string(), partition);
-        if let Some(l) = self.get(topic, partition) {
-            return Ok(l);
+        let open = self.logs.read().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        if let Some((index, log)) = open {
+            return if self.is_dir_offline(index) { Err(StorageError::Offline) } else { Ok(log) };
         }
         if self.lost.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
             return Err(StorageError::Offline);
@@ -448,8 +449,8 @@ impl LogManager {
 
     /// Writes each online directory's recovery-point, log-start and
     /// high-watermark checkpoint files, each atomically (temp file, fsync,
-    /// rename). A directory where that fails goes offline; the first error is
-    /// returned after trying every directory.
+    /// rename). A directory where that fails goes offline (unless it is only
+    /// full); the first error is returned after trying every directory.
     pub fn write_checkpoints(&self) -> Result<(), StorageError> {
         let _one = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
         let logs: Vec<(usize, TopicPartition, Arc<Log>)> = {
@@ -466,7 +467,10 @@ impl LogManager {
                 .and_then(|_| write_checkpoint(&d.path, START_CHECKPOINT, &starts))
                 .and_then(|_| write_checkpoint(&d.path, HW_CHECKPOINT, &hws));
             if let Err(e) = written {
-                self.fail_dir(i, &format!("writing checkpoints: {e}"));
+                // A full disk is not a failure: the next checkpoint retries.
+                if !crate::is_disk_full(&e) {
+                    self.fail_dir(i, &format!("writing checkpoints: {e}"));
+                }
                 first.get_or_insert(StorageError::Io(e));
             }
         }

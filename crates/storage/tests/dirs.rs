@@ -36,6 +36,16 @@ fn dirs(root: &Path, n: usize) -> Vec<PathBuf> {
     (0..n).map(|i| root.join(format!("d{i}"))).collect()
 }
 
+/// Two directories, t-0 (keys a-0..a-2) in the first and t-1 (b-0..b-2) in the second, shut down cleanly.
+fn two_dirs_two_logs(root: &Path) -> Vec<PathBuf> {
+    let ds = dirs(root, 2);
+    let m = LogManager::open_dirs(&ds, true).unwrap();
+    m.open_log("t", 0, LogConfig::default()).unwrap().append(batch(3, "a")).unwrap();
+    m.open_log("t", 1, LogConfig::default()).unwrap().append(batch(3, "b")).unwrap();
+    m.shutdown().unwrap();
+    ds
+}
+
 fn count(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|rd| rd.flatten().filter(|e| e.path().is_dir()).count()).unwrap_or(0)
 }
@@ -84,6 +94,7 @@ fn a_failed_directory_takes_only_its_logs_offline() {
     assert_eq!(m.offline_partitions(), vec![("t".to_string(), 0)]);
     assert_eq!(b.append(batch(1, "b")).unwrap().base_offset, 1);
     assert_eq!(m.all().len(), 1);
+    assert!(matches!(m.open_log("t", 0, LogConfig::default()), Err(StorageError::Offline)));
     // New partitions avoid it; checkpoints and shutdown skip it.
     m.open_log("t", 2, LogConfig::default()).unwrap();
     assert_eq!(m.dir_of("t", 2), Some(1));
@@ -98,13 +109,7 @@ fn a_failed_directory_takes_only_its_logs_offline() {
 #[test]
 fn a_missing_directory_is_offline_and_its_partitions_are_not_recreated() {
     let root = tempfile::tempdir().unwrap();
-    let ds = dirs(root.path(), 2);
-    {
-        let m = LogManager::open_dirs(&ds, true).unwrap();
-        m.open_log("t", 0, LogConfig::default()).unwrap().append(batch(3, "a")).unwrap();
-        m.open_log("t", 1, LogConfig::default()).unwrap().append(batch(3, "b")).unwrap();
-        m.shutdown().unwrap();
-    }
+    let ds = two_dirs_two_logs(root.path());
     let moved = root.path().join("away");
     std::fs::rename(&ds[0], &moved).unwrap();
     let m = LogManager::open_dirs(&ds, false).unwrap();
@@ -177,13 +182,7 @@ fn a_log_moves_between_directories_while_it_grows() {
 #[test]
 fn a_swap_cut_short_by_a_crash_resolves_at_start() {
     let root = tempfile::tempdir().unwrap();
-    let ds = dirs(root.path(), 2);
-    {
-        let m = LogManager::open_dirs(&ds, true).unwrap();
-        m.open_log("t", 0, LogConfig::default()).unwrap().append(batch(3, "a")).unwrap();
-        m.open_log("t", 1, LogConfig::default()).unwrap().append(batch(3, "b")).unwrap();
-        m.shutdown().unwrap();
-    }
+    let ds = two_dirs_two_logs(root.path());
     // t-0: the copy was renamed into place, the superseded original not yet removed.
     copy_dir(&ds[0].join("t-0"), &ds[1].join("t-0"));
     std::fs::write(ds[0].join("t-0").join(".strom_superseded"), b"").unwrap();
