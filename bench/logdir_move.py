@@ -71,8 +71,15 @@ def main():
                     break
                 except BufferError:
                     fill.poll(0.01)
-        fill.flush(120)
+        if fill.flush(120) != 0:
+            sys.exit("the fill did not complete")
+        # One acks=all write first: it waits for the fsync of everything filled.
+        warm = Producer({"bootstrap.servers": boot, "acks": "all"})
+        warm.produce("move", value=value, partition=0)
+        warm.flush(120)
+        size = subprocess.run([STROM, "log-dirs"], env=env, capture_output=True, text=True).stdout
         print(f"filled {args.mb} MiB in {time.time() - started:.1f} s")
+        print(size.strip())
 
         lat_before, lat_during, phase = [], [], ["before"]
         stop = threading.Event()
@@ -107,6 +114,10 @@ def main():
         print(f"moved {args.mb} MiB between directories in {took:.1f} s while producing {args.rate} msg/s (acks=all, 1 KiB)")
         print(f"ack latency before the move: {quantiles(lat_before)}")
         print(f"ack latency during the move: {quantiles(lat_during)}")
+        log.flush()
+        for line in open(os.path.join(tmp, "strom.log"), errors="replace"):
+            if "swapped in the moved copy" in line:
+                print("broker:", line.split("INFO", 1)[-1].strip())
     finally:
         srv.terminate()
         srv.wait(30)

@@ -240,12 +240,23 @@ fn copy_and_swap(
     let image = b.metadata.image();
     let t = image.topic(topic).ok_or("the topic is gone")?;
     let config = b.log_config(t);
+    let paused = std::time::Instant::now();
+    let mut last_bytes = 0;
     part.replace_log(|old| -> Result<Arc<strom_storage::Log>, StorageError> {
         let last = old.copy_to(future, std::mem::take(&mut state), true)?;
+        last_bytes = last.copied_bytes;
         note(&last);
         b.logs.replace_with_future(topic, partition, future, to, config)
     })
-    .map_err(|e| format!("swapping in the copy: {e}"))
+    .map_err(|e| format!("swapping in the copy: {e}"))?;
+    tracing::info!(
+        topic,
+        partition,
+        last_pass_bytes = last_bytes,
+        appends_paused_ms = paused.elapsed().as_millis() as u64,
+        "swapped in the moved copy"
+    );
+    Ok(())
 }
 
 /// Watches for failed log directories for the broker's lifetime: stops their

@@ -1390,20 +1390,27 @@ impl Log {
             let mut out = CopyState { end_offset: end, truncations, ..CopyState::default() };
             let prev = if prev.truncations == truncations { prev.segments } else { BTreeMap::new() };
             for (base, file, size) in segments {
-                copy_segment(dst, base, &file, size, prev.get(&base), &mut out)?;
+                // Synced here, outside the lock, so the last pass syncs only what it adds.
+                if copy_segment(dst, base, &file, size, prev.get(&base), &mut out)? {
+                    File::open(dst.join(crate::segment::file_name(base, "log")))?.sync_data()?;
+                }
             }
             return Ok(out);
         }
         let inner = self.lock();
         let mut out = CopyState { end_offset: inner.next_offset, truncations: inner.truncations, ..CopyState::default() };
         let prev = if prev.truncations == inner.truncations { prev.segments } else { BTreeMap::new() };
+        let mut to_sync = Vec::new();
         for s in inner.segments.values() {
-            copy_segment(dst, s.base_offset, &s.log, s.size, prev.get(&s.base_offset), &mut out)?;
+            if copy_segment(dst, s.base_offset, &s.log, s.size, prev.get(&s.base_offset), &mut out)? {
+                to_sync.push(dst.join(crate::segment::file_name(s.base_offset, "log")));
+            }
             for ext in ["index", "timeindex", "txnindex"] {
                 let name = crate::segment::file_name(s.base_offset, ext);
                 let src = self.dir.join(&name);
                 if src.exists() {
                     std::fs::copy(&src, dst.join(&name))?;
+                    to_sync.push(dst.join(&name));
                 }
             }
         }
@@ -1420,8 +1427,13 @@ impl Log {
         }
         let end = inner.next_offset;
         std::fs::write(dst.join(producers::snapshot_name(end)), inner.producers.encode(end))?;
-        for e in std::fs::read_dir(dst)?.flatten() {
-            File::open(e.path())?.sync_all()?;
+        to_sync.push(dst.join(producers::snapshot_name(end)));
+        if epochs.exists() {
+            to_sync.push(dst.join(crate::epoch::CHECKPOINT));
+        }
+        // The segments copied by earlier passes were synced by them.
+        for path in to_sync {
+            File::open(path)?.sync_data()?;
         }
         crate::sync_dir(dst)?;
         Ok(out)
@@ -1824,6 +1836,9 @@ fn read_file(file: &File, size: u64) -> Result<Vec<u8>, StorageError> {
     Ok(buf)
 }
 
+/// A copy between directories syncs after this many bytes.
+const COPY_SYNC_BYTES: u64 = 2 << 20;
+
 /// What a [`Log::copy_to`] pass copied, so that the next pass copies only what
 /// changed.
 #[derive(Debug, Default)]
@@ -1846,7 +1861,8 @@ impl CopyState {
 }
 
 /// Copies segment `base`'s `.log` (`size` bytes of `file`) into `dst`: only the
-/// bytes after `prev`'s when it copied this same file before.
+/// bytes after `prev`'s when it copied this same file before. Returns whether
+/// it wrote anything.
 fn copy_segment(
     dst: &Path,
     base: i64,
@@ -1854,7 +1870,7 @@ fn copy_segment(
     size: u64,
     prev: Option<&(Arc<File>, u64)>,
     out: &mut CopyState,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     let path = dst.join(crate::segment::file_name(base, "log"));
     let from = match prev {
         Some((f, n)) if Arc::ptr_eq(f, file) && *n <= size && path.exists() => *n,
@@ -1863,14 +1879,22 @@ fn copy_segment(
     let target = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
     let mut buf = vec![0u8; (size - from).min(1 << 20) as usize];
     let mut pos = from;
+    let mut unsynced = 0u64;
     while pos < size {
         let n = ((size - pos) as usize).min(buf.len());
         file.read_exact_at(&mut buf[..n], pos)?;
         target.write_all_at(&buf[..n], pos)?;
         pos += n as u64;
+        // Synced as it goes: one large writeback at the end would stall the
+        // fsyncs of live logs on the same disk for as long as it takes.
+        unsynced += n as u64;
+        if unsynced >= COPY_SYNC_BYTES {
+            target.sync_data()?;
+            unsynced = 0;
+        }
     }
     target.set_len(size)?;
     out.segments.insert(base, (file.clone(), size));
     out.copied_bytes += size - from;
-    Ok(())
+    Ok(from < size || from == 0)
 }

@@ -400,7 +400,7 @@ impl LogManager {
     /// caller and `future` holding a complete copy of the current log (see
     /// [`crate::Log::copy_to`]): marks the current copy superseded, renames
     /// `future` into place in directory `to`, opens it there and makes it the
-    /// partition's log, then deletes the old copy. Returns the new log. On
+    /// partition's log, then deletes the old copy (in the background). Returns the new log. On
     /// failure before the new log is open, the current one stays.
     pub fn replace_with_future(
         &self,
@@ -440,9 +440,21 @@ impl LogManager {
             }
         };
         self.logs.write().unwrap_or_else(|p| p.into_inner()).insert(key, (to, log.clone()));
+        // Renamed away now; its files are deleted on another thread, so that the
+        // caller (whose appends are stopped) does not wait for that.
         let from_path = &self.dirs[from].path;
-        if let Err(e) = remove_partition_dir(from_path, old.dir(), topic, partition) {
-            tracing::warn!(dir = %old.dir().display(), error = %e, "could not remove the moved log's old copy; the next start removes it");
+        let doomed = from_path.join(format!("{topic}-{partition}.{}-delete", now_ms()));
+        match std::fs::rename(old.dir(), &doomed).and_then(|_| sync_dir(from_path)) {
+            Ok(()) => {
+                std::thread::spawn(move || {
+                    if let Err(e) = std::fs::remove_dir_all(&doomed) {
+                        tracing::warn!(dir = %doomed.display(), error = %e, "could not remove a moved log's old copy; the next start removes it");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(dir = %old.dir().display(), error = %e, "could not remove the moved log's old copy; the next start removes it")
+            }
         }
         Ok(log)
     }
