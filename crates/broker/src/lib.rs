@@ -22,6 +22,7 @@ pub mod fetcher;
 pub mod groups;
 pub mod handlers;
 pub mod lifecycle;
+pub mod limits;
 pub mod log_dirs;
 pub mod markers;
 pub mod node;

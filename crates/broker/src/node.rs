@@ -63,6 +63,13 @@ fn controller_config(c: &BrokerConfig) -> ControllerConfig {
 impl Node {
     pub async fn start(config: BrokerConfig) -> Result<Node, StartError> {
         let roles = config.roles().map_err(StartError::Config)?;
+        if let Some((before, now)) = crate::limits::raise_open_files() {
+            if now > before {
+                tracing::info!(from = before, to = now, "raised the open-file limit to the hard limit");
+            } else {
+                tracing::info!(limit = now, "open-file limit");
+            }
+        }
         let node_id = config.node_id();
         let data_dir = PathBuf::from(config.data_dir());
         std::fs::create_dir_all(&data_dir).map_err(|e| StartError::DataDir(data_dir.display().to_string(), e))?;
