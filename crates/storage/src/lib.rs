@@ -82,10 +82,12 @@ pub fn now_ms() -> i64 {
 
 pub type TopicPartition = (String, i32);
 
-/// ENOSPC or EDQUOT: the write changed nothing and may succeed once space is
-/// freed, so it does not fail a log or its directory.
-pub fn is_disk_full(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(28) | Some(122))
+/// A resource ran out rather than the disk failing: ENOSPC or EDQUOT (the
+/// write changed nothing and may succeed once space is freed), EMFILE or
+/// ENFILE (no descriptor to open a file with). It fails neither a log nor its
+/// directory.
+pub fn is_exhausted(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28) | Some(122) | Some(24) | Some(23))
 }
 
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {

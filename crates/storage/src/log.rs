@@ -1003,9 +1003,10 @@ impl Log {
     /// A write that the kernel refused for lack of space (ENOSPC, EDQUOT) put
     /// nothing in the page cache, and the log's end did not move, so the next
     /// append simply rewrites the same place: the log stays usable (a full disk
-    /// recovers without a restart). Any other write error is sticky, see [`Log::fail`].
+    /// recovers without a restart). The same holds when a roll found no free
+    /// descriptor (EMFILE, ENFILE). Any other write error is sticky, see [`Log::fail`].
     fn write_failed(&self, what: &str, e: io::Error) -> StorageError {
-        if crate::is_disk_full(&e) {
+        if crate::is_exhausted(&e) {
             return StorageError::Io(e);
         }
         self.fail(what, e)
@@ -1014,7 +1015,11 @@ impl Log {
     fn fail(&self, what: &str, e: io::Error) -> StorageError {
         if !self.failed.swap(true, Ordering::AcqRel) {
             tracing::error!(dir = %self.dir.display(), error = %e, "{what} failed; the log takes no more writes until a restart recovers it");
-            self.health.mark_offline(&format!("{what} {}: {e}", self.dir.display()));
+            // The disk failed, so its other logs are suspect too; running out of
+            // descriptors or space says nothing about them.
+            if !crate::is_exhausted(&e) {
+                self.health.mark_offline(&format!("{what} {}: {e}", self.dir.display()));
+            }
         }
         StorageError::Io(e)
     }

@@ -280,7 +280,9 @@ impl LogManager {
         let log = match opened {
             Ok(log) => Arc::new(log.with_health(d.health.clone())),
             Err(StorageError::Io(e)) => {
-                self.fail_dir(index, &format!("opening {}: {e}", dir.display()));
+                if !crate::is_exhausted(&e) {
+                    self.fail_dir(index, &format!("opening {}: {e}", dir.display()));
+                }
                 return Err(StorageError::Io(e));
             }
             Err(e) => return Err(e),
@@ -479,8 +481,8 @@ impl LogManager {
                 .and_then(|_| write_checkpoint(&d.path, START_CHECKPOINT, &starts))
                 .and_then(|_| write_checkpoint(&d.path, HW_CHECKPOINT, &hws));
             if let Err(e) = written {
-                // A full disk is not a failure: the next checkpoint retries.
-                if !crate::is_disk_full(&e) {
+                // A full disk (or no free descriptor) is not a failure: the next checkpoint retries.
+                if !crate::is_exhausted(&e) {
                     self.fail_dir(i, &format!("writing checkpoints: {e}"));
                 }
                 first.get_or_insert(StorageError::Io(e));
