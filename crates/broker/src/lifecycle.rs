@@ -136,6 +136,10 @@ pub async fn run(b: Arc<Broker>) {
 /// directories, when that differs from what the image records.
 async fn report_offline(b: &Broker, epoch: i64, timeout: Duration) {
     let image = b.metadata.image();
+    // The usual case, without walking the partitions: nothing offline, nothing recorded.
+    if !b.logs.any_offline() && image.brokers.get(&b.node_id).is_none_or(|me| me.offline_replicas.is_empty()) {
+        return;
+    }
     let mut offline: Vec<(uuid::Uuid, i32)> =
         b.logs.offline_partitions().iter().filter_map(|(t, p)| image.topic(t).map(|t| (t.id, *p))).collect();
     offline.sort_unstable();

@@ -61,8 +61,8 @@ pub struct Moves {
 struct Move {
     /// The directory (index in `log.dirs`) the replica is to end up in.
     target: usize,
-    /// The copy being made, and in which directory.
-    copying: Option<(usize, PathBuf)>,
+    /// The directory a copy is being made in.
+    copying: Option<usize>,
     /// The log end offset and bytes the copy reached.
     copied_end: i64,
     copied_bytes: u64,
@@ -98,7 +98,7 @@ impl Broker {
                     .collect();
                 if d.offline.is_none() {
                     for ((topic, partition), m) in moves.iter() {
-                        if m.copying.as_ref().is_some_and(|(dir, _)| *dir == i) {
+                        if m.copying == Some(i) {
                             let end = self.logs.get(topic, *partition).map(|l| l.log_end_offset()).unwrap_or(m.copied_end);
                             replicas.push(ReplicaReport {
                                 topic: topic.clone(),
@@ -196,7 +196,7 @@ fn move_once(b: &Arc<Broker>, topic: &str, partition: i32, to: usize) -> Result<
     let part = b.replicas.get(topic, partition).ok_or("the replica is no longer hosted here")?;
     let future = b.logs.future_dir(topic, partition, to).ok_or("no such log directory")?;
     if let Some(m) = b.moves.lock().get_mut(&key) {
-        m.copying = Some((to, future.clone()));
+        m.copying = Some(to);
     }
     let result = copy_and_swap(b, &part, topic, partition, to, &future);
     if result.is_err() && future.exists() {

@@ -354,8 +354,8 @@ impl Partition {
         if st.role != Role::Leader {
             return None;
         }
-        let leo = self.log().log_end_offset();
-        let hw = self.log().high_watermark();
+        let log = self.log();
+        let (leo, hw) = (log.log_end_offset(), log.high_watermark());
         let f = st.followers.get_mut(&replica)?;
         if fetch_offset >= leo {
             f.last_caught_up_ms = now;
@@ -437,7 +437,8 @@ impl Partition {
         if st.role != Role::Leader || st.isr.len() < st.min_isr {
             return;
         }
-        let mut hw = self.log().log_end_offset();
+        let log = self.log();
+        let mut hw = log.log_end_offset();
         let maximal = st.isr.iter().chain(st.pending_isr.iter().flatten());
         for r in maximal.filter(|r| **r != self.node_id) {
             match st.followers.get(r) {
@@ -445,8 +446,8 @@ impl Partition {
                 _ => return,
             }
         }
-        if hw > self.log().high_watermark() {
-            self.log().set_high_watermark(hw);
+        if hw > log.high_watermark() {
+            log.set_high_watermark(hw);
         }
     }
 

@@ -240,14 +240,9 @@ impl LogManager {
     }
 
     /// Opens the log of a partition, creating it in the least used online
-    /// directory if it exists nowhere.
+    /// directory if it exists nowhere. `Offline` when its directory is, or
+    /// when it is one of the partitions lost with a missing directory.
     pub fn open_log(&self, topic: &str, partition: i32, config: LogConfig) -> Result<Arc<Log>, StorageError> {
-        self.open_log_with(topic, partition, config, true)
-    }
-
-    /// [`LogManager::open_log`]; with `may_create` off, a partition found in
-    /// no directory is `Offline` (it may be in a directory that is missing).
-    pub fn open_log_with(&self, topic: &str, partition: i32, config: LogConfig, may_create: bool) -> Result<Arc<Log>, StorageError> {
         let key = (topic.to_string(), partition);
         let open = self.logs.read().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
         if let Some((index, log)) = open {
@@ -259,7 +254,6 @@ impl LogManager {
         let located = self.found.lock().unwrap_or_else(|p| p.into_inner()).get(&key).copied();
         let index = match located {
             Some(i) => i,
-            None if !may_create => return Err(StorageError::Offline),
             None => self.place().ok_or(StorageError::Offline)?,
         };
         let d = &self.dirs[index];
@@ -360,8 +354,17 @@ impl LogManager {
         out
     }
 
+    /// Whether any directory is offline or any partition lost with one: when
+    /// not, [`LogManager::offline_partitions`] is empty without looking at logs.
+    pub fn any_offline(&self) -> bool {
+        self.dirs.iter().any(|d| d.health.is_offline()) || !self.lost.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
     /// Partitions whose log is in an offline directory.
     pub fn offline_partitions(&self) -> Vec<TopicPartition> {
+        if !self.any_offline() {
+            return Vec::new();
+        }
         let mut out: Vec<TopicPartition> = {
             let logs = self.logs.read().unwrap_or_else(|p| p.into_inner());
             logs.iter().filter(|(_, (i, _))| self.dirs[*i].health.is_offline()).map(|(k, _)| k.clone()).collect()
@@ -444,16 +447,15 @@ impl LogManager {
         self.logs.write().unwrap_or_else(|p| p.into_inner()).insert(key, (to, log.clone()));
         // Renamed away now; its files are deleted on another thread, so that the
         // caller (whose appends are stopped) does not wait for that.
-        let from_path = &self.dirs[from].path;
-        let doomed = from_path.join(format!("{topic}-{partition}.{}-delete", now_ms()));
-        match std::fs::rename(old.dir(), &doomed).and_then(|_| sync_dir(from_path)) {
-            Ok(()) => {
+        match retire_partition_dir(&self.dirs[from].path, old.dir(), topic, partition) {
+            Ok(Some(doomed)) => {
                 std::thread::spawn(move || {
                     if let Err(e) = std::fs::remove_dir_all(&doomed) {
                         tracing::warn!(dir = %doomed.display(), error = %e, "could not remove a moved log's old copy; the next start removes it");
                     }
                 });
             }
+            Ok(None) => {}
             Err(e) => {
                 tracing::warn!(dir = %old.dir().display(), error = %e, "could not remove the moved log's old copy; the next start removes it")
             }
@@ -630,14 +632,24 @@ fn scan(dirs: &[LogDir]) -> HashMap<TopicPartition, usize> {
         .collect()
 }
 
-/// Removes a partition directory: renamed first, so a crash mid-delete never
-/// leaves a half log under the live name.
-fn remove_partition_dir(parent: &Path, dir: &Path, topic: &str, partition: i32) -> std::io::Result<()> {
+/// Renames a partition directory out of the way (`<tp>.<ms>-delete`) and
+/// syncs its parent, so a crash never leaves a half-deleted log under the live
+/// name. Returns the new name, for [`std::fs::remove_dir_all`]; None if there
+/// was nothing.
+fn retire_partition_dir(parent: &Path, dir: &Path, topic: &str, partition: i32) -> std::io::Result<Option<PathBuf>> {
     if !dir.exists() {
-        return Ok(());
+        return Ok(None);
     }
     let doomed = parent.join(format!("{topic}-{partition}.{}-delete", now_ms()));
     std::fs::rename(dir, &doomed)?;
     sync_dir(parent)?;
-    std::fs::remove_dir_all(&doomed)
+    Ok(Some(doomed))
+}
+
+/// Removes a partition directory (see [`retire_partition_dir`]).
+fn remove_partition_dir(parent: &Path, dir: &Path, topic: &str, partition: i32) -> std::io::Result<()> {
+    match retire_partition_dir(parent, dir, topic, partition)? {
+        Some(doomed) => std::fs::remove_dir_all(doomed),
+        None => Ok(()),
+    }
 }
