@@ -24,7 +24,8 @@ def test_segments_roll_by_size_and_survive_restarts(broker, topic_name):
     segs = segments(broker, topic_name)
     assert len(segs) > 10
     assert all(len(s.name) == len("00000000000000000000.log") for s in segs)
-    assert all(s.with_suffix(".index").exists() and s.with_suffix(".timeindex").exists() for s in segs)
+    # Index files are written when a segment rolls (the active one's at a flush or shutdown).
+    assert all(s.with_suffix(".index").exists() and s.with_suffix(".timeindex").exists() for s in segs[:-1])
     expect = [(b"%06d" % i) * 20 for i in range(2000)]
     assert [m.value() for m in consume_all(broker.bootstrap, topic_name, 1, expect=2000)] == expect
     broker.restart()

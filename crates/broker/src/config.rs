@@ -78,6 +78,8 @@ pub const BROKER_DEFS: &[Def] = &[
     d("log.flush.interval.ms", Kind::Long, None),
     d("log.flush.scheduler.interval.ms", Kind::Long, Some("9223372036854775807")),
     d("log.index.interval.bytes", Kind::Int, Some("4096")),
+    d("log.fd.cache.size", Kind::Int, Some("0")),
+    d("max.broker.partitions", Kind::Int, Some("200000")),
     d("log.index.size.max.bytes", Kind::Int, Some("10485760")),
     d("log.cleanup.policy", Kind::ListOf(CLEANUP), Some("delete")),
     d("log.cleaner.delete.retention.ms", Kind::Long, Some("86400000")),
@@ -675,6 +677,12 @@ pub fn documentation(name: &str) -> Option<&'static str> {
         "log.flush.interval.ms" => "Default for topics' flush.ms; unset means log.flush.scheduler.interval.ms.",
         "log.flush.scheduler.interval.ms" => "How often logs are checked for a time-based flush.",
         "log.index.interval.bytes" => "Default for topics' index.interval.bytes.",
+        "log.fd.cache.size" => {
+            "Strom: how many segment .log files may be open at once (a least-recently-used cache); 0 means a quarter of the open-file limit."
+        }
+        "max.broker.partitions" => {
+            "The most partition replicas this broker may hold; CreateTopics and CreatePartitions that would exceed it are refused whole (KIP-578)."
+        }
         "log.index.size.max.bytes" => "Default for topics' segment.index.bytes.",
         "log.cleanup.policy" => "Default for topics' cleanup.policy: delete, compact, both, or neither.",
         "log.cleaner.delete.retention.ms" => "Default for topics' delete.retention.ms.",

@@ -1,9 +1,8 @@
 //! Process limits a broker needs raised.
 
 /// Raises the soft open-file limit (`RLIMIT_NOFILE`) to the hard limit, as the
-/// Go runtime and many servers do: every partition holds descriptors, and the
-/// usual soft default of 1,024 would stop a broker at a few hundred
-/// partitions. Returns (soft limit before, soft limit now), or None when there
+/// Go runtime and many servers do: more room for connections and for the
+/// segment-file cache ([`log_file_cache_size`]). Returns (soft limit before, soft limit now), or None when there
 /// is nothing to raise or it cannot be read.
 pub fn raise_open_files() -> Option<(u64, u64)> {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
@@ -22,4 +21,15 @@ pub fn raise_open_files() -> Option<(u64, u64)> {
             Some((soft, soft))
         }
     }
+}
+
+/// How many segment `.log` files to keep open: `configured` if positive,
+/// else a quarter of the open-file limit (the rest is for connections,
+/// checkpoints and files opened briefly), at least 64.
+pub fn log_file_cache_size(configured: i64, open_file_limit: Option<u64>) -> usize {
+    if configured > 0 {
+        return configured as usize;
+    }
+    let limit = open_file_limit.unwrap_or(1024).min(1 << 24) as usize;
+    (limit / 4).max(64)
 }

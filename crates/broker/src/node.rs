@@ -57,19 +57,24 @@ fn controller_config(c: &BrokerConfig) -> ControllerConfig {
         auto_leader_rebalance: c.bool("auto.leader.rebalance.enable"),
         leader_imbalance_check_interval_ms: c.int("leader.imbalance.check.interval.seconds").max(1).saturating_mul(1000),
         leader_imbalance_per_broker_percentage: c.int("leader.imbalance.per.broker.percentage").max(0),
+        max_broker_partitions: c.int("max.broker.partitions").max(0),
     }
 }
 
 impl Node {
     pub async fn start(config: BrokerConfig) -> Result<Node, StartError> {
         let roles = config.roles().map_err(StartError::Config)?;
-        if let Some((before, now)) = crate::limits::raise_open_files() {
+        let limit = crate::limits::raise_open_files();
+        if let Some((before, now)) = limit {
             if now > before {
                 tracing::info!(from = before, to = now, "raised the open-file limit to the hard limit");
             } else {
                 tracing::info!(limit = now, "open-file limit");
             }
         }
+        let cache = crate::limits::log_file_cache_size(config.int("log.fd.cache.size"), limit.map(|(_, now)| now));
+        strom_storage::files::set_capacity(cache);
+        tracing::info!(files = cache, "segment files kept open at most (log.fd.cache.size)");
         let node_id = config.node_id();
         let data_dir = PathBuf::from(config.data_dir());
         std::fs::create_dir_all(&data_dir).map_err(|e| StartError::DataDir(data_dir.display().to_string(), e))?;

@@ -133,17 +133,23 @@ impl Broker {
     /// directory is left out (it answers KAFKA_STORAGE_ERROR).
     pub fn sync_logs(&self) -> Result<(), strom_storage::StorageError> {
         let image = self.metadata.image();
+        let mut work = Vec::new();
         for t in image.topics.values() {
-            let cfg = self.log_config(t);
-            for p in t.partitions.values().filter(|p| self.hosts(p)) {
-                match self.host(t, p, &cfg) {
-                    Ok(()) => {}
-                    Err(StorageError::Offline | StorageError::Io(_)) if self.logs.is_offline(&t.name, p.partition) => {
-                        tracing::warn!(topic = %t.name, partition = p.partition, "replica is in an offline log directory");
-                    }
-                    Err(e) => return Err(e),
-                }
+            let cfg = Arc::new(self.log_config(t));
+            work.extend(t.partitions.values().filter(|p| self.hosts(p)).map(|p| (t, p, cfg.clone())));
+        }
+        let first_error = std::sync::Mutex::new(None);
+        par_each(&work, |(t, p, cfg)| match self.host(t, p, cfg) {
+            Ok(()) => {}
+            Err(StorageError::Offline | StorageError::Io(_)) if self.logs.is_offline(&t.name, p.partition) => {
+                tracing::warn!(topic = %t.name, partition = p.partition, "replica is in an offline log directory");
             }
+            Err(e) => {
+                first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+            }
+        });
+        if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
         }
         self.logs.remove_stray_deletes();
         for (topic, p) in self.logs.on_disk() {
@@ -195,19 +201,19 @@ impl Broker {
             self.replicas.wake();
             return;
         }
+        let mut work = Vec::new();
         for (name, parts) in &delta.changed_partitions {
             let Some(t) = image.topic(name) else { continue };
-            let cfg = self.log_config(t);
-            for p in parts.iter().filter_map(|p| t.partitions.get(p)).filter(|p| self.hosts(p)) {
-                match self.host(t, p, &cfg) {
-                    Ok(()) => {}
-                    Err(StorageError::Offline) => {
-                        tracing::debug!(topic = %name, partition = p.partition, "replica is in an offline log directory")
-                    }
-                    Err(e) => tracing::error!(topic = %name, partition = p.partition, error = %e, "cannot open partition log"),
-                }
-            }
+            let cfg = Arc::new(self.log_config(t));
+            work.extend(parts.iter().filter_map(|p| t.partitions.get(p)).filter(|p| self.hosts(p)).map(|p| (t, p, cfg.clone())));
         }
+        par_each(&work, |(t, p, cfg)| match self.host(t, p, cfg) {
+            Ok(()) => {}
+            Err(StorageError::Offline) => {
+                tracing::debug!(topic = %t.name, partition = p.partition, "replica is in an offline log directory")
+            }
+            Err(e) => tracing::error!(topic = %t.name, partition = p.partition, error = %e, "cannot open partition log"),
+        });
         // Groups of partitions this node now leads load before FindCoordinator can name it.
         self.move_coordinators(&before, &image, Some(delta), true);
         self.metadata.set(image.clone());
@@ -430,9 +436,32 @@ impl Broker {
     fn apply_log_config(&self, t: &TopicImage) {
         let cfg = self.log_config(t);
         for p in t.partitions.keys() {
-            if let Some(log) = self.logs.get(&t.name, *p) {
-                log.set_config(cfg.clone());
-            }
+            self.logs.set_config(&t.name, *p, cfg.clone());
         }
     }
+}
+
+/// Runs `f` on every item, on a few threads when there are many: opening
+/// thousands of logs (at start-up, or for a large new topic) is mostly
+/// waiting on the file system, which several threads overlap.
+fn par_each<T: Sync>(items: &[T], f: impl Fn(&T) + Sync) {
+    const PER_THREAD: usize = 256;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8) * 2;
+    let threads = threads.min(items.len().div_ceil(PER_THREAD));
+    if threads <= 1 {
+        items.iter().for_each(f);
+        return;
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let at = next.fetch_add(64, std::sync::atomic::Ordering::Relaxed);
+                if at >= items.len() {
+                    break;
+                }
+                items[at..(at + 64).min(items.len())].iter().for_each(&f);
+            });
+        }
+    });
 }

@@ -89,15 +89,21 @@ pub async fn run(b: Arc<Broker>) {
         Duration::from_millis(b.config.int("replica.high.watermark.checkpoint.interval.ms").clamp(100, 3_600_000) as u64);
     let mut last_check = tokio::time::Instant::now();
     let mut last_checkpoint = tokio::time::Instant::now();
+    let mut last_scan: Option<tokio::time::Instant> = None;
     loop {
-        let _ = tokio::time::timeout(Duration::from_millis(50).min(check_every), b.replicas.wake.notified()).await;
-        let mut leaders: Vec<i32> = b.replicas.all().iter().filter_map(|p| p.following().map(|(l, _)| l)).collect();
-        leaders.sort_unstable();
-        leaders.dedup();
-        for leader in leaders {
-            let start = b.replicas.fetchers.lock().unwrap_or_else(|p| p.into_inner()).insert(leader);
-            if start {
-                tokio::spawn(crate::fetcher::run(b.clone(), leader));
+        let woken = tokio::time::timeout(Duration::from_millis(50).min(check_every), b.replicas.wake.notified()).await.is_ok();
+        // Roles change only with metadata, which wakes this loop; the walk over
+        // every partition runs then (or, as a safety net, every few seconds).
+        if woken || last_scan.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+            last_scan = Some(tokio::time::Instant::now());
+            let mut leaders: Vec<i32> = b.replicas.all().iter().filter_map(|p| p.following().map(|(l, _)| l)).collect();
+            leaders.sort_unstable();
+            leaders.dedup();
+            for leader in leaders {
+                let start = b.replicas.fetchers.lock().unwrap_or_else(|p| p.into_inner()).insert(leader);
+                if start {
+                    tokio::spawn(crate::fetcher::run(b.clone(), leader));
+                }
             }
         }
         if last_check.elapsed() >= check_every {

@@ -268,7 +268,7 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
             _ = stop.changed() => return,
         }
         let now = strom_storage::now_ms();
-        for (_, log) in broker.logs.all() {
+        for log in broker.logs.timed_flush() {
             if log.flush_time_due(now) {
                 if let Err(e) = log.flush_all().await {
                     tracing::error!(dir = %log.dir().display(), error = %e, "flush failed");

@@ -27,12 +27,15 @@ pub const UNDEFINED_OFFSET: i64 = -1;
 pub struct EpochCache {
     dir: PathBuf,
     entries: Vec<(i32, i64)>,
+    /// What the checkpoint file holds, when known: a persist that would
+    /// write the same is skipped.
+    on_disk: Option<Vec<(i32, i64)>>,
 }
 
 impl EpochCache {
     /// An empty cache for the log in `dir` (nothing is written).
     pub fn new(dir: &Path) -> EpochCache {
-        EpochCache { dir: dir.to_path_buf(), entries: Vec::new() }
+        EpochCache { dir: dir.to_path_buf(), entries: Vec::new(), on_disk: None }
     }
 
     /// Reads `dir`'s checkpoint. `Ok(None)` if there is none; an `InvalidData`
@@ -44,7 +47,7 @@ impl EpochCache {
             Err(e) => return Err(e),
         };
         let entries = parse(&text).map_err(|m| io::Error::new(io::ErrorKind::InvalidData, format!("{CHECKPOINT}: {m}")))?;
-        Ok(Some(EpochCache { dir: dir.to_path_buf(), entries }))
+        Ok(Some(EpochCache { dir: dir.to_path_buf(), on_disk: Some(entries.clone()), entries }))
     }
 
     pub fn entries(&self) -> &[(i32, i64)] {
@@ -132,13 +135,36 @@ impl EpochCache {
         changed
     }
 
-    /// Writes the checkpoint file atomically.
-    pub fn persist(&self) -> io::Result<()> {
+    /// Whether the checkpoint file holds exactly these entries.
+    pub fn is_persisted(&self) -> bool {
+        self.on_disk.as_ref() == Some(&self.entries)
+    }
+
+    /// Writes the checkpoint file atomically, unless it already holds these
+    /// entries.
+    pub fn persist(&mut self) -> io::Result<()> {
+        if self.is_persisted() {
+            return Ok(());
+        }
+        self.on_disk = None;
+        crate::write_atomically(&self.dir, CHECKPOINT, self.text().as_bytes())?;
+        self.on_disk = Some(self.entries.clone());
+        Ok(())
+    }
+
+    /// Writes these entries as the checkpoint of a copy of the log in `dir`.
+    pub fn write_copy(&self, dir: &Path) -> io::Result<PathBuf> {
+        let path = dir.join(CHECKPOINT);
+        std::fs::write(&path, self.text())?;
+        Ok(path)
+    }
+
+    fn text(&self) -> String {
         let mut text = format!("0\n{}\n", self.entries.len());
         for (e, s) in &self.entries {
             text.push_str(&format!("{e} {s}\n"));
         }
-        crate::write_atomically(&self.dir, CHECKPOINT, text.as_bytes())
+        text
     }
 }
 

@@ -27,6 +27,7 @@
 #![deny(unsafe_code)]
 
 pub mod epoch;
+pub mod files;
 pub mod log;
 pub mod manager;
 pub mod producers;
@@ -92,6 +93,21 @@ pub fn is_exhausted(e: &std::io::Error) -> bool {
 
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Fsyncs the file or directory at `path`, opened for just this. A path that
+/// no longer exists (a segment deleted since it was written) needs nothing.
+pub(crate) fn sync_path(path: &Path) -> std::io::Result<()> {
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if f.metadata()?.is_dir() {
+        f.sync_all()
+    } else {
+        f.sync_data()
+    }
 }
 
 pub(crate) fn read_checkpoint(path: &Path) -> HashMap<TopicPartition, i64> {

@@ -156,7 +156,8 @@ struct Inner {
     unflushed_messages: i64,
     last_flush_ms: i64,
     /// Files of rolled segments (and the directory) that still need an fsync.
-    pending_sync: Vec<File>,
+    /// Paths, not open files: a partition holds no descriptor while idle.
+    pending_sync: Vec<PathBuf>,
     config: LogConfig,
     /// The partition leader epoch `append` stamps into each batch.
     leader_epoch: i32,
@@ -292,6 +293,12 @@ impl Log {
             failed: AtomicBool::new(false),
             health: DirHealth::standalone(),
         })
+    }
+
+    /// Adds files or directories for the next flush to fsync (a new log's
+    /// directory and its parent's entry for it).
+    pub fn sync_later(&self, paths: Vec<PathBuf>) {
+        self.lock().pending_sync.extend(paths);
     }
 
     /// Shares `health` with the other logs of its directory.
@@ -481,7 +488,12 @@ impl Log {
     ) -> Result<(bool, i64), StorageError> {
         let epoch = inner.leader_epoch;
         let base_offset = inner.next_offset;
-        if inner.epochs.latest_epoch().is_none_or(|latest| epoch > latest) && inner.epochs.assign(epoch, base_offset) {
+        if inner.epochs.latest_epoch().is_none_or(|latest| epoch > latest) {
+            inner.epochs.assign(epoch, base_offset);
+        }
+        // The epoch a batch carries is on disk before the batch (it may have
+        // been assigned, unwritten, while the log had nothing in it).
+        if !inner.epochs.is_persisted() {
             self.persist_epochs(inner)?;
         }
         self.maybe_roll(inner, data.len() as u64, base_offset, next - 1, now).map_err(|e| self.write_failed("rolling a segment", e))?;
@@ -564,9 +576,10 @@ impl Log {
             inner.segments.remove(&base);
             delete_segment_files(&self.dir, base)?;
         } else {
-            let log = active.log.try_clone()?;
-            let (idx, tidx) = active.index_files()?;
-            inner.pending_sync.extend([log, idx, tidx]);
+            let log = active.log.path().to_path_buf();
+            let indexes = inner.segments.values_mut().next_back().map(|s| s.persist_indexes()).transpose()?;
+            inner.pending_sync.push(log);
+            inner.pending_sync.extend(indexes.into_iter().flatten());
         }
         let seg = Segment::create(&self.dir, first_base, now)?;
         inner.segments.insert(first_base, seg);
@@ -575,7 +588,7 @@ impl Log {
         if let Err(e) = self.write_snapshot(inner, first_base, false) {
             tracing::warn!(dir = %self.dir.display(), error = %e, "could not write a producer snapshot");
         }
-        inner.pending_sync.push(File::open(&self.dir)?);
+        inner.pending_sync.push(self.dir.clone());
         tracing::debug!(dir = %self.dir.display(), base = first_base, "rolled segment");
         Ok(())
     }
@@ -634,13 +647,11 @@ impl Log {
                 inner.next_offset
             )));
         }
-        let mut changed = false;
         for (&(_, base, _, _), &(epoch, _)) in placed.iter().zip(&marks) {
-            changed |= inner.epochs.assign(epoch, base);
+            inner.epochs.assign(epoch, base);
         }
-        if changed {
-            self.persist_epochs(&inner)?;
-        }
+        // Written only if it differs from the file.
+        self.persist_epochs(&mut inner)?;
         let interval = inner.config.index_interval_bytes;
         // Normally one chunk; a set spanning more offsets than a segment can
         // index (gaps from compaction) goes to several segments.
@@ -708,8 +719,9 @@ impl Log {
         if sync {
             crate::sync_dir(&self.dir)?;
         } else {
-            inner.pending_sync.push(f);
-            inner.pending_sync.push(File::open(&self.dir)?);
+            drop(f);
+            inner.pending_sync.push(self.dir.join(&name));
+            inner.pending_sync.push(self.dir.clone());
         }
         let snapshots = inner.producers.snapshots_mut();
         snapshots.insert(offset);
@@ -816,8 +828,11 @@ impl Log {
         self.check_failed()?;
         inner.leader_epoch = epoch;
         let end = inner.next_offset;
-        if inner.epochs.latest_epoch().is_none_or(|latest| epoch > latest) && inner.epochs.assign(epoch, end) {
-            self.persist_epochs(&inner)?;
+        // An entry starting at the log end needs no fsync yet: every open cuts
+        // such entries anyway, and the first append in the epoch persists the
+        // cache before its batch (see `write_locked`).
+        if inner.epochs.latest_epoch().is_none_or(|latest| epoch > latest) {
+            inner.epochs.assign(epoch, end);
         }
         Ok(())
     }
@@ -860,7 +875,7 @@ impl Log {
         }
         if offset >= end {
             if inner.epochs.truncate_from_end(end) {
-                self.persist_epochs(&inner)?;
+                self.persist_epochs(&mut inner)?;
             }
             return Ok(end);
         }
@@ -877,14 +892,14 @@ impl Log {
             crate::sync_dir(&self.dir).map_err(|e| self.fail("syncing the log directory", e))?;
         }
         let active = inner.segments.values_mut().next_back().ok_or(StorageError::Offline)?;
-        let new_end = active.truncate_at_offset(offset).and_then(|n| active.log.sync_data().map(|()| n));
+        let new_end = active.truncate_at_offset(offset).and_then(|n| active.log.get()?.sync_data().map(|()| n));
         let new_end = new_end.map_err(|e| self.fail("truncating", e))?;
         inner.next_offset = new_end;
         inner.log_start_offset = inner.log_start_offset.min(new_end);
         inner.cleaned_upto = inner.cleaned_upto.min(new_end);
         inner.truncations += 1;
         if inner.epochs.truncate_from_end(new_end) {
-            self.persist_epochs(&inner)?;
+            self.persist_epochs(&mut inner)?;
         }
         self.rebuild_producers(&mut inner)?;
         self.flushed.send_if_modified(|v| lower(v, new_end));
@@ -956,7 +971,7 @@ impl Log {
         let from = from.unwrap_or_else(|| inner.segments.keys().next().copied().unwrap_or(0));
         let touched = replay(&mut inner.segments, &mut inner.producers, from).map_err(|e| self.fail("rebuilding producer state", e))?;
         for f in touched {
-            f.sync_data().map_err(|e| self.fail("syncing a transaction index", e))?;
+            crate::sync_path(&f).map_err(|e| self.fail("syncing a transaction index", e))?;
         }
         inner.producers.evict_below(inner.log_start_offset);
         Ok(())
@@ -1016,15 +1031,17 @@ impl Log {
         if !self.failed.swap(true, Ordering::AcqRel) {
             tracing::error!(dir = %self.dir.display(), error = %e, "{what} failed; the log takes no more writes until a restart recovers it");
             // The disk failed, so its other logs are suspect too; running out of
-            // descriptors or space says nothing about them.
-            if !crate::is_exhausted(&e) {
+            // descriptors or space says nothing about them, nor does a file
+            // that vanished with its partition's directory (a deleted or
+            // moved log, reopened through the descriptor cache).
+            if !crate::is_exhausted(&e) && e.kind() != io::ErrorKind::NotFound {
                 self.health.mark_offline(&format!("{what} {}: {e}", self.dir.display()));
             }
         }
         StorageError::Io(e)
     }
 
-    fn persist_epochs(&self, inner: &Inner) -> Result<(), StorageError> {
+    fn persist_epochs(&self, inner: &mut Inner) -> Result<(), StorageError> {
         inner.epochs.persist().map_err(|e| self.fail("writing the leader-epoch checkpoint", e))
     }
 
@@ -1086,17 +1103,20 @@ impl Log {
             }
             let containing = inner.segments.range(..=offset).next_back().map(|(_, s)| s);
             let later = inner.segments.range(offset + 1..).map(|(_, s)| s);
-            let candidates: Vec<(Arc<File>, u64, u64)> = containing
+            // Only the segment that will answer is opened: almost always the first.
+            let candidates: Vec<(&Segment, u64, u64)> = containing
                 .into_iter()
                 .chain(later)
                 .filter(|s| s.next_offset > offset && s.size > 0)
-                .map(|s| (s.log.clone(), if s.base_offset <= offset { s.lookup(offset) } else { 0 }, s.size))
+                .map(|s| (s, if s.base_offset <= offset { s.lookup(offset) } else { 0 }, s.size))
                 .collect();
+            let candidates: Vec<(crate::files::LogFile, u64, u64)> =
+                candidates.into_iter().map(|(s, start, end)| (s.log.clone(), start, end)).collect();
             (candidates, hw, inner.log_start_offset, lso, max_offset)
         };
         let mut records = Bytes::new();
         for (file, start, end) in candidates {
-            records = read_batches(&file, start, end, offset, max_bytes)?;
+            records = read_batches(&*file.get()?, start, end, offset, max_bytes)?;
             if !records.is_empty() {
                 break;
             }
@@ -1117,7 +1137,7 @@ impl Log {
     /// The first offset whose batch has a max timestamp >= `ts`, with that
     /// batch's bytes so the caller can find the exact record. `None` if no batch.
     pub fn find_by_timestamp(&self, ts: i64) -> Result<Option<Bytes>, StorageError> {
-        let candidates: Vec<(Arc<File>, u64, u64)> = {
+        let candidates: Vec<(crate::files::LogFile, u64, u64)> = {
             let inner = self.lock();
             inner
                 .segments
@@ -1127,6 +1147,7 @@ impl Log {
                 .collect()
         };
         for (file, start, end) in candidates {
+            let file = file.get()?;
             let mut pos = start;
             while pos < end {
                 let batch = read_one_batch(&file, pos, end)?;
@@ -1235,7 +1256,7 @@ impl Log {
             let active = inner.segments.keys().next_back().copied();
             let lag = inner.config.min_compaction_lag_ms;
             let unstable = inner.producers.first_unstable_offset(*self.hw.borrow());
-            let eligible: Vec<(i64, Arc<File>, u64, i64, i64)> = inner
+            let eligible: Vec<(i64, crate::files::LogFile, u64, i64, i64)> = inner
                 .segments
                 .values()
                 .take_while(|s| Some(s.base_offset) != active && s.next_offset <= unstable)
@@ -1256,7 +1277,7 @@ impl Log {
         // Pass 1: the latest offset of every key.
         let mut latest: std::collections::HashMap<Bytes, i64> = std::collections::HashMap::new();
         for (_, file, size, _, _) in &eligible {
-            let data = read_file(file, *size)?;
+            let data = read_file(&*file.get()?, *size)?;
             for b in BatchIter::new(&data) {
                 let b = b.map_err(map_batch_error)?;
                 if b.is_control() || txns.aborted(&b) {
@@ -1273,7 +1294,7 @@ impl Log {
         let tombstone_horizon = now.saturating_sub(cfg.delete_retention_ms);
         let mut rewritten = Vec::new();
         for (base, file, size, next, _) in &eligible {
-            let data = read_file(file, *size)?;
+            let data = read_file(&*file.get()?, *size)?;
             let mut out = Vec::with_capacity(data.len());
             let mut changed = false;
             for b in BatchIter::new(&data) {
@@ -1389,14 +1410,15 @@ impl Log {
         if !last {
             let (segments, end, truncations) = {
                 let inner = self.lock();
-                let segs: Vec<(i64, Arc<File>, u64)> = inner.segments.values().map(|s| (s.base_offset, s.log.clone(), s.size)).collect();
+                let segs: Vec<(i64, crate::files::LogFile, u64)> =
+                    inner.segments.values().map(|s| (s.base_offset, s.log.clone(), s.size)).collect();
                 (segs, inner.next_offset, inner.truncations)
             };
             let mut out = CopyState { end_offset: end, truncations, ..CopyState::default() };
             let prev = if prev.truncations == truncations { prev.segments } else { BTreeMap::new() };
             for (base, file, size) in segments {
                 // Synced here, outside the lock, so the last pass syncs only what it adds.
-                if copy_segment(dst, base, &file, size, prev.get(&base), &mut out)? {
+                if copy_segment(dst, base, &file.get()?, size, prev.get(&base), &mut out)? {
                     File::open(dst.join(crate::segment::file_name(base, "log")))?.sync_data()?;
                 }
             }
@@ -1407,10 +1429,11 @@ impl Log {
         let prev = if prev.truncations == inner.truncations { prev.segments } else { BTreeMap::new() };
         let mut to_sync = Vec::new();
         for s in inner.segments.values() {
-            if copy_segment(dst, s.base_offset, &s.log, s.size, prev.get(&s.base_offset), &mut out)? {
+            if copy_segment(dst, s.base_offset, &s.log.get()?, s.size, prev.get(&s.base_offset), &mut out)? {
                 to_sync.push(dst.join(crate::segment::file_name(s.base_offset, "log")));
             }
-            for ext in ["index", "timeindex", "txnindex"] {
+            to_sync.extend(s.write_indexes_to(dst)?);
+            for ext in ["txnindex"] {
                 let name = crate::segment::file_name(s.base_offset, ext);
                 let src = self.dir.join(&name);
                 if src.exists() {
@@ -1426,16 +1449,10 @@ impl Log {
                 std::fs::remove_file(e.path())?;
             }
         }
-        let epochs = self.dir.join(crate::epoch::CHECKPOINT);
-        if epochs.exists() {
-            std::fs::copy(&epochs, dst.join(crate::epoch::CHECKPOINT))?;
-        }
+        to_sync.push(inner.epochs.write_copy(dst)?);
         let end = inner.next_offset;
         std::fs::write(dst.join(producers::snapshot_name(end)), inner.producers.encode(end))?;
         to_sync.push(dst.join(producers::snapshot_name(end)));
-        if epochs.exists() {
-            to_sync.push(dst.join(crate::epoch::CHECKPOINT));
-        }
         // The segments copied by earlier passes were synced by them.
         for path in to_sync {
             File::open(path)?.sync_data()?;
@@ -1488,21 +1505,23 @@ impl Log {
     /// One fsync of everything appended so far. Returns the offset it made
     /// durable, or `None` if the log was truncated meanwhile.
     async fn flush_once(&self) -> Result<Option<i64>, StorageError> {
-        let (mut files, target, truncations) = {
+        let (files, active, target, truncations) = {
             let mut inner = self.lock();
             let active = match inner.segments.values().next_back() {
-                Some(active) => Some(active.log.try_clone()?),
+                Some(active) => Some(active.log.get()?),
                 None => None,
             };
-            let mut files = std::mem::take(&mut inner.pending_sync);
-            files.extend(active);
+            let files = std::mem::take(&mut inner.pending_sync);
             inner.unflushed_messages = 0;
             inner.last_flush_ms = now_ms();
-            (files, inner.next_offset, inner.truncations)
+            (files, active, inner.next_offset, inner.truncations)
         };
         let res = tokio::task::spawn_blocking(move || -> io::Result<()> {
-            for f in files.drain(..) {
-                f.sync_data()?;
+            for path in files {
+                crate::sync_path(&path)?;
+            }
+            if let Some(active) = active {
+                active.sync_data()?;
             }
             Ok(())
         })
@@ -1531,15 +1550,21 @@ impl Log {
     pub fn flush_blocking(&self) -> Result<(), StorageError> {
         self.check_failed()?;
         let mut inner = self.lock();
+        // Only what changed since the last flush: an idle log costs no
+        // descriptor and no fsync here.
+        let unflushed = *self.flushed.borrow() < inner.next_offset || inner.unflushed_messages > 0;
         let synced = (|| -> io::Result<()> {
-            for f in inner.pending_sync.drain(..) {
-                f.sync_data()?;
+            for path in std::mem::take(&mut inner.pending_sync) {
+                crate::sync_path(&path)?;
             }
-            for s in inner.segments.values() {
-                s.log.sync_data()?;
-                let (i, t) = s.index_files()?;
-                i.sync_data()?;
-                t.sync_data()?;
+            let active = inner.segments.keys().next_back().copied();
+            for s in inner.segments.values_mut() {
+                if unflushed && Some(s.base_offset) == active {
+                    s.log.get()?.sync_data()?;
+                }
+                for path in s.persist_indexes()? {
+                    crate::sync_path(&path)?;
+                }
             }
             Ok(())
         })();
@@ -1644,7 +1669,7 @@ fn restore_snapshot(dir: &Path, state: &mut ProducerState, limit: i64) -> Option
 /// Replays the batch headers from offset `from` to the log end into `state`,
 /// rebuilding the transaction-index entries from `from` on. Returns the
 /// transaction-index files it wrote, to be fsynced.
-fn replay(segments: &mut BTreeMap<i64, Segment>, state: &mut ProducerState, from: i64) -> io::Result<Vec<File>> {
+fn replay(segments: &mut BTreeMap<i64, Segment>, state: &mut ProducerState, from: i64) -> io::Result<Vec<PathBuf>> {
     let mut touched = Vec::new();
     for seg in segments.values_mut() {
         if seg.next_offset <= from {
@@ -1689,7 +1714,7 @@ fn load_producers(
     if from < next_offset {
         let touched = replay(segments, &mut state, from)?;
         for f in touched {
-            f.sync_data()?;
+            crate::sync_path(&f)?;
         }
         tracing::info!(dir = %dir.display(), from, to = next_offset, producers = state.producers().len(), "rebuilt producer state from the log");
     }
@@ -1764,11 +1789,12 @@ fn load_epochs(dir: &Path, segments: &BTreeMap<i64, Segment>, next_offset: i64, 
         }
         _ => EpochCache::new(dir),
     };
-    let mut changed = cache.truncate_from_end(next_offset);
-    changed |= cache.truncate_from_start(log_start);
-    if changed {
-        cache.persist()?;
-    }
+    // Not persisted: every open cuts the file's entries the same way, so the
+    // file may keep them (an epoch begun at the log end without a batch in it,
+    // re-assigned when this replica leads again). Writing here would cost two
+    // fsyncs per partition at every start.
+    cache.truncate_from_end(next_offset);
+    cache.truncate_from_start(log_start);
     Ok(cache)
 }
 

@@ -113,6 +113,15 @@ pub struct LogManager {
     events: Arc<watch::Sender<u64>>,
     /// One checkpoint writer at a time: they share temp file names.
     checkpointing: Mutex<()>,
+    /// Partitions per directory, for placement; recounted after a removal or
+    /// a move (`None`), kept up to date by placement itself.
+    counts: Mutex<Option<Vec<usize>>>,
+    /// The logs with a time-based flush (`flush.ms` set): the only ones the
+    /// periodic flush check visits.
+    timed: RwLock<HashMap<TopicPartition, Arc<Log>>>,
+    /// A hash of each checkpoint file as last written (directory, name): an
+    /// unchanged one is not rewritten.
+    written: Mutex<HashMap<(usize, &'static str), u64>>,
 }
 
 impl LogManager {
@@ -173,6 +182,9 @@ impl LogManager {
             lost: Mutex::new(HashSet::new()),
             events,
             checkpointing: Mutex::new(()),
+            counts: Mutex::new(None),
+            timed: RwLock::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
         })
     }
 
@@ -265,15 +277,20 @@ impl LogManager {
         let hw = d.high_watermarks.get(&key).copied().unwrap_or(0);
         let dir = d.path.join(format!("{topic}-{partition}"));
         let fresh = !dir.exists();
-        let opened = Log::open_with_high_watermark(&dir, config, d.clean || fresh, rp, start, hw).and_then(|log| {
-            if fresh {
-                sync_dir(&d.path)?;
-            }
-            Ok(log)
-        });
+        let opened = Log::open_with_high_watermark(&dir, config, d.clean || fresh, rp, start, hw);
         let log = match opened {
-            Ok(log) => Arc::new(log.with_health(d.health.clone())),
+            Ok(log) => {
+                if fresh {
+                    // The new directory entries become durable with the log's
+                    // first flush, not one fsync per partition created.
+                    log.sync_later(vec![dir.clone(), d.path.clone()]);
+                }
+                Arc::new(log.with_health(d.health.clone()))
+            }
             Err(StorageError::Io(e)) => {
+                if located.is_none() {
+                    self.recount();
+                }
                 if !crate::is_exhausted(&e) {
                     self.fail_dir(index, &format!("opening {}: {e}", dir.display()));
                 }
@@ -281,22 +298,60 @@ impl LogManager {
             }
             Err(e) => return Err(e),
         };
-        let mut logs = self.logs.write().unwrap_or_else(|p| p.into_inner());
-        let log = logs.entry(key.clone()).or_insert((index, log)).1.clone();
+        let log = {
+            let mut logs = self.logs.write().unwrap_or_else(|p| p.into_inner());
+            logs.entry(key.clone()).or_insert((index, log)).1.clone()
+        };
         self.found.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        self.note_timed(key, &log);
         Ok(log)
     }
 
-    /// The online directory holding the fewest partitions.
+    /// Gives a partition's open log new settings.
+    pub fn set_config(&self, topic: &str, partition: i32, config: LogConfig) {
+        if let Some(log) = self.get(topic, partition) {
+            log.set_config(config);
+            self.note_timed((topic.to_string(), partition), &log);
+        }
+    }
+
+    fn note_timed(&self, key: TopicPartition, log: &Arc<Log>) {
+        let timed = log.config().flush_ms < i64::MAX;
+        let mut map = self.timed.write().unwrap_or_else(|p| p.into_inner());
+        if timed {
+            map.insert(key, log.clone());
+        } else {
+            map.remove(&key);
+        }
+    }
+
+    /// The open logs with `flush.ms` set, in online directories.
+    pub fn timed_flush(&self) -> Vec<Arc<Log>> {
+        self.timed.read().unwrap_or_else(|p| p.into_inner()).values().filter(|l| !l.is_failed()).cloned().collect()
+    }
+
+    /// The online directory holding the fewest partitions, counting the new
+    /// one there.
     fn place(&self) -> Option<usize> {
-        let mut counts = vec![0usize; self.dirs.len()];
-        for (i, _) in self.logs.read().unwrap_or_else(|p| p.into_inner()).values() {
-            counts[*i] += 1;
-        }
-        for i in self.found.lock().unwrap_or_else(|p| p.into_inner()).values() {
-            counts[*i] += 1;
-        }
-        (0..self.dirs.len()).filter(|i| !self.dirs[*i].health.is_offline()).min_by_key(|i| (counts[*i], *i))
+        let mut cached = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let counts = cached.get_or_insert_with(|| {
+            let mut counts = vec![0usize; self.dirs.len()];
+            for (i, _) in self.logs.read().unwrap_or_else(|p| p.into_inner()).values() {
+                counts[*i] += 1;
+            }
+            for i in self.found.lock().unwrap_or_else(|p| p.into_inner()).values() {
+                counts[*i] += 1;
+            }
+            counts
+        });
+        let best = (0..self.dirs.len()).filter(|i| !self.dirs[*i].health.is_offline()).min_by_key(|i| (counts[*i], *i))?;
+        counts[best] += 1;
+        Some(best)
+    }
+
+    /// Makes the next placement count the partitions per directory afresh.
+    fn recount(&self) {
+        *self.counts.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Takes a directory offline (a failed write, fsync or checkpoint there).
@@ -313,6 +368,8 @@ impl LogManager {
     /// from memory).
     pub fn delete_log(&self, topic: &str, partition: i32) -> Result<(), StorageError> {
         let key = (topic.to_string(), partition);
+        self.recount();
+        self.timed.write().unwrap_or_else(|p| p.into_inner()).remove(&key);
         let removed = self.logs.write().unwrap_or_else(|p| p.into_inner()).remove(&key);
         let found = self.found.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         self.lost.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
@@ -444,7 +501,9 @@ impl LogManager {
                 return Err(e);
             }
         };
-        self.logs.write().unwrap_or_else(|p| p.into_inner()).insert(key, (to, log.clone()));
+        self.logs.write().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), (to, log.clone()));
+        self.recount();
+        self.note_timed(key, &log);
         // Renamed away now; its files are deleted on another thread, so that the
         // caller (whose appends are stopped) does not wait for that.
         match retire_partition_dir(&self.dirs[from].path, old.dir(), topic, partition) {
@@ -474,14 +533,15 @@ impl LogManager {
             logs.iter().map(|(k, (i, l))| (*i, k.clone(), l.clone())).collect()
         };
         let mut first = None;
-        for (i, d) in self.dirs.iter().enumerate().filter(|(_, d)| !d.health.is_offline()) {
+        for (i, _) in self.dirs.iter().enumerate().filter(|(_, d)| !d.health.is_offline()) {
             let mine: Vec<_> = logs.iter().filter(|(j, _, _)| *j == i).collect();
             let rps: Vec<_> = mine.iter().map(|(_, k, l)| (k.clone(), l.recovery_point())).collect();
             let starts: Vec<_> = mine.iter().map(|(_, k, l)| (k.clone(), l.log_start_offset())).collect();
             let hws: Vec<_> = mine.iter().map(|(_, k, l)| (k.clone(), l.high_watermark())).collect();
-            let written = write_checkpoint(&d.path, RECOVERY_CHECKPOINT, &rps)
-                .and_then(|_| write_checkpoint(&d.path, START_CHECKPOINT, &starts))
-                .and_then(|_| write_checkpoint(&d.path, HW_CHECKPOINT, &hws));
+            let written = self
+                .write_checkpoint_if_changed(i, RECOVERY_CHECKPOINT, &rps)
+                .and_then(|_| self.write_checkpoint_if_changed(i, START_CHECKPOINT, &starts))
+                .and_then(|_| self.write_checkpoint_if_changed(i, HW_CHECKPOINT, &hws));
             if let Err(e) = written {
                 // A full disk (or no free descriptor) is not a failure: the next checkpoint retries.
                 if !crate::is_exhausted(&e) {
@@ -491,6 +551,24 @@ impl LogManager {
             }
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// Writes a checkpoint file unless it already holds exactly `entries`
+    /// (idle partitions make the same file every few seconds).
+    fn write_checkpoint_if_changed(&self, dir: usize, name: &'static str, entries: &[(TopicPartition, i64)]) -> std::io::Result<()> {
+        use std::hash::{Hash, Hasher};
+        let mut sorted: Vec<&(TopicPartition, i64)> = entries.iter().collect();
+        sorted.sort_unstable();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        sorted.hash(&mut h);
+        let hash = h.finish();
+        if self.written.lock().unwrap_or_else(|p| p.into_inner()).get(&(dir, name)) == Some(&hash) {
+            return Ok(());
+        }
+        self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(&(dir, name));
+        write_checkpoint(&self.dirs[dir].path, name, entries)?;
+        self.written.lock().unwrap_or_else(|p| p.into_inner()).insert((dir, name), hash);
+        Ok(())
     }
 
     /// Flushes every log, writes checkpoints and each online directory's

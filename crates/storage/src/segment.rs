@@ -15,21 +15,25 @@
 //!   i64, first offset: i64, last offset (the marker): i64, last stable offset
 //!   after the marker: i64)`, in marker order.
 //!
-//! The indexes are kept in memory and mirrored to their files as entries are added.
-//! They are a cache of the `.log`: recovery rebuilds them from it (the
-//! transaction index by replaying producer state, see [`crate::producers`]).
+//! The indexes live in memory. Their files are written only when the segment
+//! rolls, is flushed whole (shutdown) or copied ([`Segment::persist_indexes`]),
+//! so an idle segment holds no descriptor for them; the `.log` is opened
+//! through the bounded descriptor cache ([`crate::files`]). The indexes are a
+//! cache of the `.log`: recovery rebuilds them from it (the transaction index
+//! by replaying producer state, see [`crate::producers`]), and a segment whose
+//! index files are missing or short is re-indexed from its batch headers.
 //!
-//! Thread safety: a `Segment` is owned by its `Log`'s mutex; the `.log` file handle
-//! is shared (`Arc<File>`) so reads (`pread`) happen outside that mutex.
+//! Thread safety: a `Segment` is owned by its `Log`'s mutex; the `.log` file
+//! handle is shared (`Arc<File>`) so reads (`pread`) happen outside that mutex.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use strom_protocol::batch::{BatchView, ATTR_CONTROL, HEADER_LEN, LOG_OVERHEAD};
 
+use crate::files::LogFile;
 use crate::producers::{AbortedTxn, TxnIndexEntry, CONTROL_PREFIX};
 
 pub const INDEX_ENTRY: usize = 8;
@@ -46,10 +50,7 @@ pub fn file_name(base: i64, ext: &str) -> String {
 #[derive(Debug)]
 pub struct Segment {
     pub base_offset: i64,
-    pub log: Arc<File>,
-    pub log_path: PathBuf,
-    index_file: File,
-    time_file: File,
+    pub log: LogFile,
     pub size: u64,
     /// (relative offset, position)
     pub index: Vec<(u32, u32)>,
@@ -64,8 +65,12 @@ pub struct Segment {
     /// The transaction index: aborted transactions whose marker is here.
     pub aborted: Vec<TxnIndexEntry>,
     txn_path: PathBuf,
-    /// Opened at the first abort.
-    txn_file: Option<File>,
+    /// Entries of `index` and `time_index` already in their files.
+    index_written: usize,
+    time_written: usize,
+    /// The files may hold more entries than memory (a truncation, a rebuild,
+    /// a new segment over stale files): the next persist cuts them.
+    index_cut: bool,
 }
 
 impl Segment {
@@ -80,7 +85,7 @@ impl Segment {
         let mut seg = Self::open_files(dir, base_offset, now_ms, false)?;
         let index_ok = seg.load_indexes()?;
         if !index_ok {
-            tracing::warn!(segment = %seg.log_path.display(), "index inconsistent, rebuilding");
+            tracing::info!(segment = %seg.log.path().display(), "index missing or inconsistent, rebuilding");
             seg.rebuild(false)?;
             return Ok(seg);
         }
@@ -105,28 +110,24 @@ impl Segment {
         Ok((seg, truncated))
     }
 
-    /// Opens a segment's three files: existing ones, or (`create`) new, empty ones.
+    /// Opens a segment's `.log`: an existing one, or (`create`) a new, empty
+    /// one. Its index files are read later ([`Segment::load_indexes`]) and
+    /// written only by [`Segment::persist_indexes`].
     fn open_files(dir: &Path, base_offset: i64, now_ms: i64, create: bool) -> io::Result<Segment> {
         let log_path = dir.join(file_name(base_offset, "log"));
-        let log = OpenOptions::new().create(create).truncate(create).read(true).write(true).open(&log_path)?;
-        let size = log.metadata()?.len();
-        let index_file = open_rw(&dir.join(file_name(base_offset, "index")), create)?;
-        let time_file = open_rw(&dir.join(file_name(base_offset, "timeindex")), create)?;
+        let (log, size) = if create { (LogFile::create(&log_path)?, 0) } else { LogFile::open(&log_path)? };
         let txn_path = dir.join(file_name(base_offset, "txnindex"));
-        let (aborted, txn_file) = if create {
+        let aborted = if create {
             match std::fs::remove_file(&txn_path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => (Vec::new(), None),
+                _ => Vec::new(),
             }
         } else {
             load_txn_index(&txn_path)?
         };
         Ok(Segment {
             base_offset,
-            log: Arc::new(log),
-            log_path,
-            index_file,
-            time_file,
+            log,
             size,
             index: Vec::new(),
             time_index: Vec::new(),
@@ -136,12 +137,22 @@ impl Segment {
             created_ms: now_ms,
             aborted,
             txn_path,
-            txn_file,
+            index_written: 0,
+            time_written: 0,
+            index_cut: create,
         })
     }
 
+    pub fn log_path(&self) -> &Path {
+        self.log.path()
+    }
+
+    /// Loads the index files. `false` if they are missing (while the log is
+    /// not empty) or inconsistent: the caller rebuilds them.
     fn load_indexes(&mut self) -> io::Result<bool> {
-        let raw = read_all(&self.index_file)?;
+        let Some(raw) = read_path(&self.index_path())? else {
+            return Ok(self.size == 0);
+        };
         let mut last: Option<(u32, u32)> = None;
         for e in raw.chunks_exact(INDEX_ENTRY) {
             let rel = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
@@ -152,7 +163,13 @@ impl Segment {
             last = Some((rel, pos));
             self.index.push((rel, pos));
         }
-        let raw = read_all(&self.time_file)?;
+        if raw.len() % INDEX_ENTRY != 0 {
+            self.index_cut = true;
+        }
+        let raw = read_path(&self.time_path())?.unwrap_or_default();
+        if raw.len() % TIME_ENTRY != 0 {
+            self.index_cut = true;
+        }
         for e in raw.chunks_exact(TIME_ENTRY) {
             let mut ts = [0u8; 8];
             ts.copy_from_slice(&e[..8]);
@@ -161,7 +178,55 @@ impl Segment {
             self.time_index.push((ts, rel));
             self.max_timestamp = self.max_timestamp.max(ts);
         }
+        self.index_written = self.index.len();
+        self.time_written = self.time_index.len();
         Ok(true)
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.log.path().with_extension("index")
+    }
+
+    fn time_path(&self) -> PathBuf {
+        self.log.path().with_extension("timeindex")
+    }
+
+    /// Whether memory holds index entries (or a cut) the files lack.
+    pub fn indexes_dirty(&self) -> bool {
+        self.index_cut || self.index_written != self.index.len() || self.time_written != self.time_index.len()
+    }
+
+    /// Writes the index entries the files lack (and cuts entries they should
+    /// no longer have). Returns the files written, for the caller to fsync;
+    /// none if nothing changed. Each file is opened only for this.
+    pub fn persist_indexes(&mut self) -> io::Result<Vec<PathBuf>> {
+        if !self.indexes_dirty() {
+            return Ok(Vec::new());
+        }
+        let (index_path, time_path) = (self.index_path(), self.time_path());
+        write_tail(&index_path, &self.index_bytes(), self.index_written * INDEX_ENTRY, self.index_cut)?;
+        write_tail(&time_path, &self.time_bytes(), self.time_written * TIME_ENTRY, self.index_cut)?;
+        self.index_written = self.index.len();
+        self.time_written = self.time_index.len();
+        self.index_cut = false;
+        Ok(vec![index_path, time_path])
+    }
+
+    fn index_bytes(&self) -> Vec<u8> {
+        self.index.iter().flat_map(|&(rel, pos)| rel.to_be_bytes().into_iter().chain(pos.to_be_bytes())).collect()
+    }
+
+    fn time_bytes(&self) -> Vec<u8> {
+        self.time_index.iter().flat_map(|&(ts, rel)| ts.to_be_bytes().into_iter().chain(rel.to_be_bytes())).collect()
+    }
+
+    /// Writes this segment's complete index files into `dir` (a copy of the
+    /// log being made there). Returns their paths.
+    pub fn write_indexes_to(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let paths = [dir.join(file_name(self.base_offset, "index")), dir.join(file_name(self.base_offset, "timeindex"))];
+        std::fs::write(&paths[0], self.index_bytes())?;
+        std::fs::write(&paths[1], self.time_bytes())?;
+        Ok(paths.into())
     }
 
     /// Scans batches from `start`. Returns (end position of the last good batch,
@@ -174,10 +239,11 @@ impl Segment {
         let mut max_ts = -1;
         let mut buf = Vec::new();
         let mut last_offset = self.base_offset - 1;
+        let file = self.log.get()?;
         while pos < self.size {
             let want = ((self.size - pos) as usize).min(CHUNK);
             buf.resize(want, 0);
-            self.log.read_exact_at(&mut buf, pos)?;
+            file.read_exact_at(&mut buf, pos)?;
             let mut at = 0usize;
             loop {
                 let rest = &buf[at..];
@@ -196,7 +262,7 @@ impl Segment {
                             return Ok((pos, next, max_ts, true));
                         }
                         buf.resize(total, 0);
-                        self.log.read_exact_at(&mut buf, pos)?;
+                        file.read_exact_at(&mut buf, pos)?;
                         continue;
                     }
                     break;
@@ -234,50 +300,40 @@ impl Segment {
         }
         self.index.clear();
         self.time_index.clear();
-        self.index_file.set_len(0)?;
-        self.time_file.set_len(0)?;
+        self.index_written = 0;
+        self.time_written = 0;
+        self.index_cut = true;
         self.bytes_since_index = usize::MAX;
         self.max_timestamp = -1;
         for (pos, base, max_ts, len) in entries {
-            self.note_batch(pos, base, max_ts, len, 4096)?;
+            self.note_batch(pos, base, max_ts, len, 4096);
         }
         self.next_offset = next.max(self.base_offset);
         Ok(truncated)
     }
 
     fn truncate_to(&mut self, end: u64) -> io::Result<()> {
-        tracing::warn!(segment = %self.log_path.display(), from = self.size, to = end, "truncating torn or invalid tail");
-        self.log.set_len(end)?;
+        tracing::warn!(segment = %self.log.path().display(), from = self.size, to = end, "truncating torn or invalid tail");
+        self.log.get()?.set_len(end)?;
         self.size = end;
         Ok(())
     }
 
-    /// Records a batch written at `pos` in the sparse indexes. A time entry holds
-    /// the max timestamp over every batch up to and including this one, so a
-    /// search for `t` may start at the last entry below `t`.
-    pub fn note_batch(&mut self, pos: u64, base: i64, max_ts: i64, len: usize, interval: usize) -> io::Result<()> {
+    /// Records a batch written at `pos` in the sparse indexes (in memory). A
+    /// time entry holds the max timestamp over every batch up to and including
+    /// this one, so a search for `t` may start at the last entry below `t`.
+    pub fn note_batch(&mut self, pos: u64, base: i64, max_ts: i64, len: usize, interval: usize) {
         let rel = (base - self.base_offset) as u32;
         let running_max = self.max_timestamp.max(max_ts);
         if self.bytes_since_index >= interval || self.index.is_empty() {
-            let n = self.index.len();
-            let mut e = [0u8; INDEX_ENTRY];
-            e[..4].copy_from_slice(&rel.to_be_bytes());
-            e[4..].copy_from_slice(&(pos as u32).to_be_bytes());
-            self.index_file.write_all_at(&e, (n * INDEX_ENTRY) as u64)?;
             self.index.push((rel, pos as u32));
             self.bytes_since_index = 0;
             if self.time_index.last().is_none_or(|&(t, _)| running_max > t) {
-                let n = self.time_index.len();
-                let mut t = [0u8; TIME_ENTRY];
-                t[..8].copy_from_slice(&running_max.to_be_bytes());
-                t[8..].copy_from_slice(&rel.to_be_bytes());
-                self.time_file.write_all_at(&t, (n * TIME_ENTRY) as u64)?;
                 self.time_index.push((running_max, rel));
             }
         }
         self.bytes_since_index = self.bytes_since_index.saturating_add(len);
         self.max_timestamp = running_max;
-        Ok(())
     }
 
     /// Appends already-validated, offset-patched batches. `batches` lists
@@ -314,27 +370,27 @@ impl Segment {
     ) -> io::Result<()> {
         let start = self.size;
         let before = (self.index.len(), self.time_index.len(), self.bytes_since_index, self.max_timestamp);
-        let write = || -> io::Result<()> {
+        let write = |file: &File| -> io::Result<()> {
             let Some(heads) = heads else {
-                return self.log.write_all_at(data, start);
+                return file.write_all_at(data, start);
             };
             for (head, &(at, _, _, len)) in heads.iter().zip(batches) {
-                self.log.write_all_at(head, start + at as u64)?;
-                self.log.write_all_at(&data[at + head.len()..at + len], start + (at + head.len()) as u64)?;
+                file.write_all_at(head, start + at as u64)?;
+                file.write_all_at(&data[at + head.len()..at + len], start + (at + head.len()) as u64)?;
             }
             Ok(())
         };
-        let written = write().and_then(|()| {
-            self.size += data.len() as u64;
-            batches.iter().try_for_each(|&(at, base, ts, len)| self.note_batch(start + at as u64, base, ts, len, interval))
-        });
-        if let Err(e) = written {
+        if let Err(e) = self.log.get().and_then(|f| write(&f)) {
             self.size = start;
             self.index.truncate(before.0);
             self.time_index.truncate(before.1);
             self.bytes_since_index = before.2;
             self.max_timestamp = before.3;
             return Err(e);
+        }
+        self.size += data.len() as u64;
+        for &(at, base, ts, len) in batches {
+            self.note_batch(start + at as u64, base, ts, len, interval);
         }
         self.next_offset = next_offset;
         Ok(())
@@ -357,24 +413,21 @@ impl Segment {
         }
     }
 
-    pub fn index_files(&self) -> io::Result<(File, File)> {
-        Ok((self.index_file.try_clone()?, self.time_file.try_clone()?))
-    }
-
-    /// The header of the batch at `pos`, or `None` at the end of the segment.
-    fn head_at(&self, pos: u64) -> io::Result<Option<Head>> {
+    /// The header of the batch at `pos` in `file` (this segment's), or `None`
+    /// at the end of the segment.
+    fn head_at(&self, file: &File, pos: u64) -> io::Result<Option<Head>> {
         if pos >= self.size {
             return Ok(None);
         }
         if pos + HEADER_LEN as u64 > self.size {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: partial batch at {pos}", self.log_path.display())));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: partial batch at {pos}", self.log.path().display())));
         }
         let mut h = [0u8; HEADER_LEN];
-        self.log.read_exact_at(&mut h, pos)?;
+        file.read_exact_at(&mut h, pos)?;
         let v = parse_head(&h);
         let total = v.total as u64;
         if v.len < (HEADER_LEN - LOG_OVERHEAD) as i32 || pos + total > self.size {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: bad batch length at {pos}", self.log_path.display())));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: bad batch length at {pos}", self.log.path().display())));
         }
         Ok(Some(v))
     }
@@ -382,8 +435,9 @@ impl Segment {
     /// Calls `f(base offset, partition leader epoch)` for each batch, reading
     /// only headers.
     pub fn for_each_batch_head(&self, mut f: impl FnMut(i64, i32)) -> io::Result<()> {
+        let file = self.log.get()?;
         let mut pos = 0;
-        while let Some(h) = self.head_at(pos)? {
+        while let Some(h) = self.head_at(&file, pos)? {
             f(h.base, h.epoch);
             pos += h.total as u64;
         }
@@ -394,31 +448,35 @@ impl Segment {
     /// `offset`, from the log file and both indexes. Returns the segment's new
     /// next offset: `offset`, or the base offset of the batch that held it.
     pub fn truncate_at_offset(&mut self, offset: i64) -> io::Result<i64> {
+        let file = self.log.get()?;
         let mut pos = self.lookup(offset);
         let mut next = offset;
-        while let Some(h) = self.head_at(pos)? {
+        while let Some(h) = self.head_at(&file, pos)? {
             if h.base + h.delta as i64 >= offset {
                 next = next.min(h.base);
                 break;
             }
             pos += h.total as u64;
         }
-        self.log.set_len(pos)?;
+        file.set_len(pos)?;
         self.size = pos;
         let keep = self.index.partition_point(|&(_, p)| (p as u64) < pos);
         self.index.truncate(keep);
-        self.index_file.set_len((keep * INDEX_ENTRY) as u64)?;
         let base = self.base_offset;
-        let keep = self.time_index.partition_point(|&(_, rel)| base + (rel as i64) < next);
-        self.time_index.truncate(keep);
-        self.time_file.set_len((keep * TIME_ENTRY) as u64)?;
+        let keep_time = self.time_index.partition_point(|&(_, rel)| base + (rel as i64) < next);
+        self.time_index.truncate(keep_time);
+        if keep < self.index_written || keep_time < self.time_written {
+            self.index_written = self.index_written.min(keep);
+            self.time_written = self.time_written.min(keep_time);
+            self.index_cut = true;
+        }
         // The last time entry holds the running max up to the last index point;
         // the batches from that point on may raise it.
         let mut max_ts = self.time_index.last().map(|&(t, _)| t).unwrap_or(-1);
         let from = self.index.last().map(|&(_, p)| p as u64).unwrap_or(0);
         let mut at = from;
         while at < pos {
-            let Some(h) = self.head_at(at)? else { break };
+            let Some(h) = self.head_at(&file, at)? else { break };
             max_ts = max_ts.max(h.max_ts);
             at += h.total as u64;
         }
@@ -434,12 +492,16 @@ impl Segment {
     /// only) the start of its records, enough to read a transaction marker.
     /// Reads no data records.
     pub fn for_each_batch_from(&self, pos: u64, from: i64, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+        if pos >= self.size {
+            return Ok(());
+        }
+        let file = self.log.get()?;
         let mut pos = pos;
         let mut buf = [0u8; HEADER_LEN + CONTROL_PREFIX];
-        while let Some(h) = self.head_at(pos)? {
+        while let Some(h) = self.head_at(&file, pos)? {
             if h.base + h.delta as i64 >= from {
                 let extra = if h.attributes & ATTR_CONTROL != 0 { (h.total - HEADER_LEN).min(CONTROL_PREFIX) } else { 0 };
-                self.log.read_exact_at(&mut buf[..HEADER_LEN + extra], pos)?;
+                file.read_exact_at(&mut buf[..HEADER_LEN + extra], pos)?;
                 f(&buf[..HEADER_LEN + extra]);
             }
             pos += h.total as u64;
@@ -450,26 +512,21 @@ impl Segment {
     /// Adds an aborted transaction to the transaction index (in memory and in
     /// `.txnindex`). Returns what the caller must fsync with the log: the
     /// file, and the directory if the file is new.
-    pub fn append_aborted(&mut self, entry: TxnIndexEntry) -> io::Result<Vec<File>> {
+    pub fn append_aborted(&mut self, entry: TxnIndexEntry) -> io::Result<Vec<PathBuf>> {
         let mut to_sync = Vec::with_capacity(2);
-        let file = match self.txn_file.take() {
-            Some(f) => f,
-            None => {
-                let f = open_rw(&self.txn_path, false)?;
-                if let Some(dir) = self.txn_path.parent() {
-                    to_sync.push(File::open(dir)?);
-                }
-                f
+        if self.aborted.is_empty() {
+            if let Some(dir) = self.txn_path.parent() {
+                to_sync.push(dir.to_path_buf());
             }
-        };
+        }
+        let file = open_rw(&self.txn_path, false)?;
         let mut e = [0u8; TXN_ENTRY];
         e[2..10].copy_from_slice(&entry.txn.producer_id.to_be_bytes());
         e[10..18].copy_from_slice(&entry.txn.first_offset.to_be_bytes());
         e[18..26].copy_from_slice(&entry.txn.last_offset.to_be_bytes());
         e[26..34].copy_from_slice(&entry.last_stable_offset.to_be_bytes());
-        let written = file.write_all_at(&e, (self.aborted.len() * TXN_ENTRY) as u64).and_then(|()| file.try_clone());
-        self.txn_file = Some(file);
-        to_sync.push(written?);
+        file.write_all_at(&e, (self.aborted.len() * TXN_ENTRY) as u64)?;
+        to_sync.push(self.txn_path.clone());
         self.aborted.push(entry);
         Ok(to_sync)
     }
@@ -481,30 +538,16 @@ impl Segment {
             return Ok(());
         }
         self.aborted.truncate(keep);
-        let file = match self.txn_file.take() {
-            Some(f) => f,
-            None => open_rw(&self.txn_path, false)?,
-        };
-        let cut = file.set_len((keep * TXN_ENTRY) as u64);
-        self.txn_file = Some(file);
-        cut
-    }
-
-    /// The `.txnindex` file if the segment has one (to fsync it).
-    pub fn txn_index_file(&self) -> io::Result<Option<File>> {
-        self.txn_file.as_ref().map(|f| f.try_clone()).transpose()
+        open_rw(&self.txn_path, false)?.set_len((keep * TXN_ENTRY) as u64)
     }
 }
 
-/// Loads a `.txnindex` file: its entries (a torn last entry is ignored) and
-/// the open file, or nothing if there is none.
-fn load_txn_index(path: &Path) -> io::Result<(Vec<TxnIndexEntry>, Option<File>)> {
-    let file = match OpenOptions::new().read(true).write(true).open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
-        Err(e) => return Err(e),
+/// Loads a `.txnindex` file's entries (a torn last entry is ignored); none
+/// if there is no file.
+fn load_txn_index(path: &Path) -> io::Result<Vec<TxnIndexEntry>> {
+    let Some(raw) = read_path(path)? else {
+        return Ok(Vec::new());
     };
-    let raw = read_all(&file)?;
     let i64_at = |e: &[u8], at: usize| {
         let mut b = [0u8; 8];
         b.copy_from_slice(&e[at..at + 8]);
@@ -517,7 +560,7 @@ fn load_txn_index(path: &Path) -> io::Result<(Vec<TxnIndexEntry>, Option<File>)>
             last_stable_offset: i64_at(e, 26),
         })
         .collect();
-    Ok((entries, Some(file)))
+    Ok(entries)
 }
 
 /// The fields of a batch header the segment needs.
@@ -555,9 +598,25 @@ fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
     OpenOptions::new().create(true).truncate(truncate).read(true).write(true).open(path)
 }
 
-fn read_all(f: &File) -> io::Result<Vec<u8>> {
+/// A whole file, or `None` if it does not exist.
+fn read_path(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes the file at `path` (created if missing) hold exactly `all`, of
+/// which the first `written` bytes are already there unless the file is
+/// shorter; with `cut`, the file may hold more and is cut to `all`.
+fn write_tail(path: &Path, all: &[u8], written: usize, cut: bool) -> io::Result<()> {
+    let f = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
     let len = f.metadata()?.len() as usize;
-    let mut buf = vec![0u8; len];
-    f.read_exact_at(&mut buf, 0)?;
-    Ok(buf)
+    let from = if len >= written { written.min(all.len()) } else { 0 };
+    f.write_all_at(&all[from..], from as u64)?;
+    if cut || len > all.len() {
+        f.set_len(all.len() as u64)?;
+    }
+    Ok(())
 }

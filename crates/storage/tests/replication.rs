@@ -273,8 +273,9 @@ fn epoch_cache_assignment_and_persistence() {
     assert_eq!(log.end_offset_for_epoch(9), (9, 6));
     assert_eq!(log.end_offset_for_epoch(7), (7, 6));
     drop(log);
+    // Epoch 9 has no batch yet: it is not written (every open would cut it).
     let text = std::fs::read_to_string(d.path().join(CHECKPOINT)).unwrap();
-    assert_eq!(text, "0\n4\n2 0\n4 3\n7 5\n9 6\n");
+    assert_eq!(text, "0\n3\n2 0\n4 3\n7 5\n");
     // Reopened: the empty epoch at the log end is dropped (as Kafka does).
     let log = Log::open(d.path(), LogConfig::default(), false, 0, 0).unwrap();
     assert_eq!(log.epoch_entries(), vec![(2, 0), (4, 3), (7, 5)]);

@@ -238,6 +238,9 @@ impl Answer {
     }
 }
 
+/// How often the tick looks for leaderless partitions without a metadata change.
+const ELECT_RECHECK_MS: i64 = 5_000;
+
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
     pub session_timeout_ms: i64,
@@ -254,6 +257,8 @@ pub struct ControllerConfig {
     pub leader_imbalance_check_interval_ms: i64,
     /// `leader.imbalance.per.broker.percentage`.
     pub leader_imbalance_per_broker_percentage: i64,
+    /// `max.broker.partitions` (KIP-578): partition replicas one broker may hold.
+    pub max_broker_partitions: i64,
 }
 
 impl Default for ControllerConfig {
@@ -268,6 +273,7 @@ impl Default for ControllerConfig {
             auto_leader_rebalance: true,
             leader_imbalance_check_interval_ms: 300_000,
             leader_imbalance_per_broker_percentage: 10,
+            max_broker_partitions: 200_000,
         }
     }
 }
@@ -289,11 +295,15 @@ pub struct Controller {
     seed: u64,
     /// When the next leader-imbalance check is due (soft state, like the sessions).
     next_balance: Option<i64>,
+    /// The image offset and time of the last look for leaderless partitions:
+    /// only a metadata change can make one electable, so the tick looks again
+    /// after one (or every few seconds), not on every tick of every partition.
+    last_elect: (u64, i64),
 }
 
 impl Controller {
     pub fn new(config: ControllerConfig, seed: u64) -> Self {
-        Controller { config, sessions: BTreeMap::new(), seed, next_balance: None }
+        Controller { config, sessions: BTreeMap::new(), seed, next_balance: None, last_elect: (u64::MAX, 0) }
     }
 
     /// This node just became the active controller: every registered broker gets a
@@ -562,7 +572,11 @@ impl Controller {
             }
         }
         // Partitions that can get a leader now (e.g. unclean election was just allowed).
-        elect_leaderless(&mut plan);
+        let (offset, at) = self.last_elect;
+        if offset != image.offset || !plan.records.is_empty() || now - at >= ELECT_RECHECK_MS {
+            self.last_elect = (image.offset, now);
+            elect_leaderless(&mut plan);
+        }
         if self.config.auto_leader_rebalance {
             let interval = self.config.leader_imbalance_check_interval_ms.max(1);
             let due = *self.next_balance.get_or_insert(now + interval);
@@ -579,8 +593,12 @@ impl Controller {
         if image.topic(&t.name).is_some() {
             return Err(Failure::new(ErrorCode::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
         }
-        let norm = t.name.replace('.', "_");
-        if let Some(other) = image.topics.keys().find(|n| n.replace('.', "_") == norm) {
+        // Only names with '.' or '_' can collide; compared without allocating.
+        let same = |a: &str, b: &str| {
+            a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y || matches!((x, y), (b'.', b'_') | (b'_', b'.')))
+        };
+        let may_collide = t.name.contains(['.', '_']);
+        if let Some(other) = image.topics.keys().filter(|_| may_collide).find(|n| same(n, &t.name)) {
             return Err(Failure::new(
                 ErrorCode::InvalidTopicException,
                 format!("Topic '{}' collides with existing topic: {other}", t.name),
@@ -645,6 +663,7 @@ impl Controller {
             let seed = hash_name(&t.name).wrapping_add(salt);
             placement::place(&live, count, rf as usize, 0, seed)
         };
+        self.check_budget(image, &assignment)?;
         let id = uuid_from(image, &t.name, salt ^ self.seed);
         let mut records = vec![MetadataRecord::Topic { name: t.name.clone(), id }];
         for (k, v) in &t.configs {
@@ -700,7 +719,41 @@ impl Controller {
                 placement::place(&live, count - current, rf, current, hash_name(name))
             }
         };
+        self.check_budget(image, &assignment)?;
         Ok(assignment.into_iter().enumerate().map(|(i, replicas)| new_partition(image, topic.id, current + i as i32, replicas)).collect())
+    }
+
+    /// Refuses new partitions that would put more than `max.broker.partitions`
+    /// replicas on some broker, before anything is written: a request takes
+    /// effect whole or not at all.
+    fn check_budget(&self, image: &MetadataImage, assignment: &[Vec<i32>]) -> Result<(), Failure> {
+        let max = self.config.max_broker_partitions.max(0) as usize;
+        let mut adding: BTreeMap<i32, usize> = BTreeMap::new();
+        for r in assignment.iter().flatten() {
+            *adding.entry(*r).or_default() += 1;
+        }
+        let mut held: BTreeMap<i32, usize> = adding.keys().map(|b| (*b, 0)).collect();
+        for t in image.topics.values() {
+            for p in t.partitions.values() {
+                for r in &p.replicas {
+                    if let Some(n) = held.get_mut(r) {
+                        *n += 1;
+                    }
+                }
+            }
+        }
+        for (broker, add) in adding {
+            let now = held.get(&broker).copied().unwrap_or(0);
+            if now + add > max {
+                return Err(Failure::new(
+                    ErrorCode::PolicyViolation,
+                    format!(
+                        "Refused: {add} new partition replica(s) on broker {broker}, which holds {now}, would exceed max.broker.partitions = {max}. Nothing was created."
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
