@@ -79,6 +79,7 @@ pub const BROKER_DEFS: &[Def] = &[
     d("log.flush.scheduler.interval.ms", Kind::Long, Some("9223372036854775807")),
     d("log.index.interval.bytes", Kind::Int, Some("4096")),
     d("log.fd.cache.size", Kind::Int, Some("0")),
+    d("metadata.log.max.record.bytes.between.snapshots", Kind::Long, Some("20971520")),
     d("max.broker.partitions", Kind::Int, Some("200000")),
     d("log.index.size.max.bytes", Kind::Int, Some("10485760")),
     d("log.cleanup.policy", Kind::ListOf(CLEANUP), Some("delete")),
@@ -679,6 +680,9 @@ pub fn documentation(name: &str) -> Option<&'static str> {
         "log.index.interval.bytes" => "Default for topics' index.interval.bytes.",
         "log.fd.cache.size" => {
             "Strom: how many segment .log files may be open at once (a least-recently-used cache); 0 means a quarter of the open-file limit."
+        }
+        "metadata.log.max.record.bytes.between.snapshots" => {
+            "Bytes of metadata records after which the quorum snapshots its state and drops the log behind the snapshot."
         }
         "max.broker.partitions" => {
             "The most partition replicas this broker may hold; CreateTopics and CreatePartitions that would exceed it are refused whole (KIP-578)."

@@ -112,7 +112,11 @@ impl Node {
                 heartbeat_interval_ms: (config.int("controller.quorum.election.timeout.ms").max(10) as u64 / 10).clamp(5, 500),
                 request_timeout_ms: request_timeout.as_millis() as u64,
             };
-            let (quorum, pubs) = Quorum::start(qc, TcpConnector).await.map_err(|e| StartError::Quorum(e.to_string()))?;
+            let tuning = strom_metadata::quorum::Tuning {
+                snapshot_bytes: config.int("metadata.log.max.record.bytes.between.snapshots").max(1) as u64,
+                ..Default::default()
+            };
+            let (quorum, pubs) = Quorum::start_with(qc, TcpConnector, tuning).await.map_err(|e| StartError::Quorum(e.to_string()))?;
             let legacy = strom_metadata::read_legacy_log(&data_dir)?;
             let boot = Bootstrap { cluster_id: known_cluster.clone(), legacy };
             let svc = ControllerService::start(quorum, controller_config(&config), boot);

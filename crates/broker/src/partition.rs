@@ -193,8 +193,13 @@ impl Partition {
                 st.epoch_start = self.log().log_end_offset();
                 st.followers.clear();
                 st.pending_isr = None;
-                tracing::info!(topic = %self.topic, partition = self.index, epoch = p.leader_epoch, isr = ?p.isr,
-                    leo = st.epoch_start, hw = self.log().high_watermark(), "leading");
+                // Empty partitions (thousands at once when a large topic is created) only at debug.
+                if st.epoch_start > 0 {
+                    tracing::info!(topic = %self.topic, partition = self.index, epoch = p.leader_epoch, isr = ?p.isr,
+                        leo = st.epoch_start, hw = self.log().high_watermark(), "leading");
+                } else {
+                    tracing::debug!(topic = %self.topic, partition = self.index, epoch = p.leader_epoch, isr = ?p.isr, "leading");
+                }
             }
             st.replicas = p.replicas.clone();
             if p.partition_epoch >= st.partition_epoch || new_epoch {

@@ -516,7 +516,9 @@ impl Broker {
     pub(crate) fn move_txn_coordinators(&self, image: &strom_metadata::MetadataImage, gain: bool) {
         let Some(t) = image.topic(TXN_TOPIC) else {
             if !gain {
-                let owned: Vec<i32> = (0..self.txns.lock().config.state_partitions).filter(|p| self.txns.owns(*p)).collect();
+                // The count first: the guard must be gone before `owns` locks again.
+                let count = self.txns.lock().config.state_partitions;
+                let owned: Vec<i32> = (0..count).filter(|p| self.txns.owns(*p)).collect();
                 for p in owned {
                     self.txns.unload_partition(p);
                 }

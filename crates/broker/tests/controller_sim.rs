@@ -181,7 +181,7 @@ fn violation(obs: &Shared, v: String) {
 
 fn tuning() -> Tuning {
     // Small numbers so that snapshots and snapshot installs happen within a run.
-    Tuning { snapshot_every: 40, keep_after_snapshot: 5, window: 100, max_fetch_wait_ms: 200 }
+    Tuning { snapshot_every: 40, keep_after_snapshot: 5, window: 100, max_fetch_wait_ms: 200, ..Default::default() }
 }
 
 fn controller_config() -> ControllerConfig {

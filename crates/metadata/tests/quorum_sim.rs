@@ -83,7 +83,7 @@ fn names(records: &[MetadataRecord]) -> Vec<String> {
 
 fn tuning() -> Tuning {
     // Small numbers so that snapshots, purges and snapshot installs happen within a run.
-    Tuning { snapshot_every: 15, keep_after_snapshot: 3, window: 50, max_fetch_wait_ms: 200 }
+    Tuning { snapshot_every: 15, keep_after_snapshot: 3, window: 50, max_fetch_wait_ms: 200, snapshot_bytes: 4000, window_records: 60 }
 }
 
 async fn voter(id: i32, dir: std::path::PathBuf, obs: Shared) -> turmoil::Result {

@@ -204,12 +204,17 @@ impl Segment {
             return Ok(Vec::new());
         }
         let (index_path, time_path) = (self.index_path(), self.time_path());
-        write_tail(&index_path, &self.index_bytes(), self.index_written * INDEX_ENTRY, self.index_cut)?;
-        write_tail(&time_path, &self.time_bytes(), self.time_written * TIME_ENTRY, self.index_cut)?;
+        let mut written = Vec::with_capacity(2);
+        if write_tail(&index_path, &self.index_bytes(), self.index_written * INDEX_ENTRY, self.index_cut)? {
+            written.push(index_path);
+        }
+        if write_tail(&time_path, &self.time_bytes(), self.time_written * TIME_ENTRY, self.index_cut)? {
+            written.push(time_path);
+        }
         self.index_written = self.index.len();
         self.time_written = self.time_index.len();
         self.index_cut = false;
-        Ok(vec![index_path, time_path])
+        Ok(written)
     }
 
     fn index_bytes(&self) -> Vec<u8> {
@@ -609,8 +614,17 @@ fn read_path(path: &Path) -> io::Result<Option<Vec<u8>>> {
 
 /// Makes the file at `path` (created if missing) hold exactly `all`, of
 /// which the first `written` bytes are already there unless the file is
-/// shorter; with `cut`, the file may hold more and is cut to `all`.
-fn write_tail(path: &Path, all: &[u8], written: usize, cut: bool) -> io::Result<()> {
+/// shorter; with `cut`, the file may hold more and is cut to `all`. An empty
+/// index needs no file: a missing one is left missing. Returns whether the
+/// file was written (to be fsynced).
+fn write_tail(path: &Path, all: &[u8], written: usize, cut: bool) -> io::Result<bool> {
+    if all.is_empty() {
+        return match std::fs::remove_file(path) {
+            Ok(()) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        };
+    }
     let f = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
     let len = f.metadata()?.len() as usize;
     let from = if len >= written { written.min(all.len()) } else { 0 };
@@ -618,5 +632,5 @@ fn write_tail(path: &Path, all: &[u8], written: usize, cut: bool) -> io::Result<
     if cut || len > all.len() {
         f.set_len(all.len() as u64)?;
     }
-    Ok(())
+    Ok(true)
 }

@@ -108,11 +108,25 @@ pub struct Tuning {
     pub window: usize,
     /// Cap on a FetchMetadata long poll.
     pub max_fetch_wait_ms: u64,
+    /// Also snapshot, and drop the log behind the snapshot, once this many
+    /// bytes of records (as serialized) were applied since the last one:
+    /// Kafka's `metadata.log.max.record.bytes.between.snapshots`. A few
+    /// entries can hold 100,000 partition changes each.
+    pub snapshot_bytes: u64,
+    /// The window of recent batches holds at most this many records.
+    pub window_records: u64,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Tuning { snapshot_every: 5000, keep_after_snapshot: 1000, window: 10_000, max_fetch_wait_ms: 500 }
+        Tuning {
+            snapshot_every: 5000,
+            keep_after_snapshot: 1000,
+            window: 10_000,
+            max_fetch_wait_ms: 500,
+            snapshot_bytes: 20 << 20,
+            window_records: 200_000,
+        }
     }
 }
 
@@ -239,7 +253,8 @@ impl Quorum {
         let log = blocking(move || LogStore::open(&dir)).await?;
         let dir = cfg.dir.clone();
         let window = tuning.window;
-        let sm = blocking(move || StateMachine::open(&dir, window, pub_tx)).await?;
+        let limits = (tuning.snapshot_bytes.max(1), tuning.window_records.max(1));
+        let sm = blocking(move || StateMachine::open(&dir, window, limits, pub_tx)).await?;
         let shared = sm.shared.clone();
         let request_timeout = Duration::from_millis(cfg.request_timeout_ms.max(1));
         let contacts = Contacts::default();
@@ -275,6 +290,7 @@ impl Quorum {
             }
         });
         let raft_for_nudge = raft.clone();
+        let compactor = tokio::spawn(compact_log(raft.clone(), shared.clone()));
         let inner = Inner {
             node_id: cfg.node_id,
             raft,
@@ -283,7 +299,7 @@ impl Quorum {
             contacts,
             request_timeout,
             max_fetch_wait: Duration::from_millis(tuning.max_fetch_wait_ms),
-            tasks: Mutex::new(vec![watcher, tokio::spawn(unstick_elections(raft_for_nudge, election))]),
+            tasks: Mutex::new(vec![watcher, tokio::spawn(unstick_elections(raft_for_nudge, election)), compactor]),
         };
         Ok((Quorum { inner: Arc::new(inner) }, pub_rx))
     }
@@ -474,3 +490,33 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, 
 
 #[cfg(test)]
 mod tests;
+
+/// Snapshots the state machine when many bytes of records were applied since
+/// the last snapshot, then drops the log behind it: openraft's own policy counts
+/// entries, and a handful of entries can hold hundreds of thousands of
+/// partition changes (creating a 100,000-partition topic, or a restart that
+/// moves all their leaders), which would otherwise stay in memory and on disk.
+async fn compact_log(raft: Raft<TypeConfig>, sm: Arc<SmShared>) {
+    loop {
+        sm.compact_wanted.notified().await;
+        let Some(upto) = sm.last_applied().map(|l| l.index) else { continue };
+        if raft.trigger().snapshot().await.is_err() {
+            return;
+        }
+        let mut metrics = raft.metrics();
+        let built = tokio::time::timeout(Duration::from_secs(120), async {
+            loop {
+                if metrics.borrow_and_update().snapshot.is_some_and(|s| s.index >= upto) {
+                    return true;
+                }
+                if metrics.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await;
+        if built == Ok(true) && raft.trigger().purge_log(upto).await.is_err() {
+            return;
+        }
+    }
+}

@@ -37,6 +37,8 @@ pub(crate) struct Applied {
     /// Recent batches `(index, records)`; every batch of the log after `window_start` is here.
     window: VecDeque<(u64, Arc<Vec<MetadataRecord>>)>,
     window_start: u64,
+    /// Records in `window`.
+    window_records: u64,
 }
 
 pub(crate) struct SmShared {
@@ -46,6 +48,14 @@ pub(crate) struct SmShared {
     pub applied_tx: watch::Sender<u64>,
     publications: mpsc::UnboundedSender<Publication>,
     window_cap: usize,
+    /// Bytes of records at which to ask for a snapshot (see `compact_log`).
+    snapshot_bytes: u64,
+    /// The most records the window holds.
+    window_records: u64,
+    /// Bytes of records applied since the last snapshot was built.
+    since_snapshot: AtomicU64,
+    /// Woken when `since_snapshot` reaches `snapshot_bytes`.
+    pub compact_wanted: tokio::sync::Notify,
     /// The last log id of the snapshot on disk; the lock also serialises snapshot writes.
     on_disk: Mutex<Option<LogId<i32>>>,
     snapshot_seq: AtomicU64,
@@ -77,7 +87,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl StateMachine {
     /// Loads the snapshot in `dir`, if any. Publications go to `publications`.
-    pub(crate) fn open(dir: &Path, window_cap: usize, publications: mpsc::UnboundedSender<Publication>) -> io::Result<StateMachine> {
+    pub(crate) fn open(
+        dir: &Path,
+        window_cap: usize,
+        (snapshot_bytes, window_records): (u64, u64),
+        publications: mpsc::UnboundedSender<Publication>,
+    ) -> io::Result<StateMachine> {
         let (image, meta) = match read_single_frame(&dir.join(SNAPSHOT_FILE))? {
             Some(p) => {
                 let f: SnapshotFile = serde_json::from_slice(&p).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -94,7 +109,7 @@ impl StateMachine {
             let delta = MetadataDelta { full: true, ..Default::default() };
             let _ = publications.send(Publication { records: Vec::new(), delta, image: image.clone() });
         }
-        let applied = Applied { window_start: image.offset, image, last_applied, membership, window: VecDeque::new() };
+        let applied = Applied { window_start: image.offset, image, last_applied, membership, window: VecDeque::new(), window_records: 0 };
         let (applied_tx, _) = watch::channel(last_applied.map_or(0, |l| l.index));
         Ok(StateMachine {
             shared: Arc::new(SmShared {
@@ -103,6 +118,10 @@ impl StateMachine {
                 applied_tx,
                 publications,
                 window_cap: window_cap.max(1),
+                snapshot_bytes,
+                window_records,
+                since_snapshot: AtomicU64::new(0),
+                compact_wanted: tokio::sync::Notify::new(),
                 on_disk: Mutex::new(last_applied),
                 snapshot_seq: AtomicU64::new(0),
             }),
@@ -173,6 +192,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             let a = lock(&self.shared.applied);
             (a.image.clone(), a.last_applied, a.membership.clone())
         };
+        self.shared.since_snapshot.store(0, Ordering::Relaxed);
         let seq = self.shared.snapshot_seq.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last {
             Some(l) => format!("{}-{}-{seq}", l.leader_id.term, l.index),
@@ -235,13 +255,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let next = Arc::new(next);
                     a.image = next.clone();
                     let records = Arc::new(batch.0);
+                    let n = records.len() as u64;
                     a.window.push_back((index, records.clone()));
-                    while a.window.len() > self.shared.window_cap {
-                        if let Some((i, _)) = a.window.pop_front() {
+                    a.window_records += n;
+                    // Observers further behind than the window get the image instead.
+                    while a.window.len() > self.shared.window_cap || (a.window.len() > 1 && a.window_records > self.shared.window_records) {
+                        if let Some((i, r)) = a.window.pop_front() {
                             a.window_start = i;
+                            a.window_records -= r.len() as u64;
                         }
                     }
                     drop(a);
+                    let bytes = serialized_len(records.as_ref());
+                    let since = self.shared.since_snapshot.fetch_add(bytes, Ordering::Relaxed) + bytes;
+                    if since >= self.shared.snapshot_bytes {
+                        self.shared.compact_wanted.notify_one();
+                    }
                     self.shared.publish(Publication { records: records.as_ref().clone(), delta, image: next });
                 }
             }
@@ -298,4 +327,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let shared = self.shared.clone();
         blocking(move || shared.read_snapshot()).await.map_err(|e| StorageError::IO { source: StorageIOError::read_snapshot(None, &e) })
     }
+}
+
+/// The length of `records` as JSON, counted without building it.
+fn serialized_len(records: &[MetadataRecord]) -> u64 {
+    struct Count(u64);
+    impl io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, records);
+    c.0
 }

@@ -148,7 +148,7 @@ async fn state_machine_snapshot_round_trip() {
     let d1 = tempfile::tempdir().unwrap();
     let d2 = tempfile::tempdir().unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut sm = StateMachine::open(d1.path(), 3, tx).unwrap();
+    let mut sm = StateMachine::open(d1.path(), 3, (1 << 40, 1_000_000), tx).unwrap();
     let mut batch = vec![Entry { log_id: log_id(1, 0), payload: EntryPayload::Membership(membership()) }];
     batch.push(Entry { log_id: log_id(1, 1), payload: EntryPayload::Blank });
     batch.extend(entries(1, 2..7));
@@ -181,7 +181,7 @@ async fn state_machine_snapshot_round_trip() {
 
     // Install on another node.
     let (tx2, mut rx2) = mpsc::unbounded_channel();
-    let mut other = StateMachine::open(d2.path(), 3, tx2).unwrap();
+    let mut other = StateMachine::open(d2.path(), 3, (1 << 40, 1_000_000), tx2).unwrap();
     other.apply(entries(1, 0..2)).await.unwrap();
     while rx2.try_recv().is_ok() {}
     other.install_snapshot(&snap.meta, snap.snapshot.clone()).await.unwrap();
@@ -199,7 +199,7 @@ async fn state_machine_snapshot_round_trip() {
     old_meta.last_log_id = Some(log_id(1, 3));
     other.install_snapshot(&old_meta, Box::default()).await.unwrap();
     let (tx3, mut rx3) = mpsc::unbounded_channel();
-    let reopened = StateMachine::open(d2.path(), 3, tx3).unwrap();
+    let reopened = StateMachine::open(d2.path(), 3, (1 << 40, 1_000_000), tx3).unwrap();
     let img = reopened.shared.image();
     assert_eq!(img.offset, 6);
     assert_eq!(img.to_records(), image.to_records());
