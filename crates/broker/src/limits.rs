@@ -33,3 +33,13 @@ pub fn log_file_cache_size(configured: i64, open_file_limit: Option<u64>) -> usi
     let limit = open_file_limit.unwrap_or(1024).min(1 << 24) as usize;
     (limit / 4).max(64)
 }
+
+/// Logs the descriptor budget: descriptors in use against the limit, and the
+/// segment-file cache's size, hits and misses (every few minutes).
+pub fn log_descriptors() {
+    let in_use = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).ok();
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let c = strom_storage::files::stats();
+    tracing::info!(in_use = ?in_use, limit = ?limit, cached = c.open, capacity = c.capacity, hits = c.hits, misses = c.misses,
+        "file descriptors (segment files are cached up to log.fd.cache.size)");
+}

@@ -260,6 +260,7 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
     let mut last_clean = std::time::Instant::now();
     let clean_every = Duration::from_millis(broker.config.int("log.cleaner.backoff.ms").max(100) as u64);
     let retention_every = Duration::from_millis(broker.config.int("log.retention.check.interval.ms").max(100) as u64);
+    let mut last_files: Option<std::time::Instant> = None;
     let mut last_expiry = std::time::Instant::now();
     let expiry_every = Duration::from_millis(broker.config.int("producer.id.expiration.check.interval.ms").max(100) as u64);
     loop {
@@ -274,6 +275,10 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
                     tracing::error!(dir = %log.dir().display(), error = %e, "flush failed");
                 }
             }
+        }
+        if last_files.is_none_or(|t| t.elapsed() >= Duration::from_secs(300)) {
+            last_files = Some(std::time::Instant::now());
+            crate::limits::log_descriptors();
         }
         broker.sessions.expire(Duration::from_secs(120));
         broker.groups.tick(&broker).await;

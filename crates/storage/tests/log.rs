@@ -321,3 +321,41 @@ fn compaction_keeps_the_latest_value_per_key_with_offset_gaps() {
     assert_eq!(all_records(&log).len(), 5);
     assert_eq!(log.append(keyed("k0", Some("v2"), 10_000)).unwrap().base_offset, 13);
 }
+
+/// More logs than the descriptor cache holds: every append and read reopens
+/// what was closed, indexes are written at roll and clean close (and rebuilt
+/// when missing), and nothing idle keeps a descriptor.
+#[test]
+fn many_logs_share_a_small_descriptor_cache() {
+    let d = tempfile::tempdir().unwrap();
+    strom_storage::files::set_capacity(16);
+    let cfg = LogConfig { segment_bytes: 4096, index_interval_bytes: 512, ..LogConfig::default() };
+    let open = |i: usize, clean: bool, rp: i64| Log::open(&d.path().join(format!("t-{i}")), cfg.clone(), clean, rp, 0).unwrap();
+    let logs: Vec<Log> = (0..64).map(|i| open(i, true, 0)).collect();
+    for round in 0..20 {
+        for (i, log) in logs.iter().enumerate() {
+            assert_eq!(log.append(batch(2, &format!("{i}-{round}"))).unwrap().base_offset, round * 2);
+        }
+    }
+    assert!(strom_storage::files::stats().open <= 16 + 4, "{:?}", strom_storage::files::stats());
+    for log in &logs {
+        let r = log.read(17, 1 << 20).unwrap();
+        assert_eq!(offsets(&r.records).first().map(|o| o.0), Some(16));
+        log.flush_blocking().unwrap();
+    }
+    let dir0 = d.path().join("t-0");
+    let segs: Vec<_> = std::fs::read_dir(&dir0).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).collect();
+    let n = |ext: &str| segs.iter().filter(|s| s.ends_with(ext)).count();
+    assert!(n(".log") > 1, "{segs:?}");
+    assert_eq!(n(".log"), n(".index"), "{segs:?}");
+    drop(logs);
+    // Clean: loaded from the index files. One index removed: rebuilt from the log.
+    std::fs::remove_file(dir0.join(strom_storage::segment::file_name(0, "index"))).unwrap();
+    let logs: Vec<Log> = (0..64).map(|i| open(i, true, 40)).collect();
+    for (i, log) in logs.iter().enumerate() {
+        assert_eq!(log.log_end_offset(), 40, "log {i}");
+        let r = log.read(3, 1 << 20).unwrap();
+        assert_eq!(offsets(&r.records).first().map(|o| o.0), Some(2), "log {i}");
+    }
+    strom_storage::files::set_capacity(1024);
+}
