@@ -58,94 +58,6 @@ def metadata_request(version, correlation_id=1):
     return struct.pack(">i", len(msg)) + msg
 
 
-class Reader:
-    def __init__(self, buf):
-        self.b, self.i = buf, 0
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.b, self.i)
-        self.i += struct.calcsize(fmt)
-        return v[0] if len(v) == 1 else v
-
-    def uvarint(self):
-        shift = n = 0
-        while True:
-            c = self.b[self.i]
-            self.i += 1
-            n |= (c & 0x7F) << shift
-            if not c & 0x80:
-                return n
-            shift += 7
-
-    def string(self):
-        n = self.take(">h")
-        if n < 0:
-            return None
-        s = self.b[self.i:self.i + n].decode()
-        self.i += n
-        return s
-
-    def cstring(self):
-        n = self.uvarint() - 1
-        if n < 0:
-            return None
-        s = self.b[self.i:self.i + n].decode()
-        self.i += n
-        return s
-
-    def tags(self):
-        for _ in range(self.uvarint()):
-            self.uvarint()
-            self.i += self.uvarint()
-
-
-def parse_metadata(version, buf):
-    """-> {topic: (is_internal, partitions, partitions with a leader and no error)}"""
-    r = Reader(buf)
-    flex = version >= 9
-    r.take(">i")  # correlation id
-    if flex:
-        r.tags()
-    if version >= 3:
-        r.take(">i")  # throttle
-    arr = (lambda: r.uvarint() - 1) if flex else (lambda: r.take(">i"))
-    s = r.cstring if flex else r.string
-    for _ in range(arr()):
-        r.take(">i"), s(), r.take(">i")
-        if version >= 1:
-            s()
-        if flex:
-            r.tags()
-    if version >= 2:
-        s()  # cluster id
-    if version >= 1:
-        r.take(">i")  # controller
-    topics = {}
-    for _ in range(arr()):
-        r.take(">h")
-        name = s()
-        if version >= 10:
-            r.i += 16
-        internal = bool(r.take(">b")) if version >= 1 else False
-        total = led = 0
-        for _ in range(arr()):
-            err, _p, leader = r.take(">hii")
-            if version >= 7:
-                r.take(">i")
-            for _ in range(2 if version < 5 else 3):
-                r.i += 4 * arr()
-            if flex:
-                r.tags()
-            total += 1
-            led += 1 if err == 0 and leader >= 0 else 0
-        if version >= 8:
-            r.take(">i")
-        if flex:
-            r.tags()
-        topics[name] = (internal, total, led)
-    return topics
-
-
 def _recv_exact(sock, n):
     chunks, got = [], 0
     while got < n:
@@ -245,8 +157,7 @@ def cmd_metadata(bootstrap, rounds=5):
             t, size, body = fetch_metadata(bootstrap, sock=s)
             times.append(t)
             sizes.append(size)
-    topics = parse_metadata(MD_VERSION, body)
-    parts = sum(total for _, total, _ in topics.values())
+    parts = user_partitions(bootstrap)[0]
     print(f"{statistics.median(times) * 1000:.1f} {sizes[-1]} {parts}")
 
 

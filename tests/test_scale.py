@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from conftest import STROM, Broker
+from jepsen.util import wait_for
 
 
 def _env_int(name, default):
@@ -120,19 +121,8 @@ class Phases:
 
 
 def poll_until(what, check, timeout=STEP_TIMEOUT, interval=0.2):
-    """Calls `check` until it returns something truthy; fails naming `what` and the last result."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 - the broker starting or busy
-            last = e
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}: last saw {last!r}")
-        time.sleep(interval)
+    """jepsen.util.wait_for with this test's step timeout."""
+    return wait_for(what, check, timeout=timeout, interval=interval)
 
 
 def admin_client(bootstrap):
